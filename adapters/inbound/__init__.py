@@ -1,0 +1,1 @@
+"""Inbound adapters: from what a sending system speaks to a canonical `InboundReferral`."""

@@ -1,0 +1,107 @@
+"""FHIR messaging, NHS Booking and Referral Standard (BaRS) style: a `message` Bundle whose first
+entry is a MessageHeader (event `servicerequest-request`, reason new / update / delete, focus the
+ServiceRequest) to the canonical referral.
+
+BaRS rules enforced here: the MessageHeader comes first; the event and reason come from the BaRS code
+systems; the focus resolves within the Bundle; a ServiceRequest's references resolve against the
+Bundle's entries or its contained resources. Must not: decide what an update is allowed to do (the
+intake does, against the stored referral).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.messageheader import MessageHeader
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from adapters.inbound.fhir import references, source
+from adapters.inbound.fhir.parse import parse
+from gateway.canonical import systems
+from gateway.canonical.referral import InboundReferral, Reason
+from gateway.errors import InvalidReferral, Issue, MalformedInput, UnsupportedInput
+
+CHANNEL = "fhir-messaging"
+_REASONS: dict[str, Reason] = {"new": "new", "update": "update", "delete": "delete"}
+
+
+def from_bundle(body: bytes, content_type: str | None, request_id: str, correlation_id: str) -> InboundReferral:
+    bundle = cast(Bundle, parse(body, content_type, Bundle))
+    if bundle.type != "message":
+        raise MalformedInput(
+            "$process-message takes a Bundle of type 'message'",
+            Issue(f"type is '{bundle.type}'", "Bundle.type", "value"),
+        )
+    header = _header(bundle)
+    _check_event(header)
+    reason = _reason(header)
+    entries = references.index((e.fullUrl, e.resource) for e in bundle.entry or [] if e.resource)
+    sr = _focus(header, entries)
+    sr = source.inferred(references.canonicalise(sr, entries))
+    if reason == "delete":
+        sr.status = "revoked"
+    return InboundReferral(
+        service_request=sr,
+        channel=CHANNEL,
+        sender=_sender(header),
+        correlation_id=correlation_id,
+        message_id=request_id,
+        reason=reason,
+    )
+
+
+def _header(bundle: Bundle) -> MessageHeader:
+    first = bundle.entry[0].resource if bundle.entry else None
+    if first is None or first.get_resource_type() != "MessageHeader":
+        raise MalformedInput(
+            "the first entry of a message Bundle must be its MessageHeader",
+            Issue("entry[0] is not a MessageHeader", "Bundle.entry[0].resource", "structure"),
+        )
+    return cast(MessageHeader, first)
+
+
+def _check_event(header: MessageHeader) -> None:
+    event = header.eventCoding
+    if (
+        event is None
+        or event.system != systems.BARS_MESSAGE_EVENTS
+        or event.code != systems.BARS_EVENT_SERVICEREQUEST_REQUEST
+    ):
+        got = f"{event.system}|{event.code}" if event else "nothing"
+        raise UnsupportedInput(
+            f"only the BaRS event {systems.BARS_EVENT_SERVICEREQUEST_REQUEST} is processed here",
+            Issue(f"eventCoding is {got}", "MessageHeader.eventCoding", "not-supported"),
+        )
+
+
+def _reason(header: MessageHeader) -> Reason:
+    for coding in (header.reason.coding if header.reason else None) or []:
+        if coding.system == systems.BARS_MESSAGE_REASON and coding.code in _REASONS:
+            return _REASONS[coding.code]
+    raise InvalidReferral(
+        "MessageHeader.reason must be new, update or delete (message-reason-bars)",
+        Issue("reason missing or not a BaRS reason", "MessageHeader.reason", "required"),
+    )
+
+
+def _focus(header: MessageHeader, entries: references.Index) -> ServiceRequest:
+    ref = header.focus[0].reference if header.focus else None
+    target = entries.get(ref) if ref else None
+    if target is None or target.get_resource_type() != "ServiceRequest":
+        raise InvalidReferral(
+            "MessageHeader.focus must reference the ServiceRequest in this Bundle",
+            Issue(
+                f"focus '{ref}' does not resolve to a ServiceRequest entry",
+                "MessageHeader.focus[0].reference",
+                "not-found",
+            ),
+        )
+    return cast(ServiceRequest, target)
+
+
+def _sender(header: MessageHeader) -> str:
+    ident = header.sender.identifier if header.sender else None
+    if ident is not None and ident.value:
+        return str(ident.value)
+    return str(header.source.endpoint) if header.source else "unknown"

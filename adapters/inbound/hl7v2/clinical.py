@@ -1,0 +1,107 @@
+"""The clinical content of a REF^I12: why the patient is referred and what the referrer adds.
+
+    DG1-3   CE (coding system in CE-3: SNOMED CT, ICD-10, ...)  -> ServiceRequest.reasonCode
+            (DG1-4 description when DG1-3 is empty -> reasonCode.text)
+    OBX     -> a contained Observation each, in ServiceRequest.supportingInfo
+            OBX-3 code, OBX-2/OBX-5 value (ST TX FT: string, NM: quantity with OBX-6 units,
+            CE CWE: CodeableConcept, DT TS DTM: dateTime), OBX-11 status, OBX-14 effective time
+    NTE     directly after an OBX -> that Observation's note; any other -> ServiceRequest.note
+            (NTE-3 repetitions are lines of one note)
+
+Must not: judge the clinical content (routing criteria do).
+"""
+
+from __future__ import annotations
+
+from adapters.inbound.hl7v2 import datatypes
+from adapters.inbound.hl7v2.datatypes import Json
+from adapters.inbound.hl7v2.parser import Message, Segment
+from adapters.inbound.hl7v2.tables import Hl7Tables
+from gateway.errors import InvalidReferral, Issue
+
+_CODED_TYPES = {"CE", "CWE", "CNE"}
+_TIME_TYPES = {"TS", "DTM", "DT"}
+
+
+def reasons(message: Message, hl7: Hl7Tables) -> list[Json]:
+    systems = hl7.tables.coding_systems
+    found = []
+    for dg1 in message.all("DG1"):
+        concept = datatypes.codeable_concept(dg1.first(3), systems)
+        if concept is None and dg1.text(4):
+            concept = {"text": dg1.text(4)}
+        if concept is not None:
+            found.append(concept)
+    return found
+
+
+def observations_and_notes(message: Message, hl7: Hl7Tables) -> tuple[list[Json], list[Json]]:
+    """Contained Observations (OBX with their NTEs) and the referral's own notes (every other NTE)."""
+    observations: list[Json] = []
+    notes: list[Json] = []
+    current: Json | None = None
+    for seg in message:
+        if seg.name == "OBX":
+            current = observation(seg, len(observations) + 1, message.occurrence(seg), hl7)
+            observations.append(current)
+        elif seg.name == "NTE":
+            note = _note(seg)
+            if note is not None:
+                (current.setdefault("note", []) if current is not None else notes).append(note)
+        else:
+            current = None
+    return observations, notes
+
+
+def observation(obx: Segment, number: int, occurrence: int, hl7: Hl7Tables) -> Json:
+    where = f"OBX[{occurrence}]"
+    code = datatypes.codeable_concept(obx.first(3), hl7.tables.coding_systems)
+    if code is None:
+        raise InvalidReferral(
+            "an OBX has no observation identifier", Issue("OBX-3 is required", f"{where}-3", "required")
+        )
+    status = obx.text(11)
+    resource: Json = {
+        "resourceType": "Observation",
+        "id": f"obx-{number}",
+        "status": hl7.tables.observation_status.to_fhir.get(status, "unknown") if status else "final",
+        "code": code,
+        **_value(obx, where, hl7),
+        "effectiveDateTime": datatypes.date_time(obx.text(14), f"{where}-14", hl7.profile.local_time_zone),
+    }
+    return {k: v for k, v in resource.items() if v is not None}
+
+
+def _value(obx: Segment, where: str, hl7: Hl7Tables) -> Json:
+    kind, reps = obx.text(2).upper(), obx.repeats(5)
+    if not reps:
+        return {}
+    if kind in _CODED_TYPES:
+        return {"valueCodeableConcept": datatypes.codeable_concept(reps[0], hl7.tables.coding_systems)}
+    if kind in _TIME_TYPES:
+        return {"valueDateTime": datatypes.date_time(reps[0].get(1), f"{where}-5", hl7.profile.local_time_zone)}
+    if kind == "NM":
+        return {"valueQuantity": _quantity(reps[0].get(1), obx, where, hl7)}
+    return {"valueString": "\n".join(r.text() for r in reps)}
+
+
+def _quantity(number: str, obx: Segment, where: str, hl7: Hl7Tables) -> Json:
+    try:
+        value = float(number)
+    except ValueError as exc:
+        raise InvalidReferral(
+            "an OBX numeric value is not a number", Issue(f"'{number}' is not NM", f"{where}-5", "value")
+        ) from exc
+    units = obx.first(6)
+    quantity: Json = {
+        "value": int(value) if value.is_integer() and "." not in number else value,
+        "unit": units.get(2) or units.get(1) or None,
+        "system": hl7.tables.coding_systems.system(units.get(3)) if units.get(1) else None,
+        "code": units.get(1) or None,
+    }
+    return {k: v for k, v in quantity.items() if v is not None}
+
+
+def _note(nte: Segment) -> Json | None:
+    text = "\n".join(r.text() for r in nte.repeats(3))
+    return {"text": text} if text else None

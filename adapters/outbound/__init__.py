@@ -1,0 +1,1 @@
+"""Outbound adapters: from a referral event to what a receiving system speaks."""

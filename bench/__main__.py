@@ -1,0 +1,74 @@
+"""`python -m bench [NAME ...]`: run the benchmarks (all, or those named) and print their figures.
+
+fhir-http   FHIR over HTTP end to end, referrals per second
+hl7-mllp    HL7 v2 over MLLP end to end (bench/hl7_mllp.py, when it is there)
+latency     POST latency p50 / p99 at 100 requests per second, SQLite and PostgreSQL
+delivery    outbound delivery throughput
+memory      peak RSS over a long streamed load (--memory-referrals; a million takes hours here)
+
+Where the CPU goes, per stage and per part of the process: `python -m bench.profile`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import logging
+from collections.abc import Callable
+
+from bench import delivery, fhir_http, latency, memory
+from bench.harness import machine
+from bench.report import Report
+
+NAMES = ("fhir-http", "hl7-mllp", "latency", "delivery", "memory")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=_Raw)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(NAMES)} (all)")
+    parser.add_argument("--count", type=int, default=5000, help="referrals for the throughput figure")
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--delivery-count", type=int, default=2000)
+    parser.add_argument("--memory-referrals", type=int, default=100_000)
+    args = parser.parse_args()
+    unknown = set(args.names) - set(NAMES)
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(sorted(unknown))}")
+    logging.basicConfig(level=logging.WARNING)
+    report = Report()
+    report.line(f"Referral Gateway benchmarks, one gateway process on: {machine()}")
+    runs: dict[str, Callable[[], None]] = {
+        "fhir-http": lambda: fhir_http.run(report, args.count),
+        "hl7-mllp": lambda: _hl7(report),
+        "latency": lambda: latency.run(report, args.latency_seconds),
+        "delivery": lambda: delivery.run(report, args.delivery_count),
+        "memory": lambda: memory.run(report, args.memory_referrals),
+    }
+    for name in args.names or NAMES:
+        report.heading(name)
+        runs[name]()
+    report.heading("summary")
+    report.line("\n".join(f"missed: {m}" for m in report.missed) or "every target met")
+    return 0
+
+
+def _hl7(report: Report) -> None:
+    """bench/hl7_mllp.py measures HL7 v2 over MLLP and prints its own figures."""
+    try:
+        module = importlib.import_module("bench.hl7_mllp")
+    except ModuleNotFoundError:
+        report.line("HL7 v2 over MLLP end to end: measured by bench/hl7_mllp.py, which is not there yet")
+        return
+    result = module.run() if hasattr(module, "run") else module.main([])  # its defaults
+    if inspect.isawaitable(result):
+        asyncio.run(result)  # type: ignore[arg-type]
+
+
+class _Raw(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

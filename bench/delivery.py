@@ -1,0 +1,87 @@
+"""Delivery throughput: events already on the broker, delivered by the outbound consumers to a demo
+receiver (a separate `referral-gateway demo-receiver` process) over FHIR REST.
+
+The delivery component runs in this process on the delivery tests' own bench (store, relay and
+consumers over a real broker), since the gateway process does not start it yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import httpx
+
+from bench.harness import broker, poll
+from bench.report import Report
+from gateway.delivery.outbound import Destination
+from tests.conftest import free_port
+from tests.delivery.bench import bench
+
+RECEIVER = "msk-pain"
+
+
+def run(report: Report, count: int = 2000) -> None:
+    with TemporaryDirectory(prefix="bench-delivery-") as tmp, broker() as servers, demo_receiver(Path(tmp)) as rx:
+        url, record = rx
+        seconds = asyncio.run(_measure(servers, Path(tmp), url, record, count))
+    report.figure("delivery to a FHIR REST receiver, events per second", count / seconds, "/s")
+    report.line(f"  ({count} events on 3 partitions, one consumer group member, receiver in its own process)")
+
+
+async def _measure(servers: str, data_dir: Path, url: str, record: Path, count: int) -> float:
+    async with bench(servers, data_dir, start=False) as b:
+        b.destinations.known[RECEIVER] = Destination(RECEIVER, "fhir-rest", url)
+        for _ in range(count):
+            await b.publish(RECEIVER)
+
+        async def published() -> bool:
+            return await b.store.outbox_backlog() == 0
+
+        await poll(published, 0.1, 300)  # every event is on the broker before delivery starts
+        started = time.perf_counter()
+        await b.add_delivery()
+        if not await poll(lambda: _lines(record) >= count, 0.05, 600):
+            raise RuntimeError(f"only {_lines(record)} of {count} referrals were delivered")
+        return time.perf_counter() - started
+
+
+def _lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as f:
+        return sum(1 for _ in f)
+
+
+@contextmanager
+def demo_receiver(data_dir: Path) -> Iterator[tuple[str, Path]]:
+    http, record = free_port(), data_dir / "received.jsonl"
+    command = [sys.executable, "-m", "gateway", "demo-receiver", "--record", str(record)]
+    proc = subprocess.Popen(
+        [*command, "--http-port", str(http), "--mllp-port", str(free_port())],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_listening(f"http://127.0.0.1:{http}/_demo/requests")
+        yield f"http://127.0.0.1:{http}/fhir", record
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _wait_listening(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the demo receiver did not start")

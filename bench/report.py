@@ -1,0 +1,35 @@
+"""Printing benchmark figures, each beside its target when it has one, and what missed."""
+
+from __future__ import annotations
+
+import operator
+import sys
+from dataclasses import dataclass, field
+
+_COMPARE = {">=": operator.ge, "<=": operator.le}
+
+
+@dataclass
+class Report:
+    missed: list[str] = field(default_factory=list)
+
+    def heading(self, text: str) -> None:
+        self._print(f"\n== {text}")
+
+    def line(self, text: str) -> None:
+        self._print(text)
+
+    def figure(self, name: str, value: float, unit: str, target: tuple[str, float] | None = None) -> None:
+        shown = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+        verdict = ""
+        if target is not None:
+            sign, bound = target
+            met = _COMPARE[sign](value, bound)
+            verdict = f"   target {sign} {bound:,.0f}{unit}: {'met' if met else 'MISSED'}"
+            if not met:
+                self.missed.append(f"{name}: {shown}{unit} (target {sign} {bound:,.0f}{unit})")
+        self._print(f"{name:62} {shown:>10} {unit}{verdict}")
+
+    def _print(self, text: str) -> None:
+        print(text, flush=True)
+        sys.stdout.flush()

@@ -1,0 +1,3 @@
+"""Referral Gateway: carries patient referrals between NHS services as FHIR R4 events on Kafka."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,189 @@
+"""The FHIR R4 API under /fhir: ServiceRequest create / read / update / search, BaRS-style
+$process-message, and the CapabilityStatement. Handlers parse with an adapter, call the intake and
+render; errors propagate as `GatewayError`s and are rendered as OperationOutcomes by the app.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
+
+from adapters.inbound.fhir import messaging, rest
+from gateway.api import capability
+from gateway.api.deps import CorrelationDep, RuntimeDep
+from gateway.api.representation import fhir_response
+from gateway.api.responses import message_response
+from gateway.canonical import nhs_number
+from gateway.errors import DuplicateRequest, Issue, MalformedInput, NotFound
+from gateway.intake import Acceptance
+from gateway.store import StoredReferral
+
+router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
+
+#: Search parameters and the store column each one reads (system|value tokens are accepted).
+SEARCH_PARAMETERS = {
+    "identifier": "identifier_value",
+    "patient": "nhs_number",
+    "subject": "nhs_number",
+    "requester": "requester",
+    "performer": "performer",
+    "status": "status",
+}
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> Response:
+    return fhir_response(request, capability.statement(request.app.state.runtime.settings))
+
+
+@router.post("/ServiceRequest")
+async def create_service_request(
+    request: Request,
+    runtime: RuntimeDep,
+    correlation: CorrelationDep,
+    x_request_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    sr = rest.service_request(await request.body(), request.headers.get("content-type"))
+    acceptance = await runtime.intake.accept(rest.inbound(sr, correlation, x_request_id))
+    return _acceptance_response(request, acceptance, 201 if acceptance.created else 200)
+
+
+@router.get("/ServiceRequest/{referral_id}")
+async def read_service_request(request: Request, runtime: RuntimeDep, referral_id: str) -> Response:
+    stored = await _stored(runtime, referral_id)
+    return fhir_response(request, stored.resource, headers=_version_headers(request, stored.id, stored.version))
+
+
+@router.get("/ServiceRequest/{referral_id}/_history/{version}")
+async def vread_service_request(request: Request, runtime: RuntimeDep, referral_id: str, version: str) -> Response:
+    stored = await _stored(runtime, referral_id)
+    if version != str(stored.version):
+        raise NotFound(
+            f"version {version} of ServiceRequest/{referral_id} is not kept; the current one is {stored.version}"
+        )
+    return fhir_response(request, stored.resource, headers=_version_headers(request, stored.id, stored.version))
+
+
+@router.put("/ServiceRequest/{referral_id}")
+async def update_service_request(
+    request: Request,
+    runtime: RuntimeDep,
+    correlation: CorrelationDep,
+    referral_id: str,
+    if_match: Annotated[str | None, Header()] = None,
+    x_request_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    sr = rest.service_request(await request.body(), request.headers.get("content-type"))
+    if sr.id is not None and sr.id != referral_id:
+        raise MalformedInput(
+            "the resource id does not match the URL",
+            Issue(f"id '{sr.id}' differs from '{referral_id}'", "ServiceRequest.id", "invariant"),
+        )
+    acceptance = await runtime.intake.update(
+        rest.inbound(sr, correlation, x_request_id), referral_id, version_from_etag(if_match)
+    )
+    return _acceptance_response(request, acceptance, 200)
+
+
+@router.get("/ServiceRequest")
+async def search_service_requests(request: Request, runtime: RuntimeDep) -> Response:
+    criteria = _criteria(request)
+    count = int(request.query_params.get("_count", "50") or 50)
+    found = await runtime.store.search(criteria, limit=max(1, min(count, 500)))
+    return fhir_response(request, _searchset(request, found))
+
+
+@router.post("/$process-message")
+async def process_message(
+    request: Request,
+    runtime: RuntimeDep,
+    correlation: CorrelationDep,
+    x_request_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    if not x_request_id:
+        raise MalformedInput(
+            "X-Request-Id is required (BaRS transactional integrity)",
+            Issue("the X-Request-Id header is missing", "X-Request-Id", "required"),
+        )
+    inbound = messaging.from_bundle(
+        await request.body(), request.headers.get("content-type"), x_request_id, correlation
+    )
+    if await runtime.store.message_referral(inbound.sender, x_request_id):
+        raise DuplicateRequest(
+            f"request {x_request_id} has already been processed",
+            Issue("a message with this X-Request-Id was processed before", "X-Request-Id", "duplicate"),
+        )
+    if inbound.reason == "new":
+        acceptance = await runtime.intake.accept(inbound)
+    else:
+        acceptance = await runtime.intake.update(inbound)
+    return fhir_response(request, message_response(acceptance, inbound), 200)
+
+
+def _acceptance_response(request: Request, acceptance: Acceptance, status: int) -> Response:
+    headers = _version_headers(request, acceptance.referral_id, acceptance.version)
+    headers["Location"] = f"{base_url(request)}/ServiceRequest/{acceptance.referral_id}/_history/{acceptance.version}"
+    return fhir_response(request, acceptance.resource, status, headers)
+
+
+def _version_headers(request: Request, referral_id: str, version: int) -> dict[str, str]:
+    return {"ETag": f'W/"{version}"', "Content-Location": f"{base_url(request)}/ServiceRequest/{referral_id}"}
+
+
+def base_url(request: Request) -> str:
+    configured = request.app.state.runtime.settings.api.base_url
+    return f"{configured.rstrip('/')}/fhir" if configured else str(request.base_url).rstrip("/") + "/fhir"
+
+
+def version_from_etag(etag: str | None) -> int | None:
+    if etag is None:
+        return None
+    value = etag.removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise MalformedInput('If-Match must be an ETag such as W/"1"', Issue(f"If-Match '{etag}'", "If-Match", "value"))
+    return int(value)
+
+
+async def _stored(runtime: RuntimeDep, referral_id: str) -> StoredReferral:
+    stored = await runtime.store.get(referral_id)
+    if stored is None:
+        raise NotFound(f"ServiceRequest/{referral_id} is not known here")
+    return stored
+
+
+def _criteria(request: Request) -> dict[str, str]:
+    criteria: dict[str, str] = {}
+    for name, value in request.query_params.items():
+        if name.startswith("_"):
+            continue
+        if name not in SEARCH_PARAMETERS:
+            raise MalformedInput(
+                f"search parameter '{name}' is not supported",
+                Issue(f"supported: {', '.join(SEARCH_PARAMETERS)}", name, "not-supported"),
+            )
+        token = value.split("|")[-1]
+        if SEARCH_PARAMETERS[name] == "nhs_number":
+            token = nhs_number.normalise(token.removeprefix("Patient/"))
+        criteria[SEARCH_PARAMETERS[name]] = token
+    return criteria
+
+
+def _searchset(request: Request, found: list[StoredReferral]) -> Bundle:
+    entries = [
+        BundleEntry.model_validate(
+            {
+                "fullUrl": f"{base_url(request)}/ServiceRequest/{s.id}",
+                "resource": s.service_request().model_dump(),
+                "search": {"mode": "match"},
+            }
+        )
+        for s in found
+    ]
+    return Bundle(
+        type="searchset",
+        total=len(found),
+        entry=entries or None,
+        link=[BundleLink(relation="self", url=str(request.url))],
+    )

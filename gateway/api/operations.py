@@ -1,0 +1,49 @@
+"""Liveness and readiness for orchestrators: `/healthz` (the process answers) and `/readyz` (the
+store commits, the broker answers, the relay runs). Neither needs authentication or touches patient
+data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+
+from gateway.api.deps import RuntimeDep
+from gateway.bus.topics import broker_answers
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    return Response('{"status":"up"}', media_type="application/json")
+
+
+@router.get("/readyz")
+async def readyz(runtime: RuntimeDep) -> Response:
+    checks = {
+        "store": await _store_ready(runtime),
+        "broker": await broker_answers(runtime.settings.kafka),
+        "relay": runtime.relay.running,
+    }
+    ready = all(checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks, "outbox_backlog": await _backlog(runtime)}
+    return Response(json.dumps(body), status_code=200 if ready else 503, media_type="application/json")
+
+
+async def _store_ready(runtime: RuntimeDep) -> bool:
+    try:
+        async with asyncio.timeout(2), runtime.store.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+async def _backlog(runtime: RuntimeDep) -> int | None:
+    try:
+        return await runtime.store.outbox_backlog()
+    except Exception:
+        return None

@@ -1,0 +1,42 @@
+"""The synchronous response to $process-message: a `message` Bundle whose MessageHeader answers the
+request (response.identifier = the request's MessageHeader id, code ok) and carries the referral."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+from fhir.resources.R4B.bundle import Bundle
+
+from gateway.canonical import systems
+from gateway.canonical.referral import InboundReferral
+from gateway.intake import Acceptance
+
+
+def message_response(acceptance: Acceptance, inbound: InboundReferral) -> Bundle:
+    header_id = str(uuid.uuid4())
+    sr_url = f"urn:uuid:{acceptance.referral_id}"
+    return Bundle.model_validate(
+        {
+            "type": "message",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "entry": [
+                {
+                    "fullUrl": f"urn:uuid:{header_id}",
+                    "resource": {
+                        "resourceType": "MessageHeader",
+                        "id": header_id,
+                        "eventCoding": {
+                            "system": systems.BARS_MESSAGE_EVENTS,
+                            "code": systems.BARS_EVENT_SERVICEREQUEST_RESPONSE,
+                        },
+                        "source": {"endpoint": "urn:referral-gateway"},
+                        "response": {"identifier": inbound.message_id or header_id, "code": "ok"},
+                        "focus": [{"reference": sr_url}],
+                    },
+                },
+                {"fullUrl": sr_url, "resource": json.loads(acceptance.resource)},
+            ],
+        }
+    )

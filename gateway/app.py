@@ -1,0 +1,137 @@
+"""`create_app(settings)`: the FastAPI application and its lifespan (which owns the Runtime).
+
+Every error leaves as a FHIR OperationOutcome with the right status, never a stack trace. X-Request-Id
+and X-Correlation-Id are echoed on every response (BaRS transactional integrity).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from gateway import __version__
+from gateway.api import audit_events, fhir, metrics, monitor, oauth, operations, pad, signin, tasks
+from gateway.api.outcome import operation_outcome
+from gateway.api.representation import fhir_response
+from gateway.auth import policy, web
+from gateway.auth.guard import guard, route_path
+from gateway.errors import GatewayError, Issue, MalformedInput, NotFound, SenderError, Unauthenticated
+from gateway.logging_config import bind_correlation, correlation
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    # Every route runs the guard first (gateway/auth/policy.py says who may call it); the OpenAPI
+    # document is a guarded route of its own, and no documentation UI is served.
+    app = FastAPI(
+        title="Referral Gateway",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(guard)],
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    _install_error_handlers(app)
+    app.middleware("http")(_transaction_headers)
+    app.include_router(fhir.router)
+    app.include_router(tasks.router)
+    app.include_router(audit_events.router)
+    app.include_router(operations.router)
+    app.include_router(oauth.router)
+    app.include_router(signin.router)
+    app.include_router(pad.router)
+    app.include_router(monitor.router)
+    app.include_router(metrics.router)
+    app.add_api_route("/openapi.json", lambda: app.openapi(), include_in_schema=False)
+    for templates in (pad.templates, signin.templates, monitor.templates):
+        templates.env.globals["csrf_token"] = web.csrf_token
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _request_invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)
+
+
+async def _gateway_error(request: Request, exc: GatewayError) -> Response:
+    if not isinstance(exc, SenderError):
+        log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
+    if isinstance(exc, Unauthenticated) and web.wants_page(request) and _is_page(request):
+        return web.to_signin(request)
+    return fhir_response(request, operation_outcome(exc), exc.http_status, exc.headers or None)
+
+
+def _is_page(request: Request) -> bool:
+    rule = policy.rule_for(request.method, route_path(request))
+    return rule is not None and rule.cookie
+
+
+async def _request_invalid(request: Request, exc: RequestValidationError) -> Response:
+    issues = [Issue(str(e.get("msg")), ".".join(str(p) for p in e.get("loc", ())), "invalid") for e in exc.errors()]
+    return await _gateway_error(request, MalformedInput("the request is not valid", *issues))
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    error: GatewayError
+    if exc.status_code == 404:
+        error = NotFound(f"{request.method} {request.url.path} is not a route of this server")
+    else:
+        error = SenderError(str(exc.detail))
+        error.http_status = exc.status_code
+    return await _gateway_error(request, error)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    incident = uuid.uuid4()
+    log.exception("unexpected error, incident %s, on %s %s", incident, request.method, request.url.path)
+    return fhir_response(request, operation_outcome(GatewayError(f"internal error; incident {incident}")), 500)
+
+
+async def _transaction_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    token = bind_correlation(request.headers.get("x-correlation-id") or request.headers.get("x-request-id"))
+    try:
+        return await _answer(request, call_next)
+    finally:
+        correlation.reset(token)
+
+
+async def _answer(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    limit = request.app.state.runtime.settings.api.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        error = SenderError(f"the body is larger than {limit} bytes")
+        error.http_status = 413
+        response = await _gateway_error(request, error)
+    else:
+        response = await call_next(request)
+    for header in ("x-request-id", "x-correlation-id"):
+        value = request.headers.get(header) or (
+            getattr(request.state, "correlation_id", None) if header == "x-correlation-id" else None
+        )
+        if value:
+            response.headers[header] = value
+    return response

@@ -1,0 +1,153 @@
+"""The audit recorder: every create, read, update, delivery, replay and refusal becomes one FHIR
+AuditEvent, appended to the store (its own tables) with its `gateway.audit` outbox record.
+
+`record` returns after the commit. Writes from many requests share transactions (group commit, as
+referrals do), so auditing every read costs one fsync per batch, not per read. `rows_for` gives
+the same rows to a spine that writes them inside its own transaction (delivery).
+Who and from where come from the current context (context.py) unless given.
+Must not: decide whether an action is allowed (gateway/auth does), or update a written event.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.audit import context
+from gateway.audit.context import Actor
+from gateway.audit.events import SUCCESS, AuditRecord, Entity, audit_event
+from gateway.bus import events
+from gateway.errors import StoreUnavailable
+from gateway.store import Store
+from gateway.store.audit import AuditLog, AuditRow, insert_audit
+from gateway.store.group_commit import GroupCommitter
+from gateway.store.store import now
+
+log = logging.getLogger(__name__)
+
+AUDIT_TOPIC = "gateway.audit"
+AUDIT_RECORDED = "uk.nhs.referral.audit.recorded"
+
+
+class AuditTrail:
+    def __init__(self, store: Store, wake_relay: Callable[[], None], batch_max: int = 256) -> None:
+        self._store = store
+        self._wake_relay = wake_relay
+        self._batch_max = batch_max
+        self._committer: GroupCommitter[AuditRow, None] | None = None
+        self.log = AuditLog(store)
+
+    async def start(self) -> None:
+        if self._committer is None:
+            self._committer = GroupCommitter(self._store.engine, _append, self._batch_max)
+            self._committer.start()
+
+    async def stop(self) -> None:
+        committer, self._committer = self._committer, None
+        if committer is not None:
+            await committer.stop()
+
+    async def record(
+        self,
+        interaction: str,
+        *entities: Entity,
+        outcome: str = SUCCESS,
+        description: str | None = None,
+        actor: Actor | None = None,
+        recipient: str | None = None,
+    ) -> None:
+        row = self.row(
+            interaction, *entities, outcome=outcome, description=description, actor=actor, recipient=recipient
+        )
+        if self._committer is None:
+            raise StoreUnavailable("the audit trail is not started")
+        try:
+            await self._committer.submit(row)
+        except RuntimeError as exc:  # the store stopped before the write committed
+            raise StoreUnavailable(f"the audit trail did not commit: {exc}") from exc
+        except DBAPIError as exc:
+            raise StoreUnavailable(f"the audit trail did not commit: {exc.orig}") from exc
+        self._wake_relay()
+
+    async def note(
+        self,
+        interaction: str,
+        *entities: Entity,
+        outcome: str = SUCCESS,
+        description: str | None = None,
+        actor: Actor | None = None,
+        recipient: str | None = None,
+    ) -> None:
+        """`record` where the action has happened (or been refused) whatever the trail can do: a
+        trail that cannot be written is logged, not raised."""
+        try:
+            await self.record(
+                interaction, *entities, outcome=outcome, description=description, actor=actor, recipient=recipient
+            )
+        except StoreUnavailable as exc:
+            log.error("audit event (%s, outcome %s) not recorded: %s", interaction, outcome, exc)
+
+    def row(
+        self,
+        interaction: str,
+        *entities: Entity,
+        outcome: str = SUCCESS,
+        description: str | None = None,
+        actor: Actor | None = None,
+        recipient: str | None = None,
+    ) -> AuditRow:
+        who = actor or context.current_actor() or context.anonymous()
+        record = AuditRecord(str(uuid.uuid4()), now(), interaction, outcome, who, entities, description, recipient)
+        return audit_row(record)
+
+
+def audit_row(record: AuditRecord) -> AuditRow:
+    resource = audit_event(record).model_dump_json()
+    actor = record.actor
+    event = {
+        "id": record.id,
+        "recorded": record.recorded,
+        "action": record.interaction,
+        "outcome": record.outcome,
+        "agent": actor.id[:255],
+        "agent_ods": actor.ods,
+        "source_address": actor.address,
+        "resource": resource,
+    }
+    entities = _entity_rows(record)
+    subject = next(iter(e.reference for e in record.entities), f"AuditEvent/{record.id}")
+    outbox = events.new_event(
+        topic=AUDIT_TOPIC,
+        key=subject[:64],
+        event_type=AUDIT_RECORDED,
+        source="urn:referral-gateway:audit",
+        subject=f"AuditEvent/{record.id}",
+        value=resource,
+        correlation_id=record.id,
+        extra={"audit_action": record.interaction, "audit_outcome": record.outcome},
+    )
+    return AuditRow(event, entities, outbox)
+
+
+def _entity_rows(record: AuditRecord) -> tuple[dict[str, Any], ...]:
+    """One row per resource the event is about (a search's query is in the event, not indexed)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for e in record.entities:
+        if e.query is None and e.reference not in rows:
+            rows[e.reference] = {
+                "event_id": record.id,
+                "reference": e.reference,
+                "requester": e.requester,
+                "performer": e.performer,
+            }
+    return tuple(rows.values())
+
+
+async def _append(conn: AsyncConnection, rows: Sequence[AuditRow]) -> list[None]:
+    await insert_audit(conn, rows)
+    return [None] * len(rows)

@@ -1,0 +1,48 @@
+"""The event envelope: one Kafka record per referral change (schemas/event-envelope.schema.json).
+
+key = the patient's NHS number, so one patient's events stay in order on one partition;
+value = the FHIR resource as JSON; headers = CloudEvents-style attributes plus routing facts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from gateway.store.store import OutboxEvent
+
+__all__ = ["OutboxEvent", "new_event"]
+
+SCHEMA_VERSION = "1"
+CONTENT_TYPE = "application/fhir+json"
+
+SERVICEREQUEST_CREATED = "uk.nhs.referral.servicerequest.created"
+SERVICEREQUEST_UPDATED = "uk.nhs.referral.servicerequest.updated"
+SERVICEREQUEST_CANCELLED = "uk.nhs.referral.servicerequest.cancelled"
+TASK_UPDATED = "uk.nhs.referral.task.updated"
+
+
+def new_event(
+    *,
+    topic: str,
+    key: str,
+    event_type: str,
+    source: str,
+    subject: str,
+    value: str,
+    correlation_id: str,
+    extra: dict[str, str] | None = None,
+) -> OutboxEvent:
+    headers = {
+        "ce_specversion": "1.0",
+        "ce_id": str(uuid.uuid4()),
+        "ce_type": event_type,
+        "ce_source": source,
+        "ce_subject": subject,
+        "ce_time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "content-type": CONTENT_TYPE,
+        "correlation_id": correlation_id,
+        "schema_version": SCHEMA_VERSION,
+        **(extra or {}),
+    }
+    return OutboxEvent(event_id=headers["ce_id"], topic=topic, key=key, headers=headers, value=value)

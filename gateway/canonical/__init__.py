@@ -1,0 +1,1 @@
+"""The canonical model: one FHIR R4 ServiceRequest (UK Core identifiers) plus where it came from."""

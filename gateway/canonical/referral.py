@@ -1,0 +1,79 @@
+"""`InboundReferral`: what every inbound adapter hands the intake spine, and read-only accessors
+for the canonical ServiceRequest.
+
+The canonical ServiceRequest names people and organisations by identifier (logical references):
+`subject.identifier` is the NHS number, `requester.identifier` and `performer[].identifier` are ODS
+codes. That keeps each event self-contained: a receiver needs no other resource to act on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fhir.resources.R4B.resource import Resource
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from gateway.canonical import systems
+
+Reason = Literal["new", "update", "delete"]
+
+
+@dataclass(frozen=True)
+class InboundReferral:
+    """A referral as an inbound adapter understood it, before validation and routing."""
+
+    service_request: ServiceRequest
+    channel: str  # the adapter: fhir-rest, fhir-messaging, hl7v2-mllp, pad
+    sender: str  # who sent it: an ODS code, or MSH-3^MSH-4 for HL7 v2
+    correlation_id: str
+    message_id: str | None = None  # the sender's id for this message (X-Request-Id, MSH-10)
+    reason: Reason = "new"
+    attachments: tuple[Resource, ...] = field(default=())  # e.g. the pad's QuestionnaireResponse
+
+
+def identifier_value(reference: object, system: str) -> str | None:
+    """The value of a logical reference's identifier when it is in `system`."""
+    ident = getattr(reference, "identifier", None)
+    if ident is not None and ident.system == system and ident.value:
+        return str(ident.value)
+    return None
+
+
+def nhs_number(sr: ServiceRequest) -> str | None:
+    return identifier_value(sr.subject, systems.NHS_NUMBER)
+
+
+def requester_ods(sr: ServiceRequest) -> str | None:
+    return identifier_value(sr.requester, systems.ODS_CODE) if sr.requester else None
+
+
+def performer_ods(sr: ServiceRequest) -> str | None:
+    for performer in sr.performer or []:
+        code = identifier_value(performer, systems.ODS_CODE)
+        if code:
+            return code
+    return None
+
+
+def business_identifier(sr: ServiceRequest) -> tuple[str, str] | None:
+    """The referral's own identifier (system, value): the key that makes a resend a duplicate."""
+    for ident in sr.identifier or []:
+        if ident.system and ident.value:
+            return str(ident.system), str(ident.value)
+    return None
+
+
+def codes(concepts: Any) -> set[str]:
+    """Every code in a CodeableConcept or a list of them, for routing and criteria."""
+    items = concepts if isinstance(concepts, list) else [concepts] if concepts else []
+    return {str(c.code) for cc in items for c in (cc.coding or []) if c.code}
+
+
+def source_of_referral(sr: ServiceRequest) -> str | None:
+    """The SNOMED CT code in the UK Core SourceOfServiceRequest extension, if any."""
+    for ext in sr.extension or []:
+        if ext.url == systems.EXT_SOURCE_OF_SERVICE_REQUEST and ext.valueCodeableConcept:
+            found = codes(ext.valueCodeableConcept)
+            return next(iter(sorted(found)), None)
+    return None

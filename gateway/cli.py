@@ -1,0 +1,82 @@
+"""The `referral-gateway` command: `serve` the gateway, and tools for integration engineers.
+
+The integration engineers' commands (topics, lag, tail, trace, dlq) live in gateway/commands/; `serve`
+logs JSON lines (gateway/logging_config.py), the other commands plain text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import uvicorn
+from pydantic import ValidationError
+
+from gateway import commands, logging_config
+from gateway.app import create_app
+from gateway.auth import cli as auth_cli
+from gateway.demo_receiver import DemoReceiver
+from gateway.errors import GatewayError
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.exit(f"referral-gateway: the configuration is not valid:\n{exc}")
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    command: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        sys.exit(command(args, settings))
+    except GatewayError as exc:
+        sys.exit(f"referral-gateway: {exc.message}")
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="referral-gateway", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the gateway (starts the embedded broker when no KAFKA_BOOTSTRAP_SERVERS)")
+    serve.set_defaults(func=_serve)
+    commands.add_commands(sub)
+    auth_cli.add_commands(sub)
+    demo = sub.add_parser("demo-receiver", help="run a demo receiving service (FHIR over HTTP, HL7 v2 over MLLP)")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--http-port", type=int, default=8090, help="FHIR base URL: http://HOST:PORT/fhir")
+    demo.add_argument("--mllp-port", type=int, default=2576)
+    demo.add_argument("--record", type=Path, help="also append each referral received to this JSON Lines file")
+    demo.set_defaults(func=_demo_receiver)
+    return parser
+
+
+def _serve(_: argparse.Namespace, settings: Settings) -> int:
+    logging_config.configure(settings.log_level)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.api.host,
+        port=settings.api.port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve())
+    if not server.started:
+        print("referral-gateway: the gateway did not start; see the errors above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo_receiver(args: argparse.Namespace, _: Settings) -> int:
+    receiver = DemoReceiver(args.host, args.http_port, args.mllp_port, args.record)
+    asyncio.run(receiver.run())
+    return 0

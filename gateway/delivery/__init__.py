@@ -1,0 +1,10 @@
+"""Outbound delivery: Kafka consumer groups carry each referral event to its receiver.
+
+    referral topics ─▶ consumer.py (offsets, due times, rebalances)
+                    ─▶ deliver.py (decode → choose outbound adapter → send → record, or retry / dead letter)
+                    ─▶ adapters/outbound (FHIR REST, FHIR messaging, HL7 v2 over MLLP; Kafka-only: nothing)
+    failures ─▶ referrals.retry (back-off, retry.py) ─▶ … ─▶ referrals.deadletter (dead_letter.py)
+
+Retry and dead-letter records go through the store's outbox, in the same transaction that records
+the attempt, so an offset is committed only once what became of its event is durable.
+"""

@@ -1,0 +1,185 @@
+"""One member of a delivery consumer group: fetches records, hands each to the spine when it is due,
+and commits offsets only past records the spine has handled.
+
+- Offsets are never auto-committed. A partition is committed up to, not past, its first record not
+  yet handled, at most every second, when idle, for the partitions a rebalance takes away, and on stop.
+- A record is taken at its due time (a retry waits; an event is due at once), one per partition at a
+  time, partitions in parallel; so one patient's events keep their order.
+- A rebalance waits for the records in hand, commits what is done and forgets the rest: the next
+  owner reads them again from the committed offset, and the spine makes a second look harmless.
+- When handling fails for a reason that is not the receiver's (the store is down), the partition is
+  held and the same record tried again: nothing is skipped.
+Must not: decide what becomes of a record (deliver.py does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from gateway.bus.kafka_config import consumer_options
+from gateway.delivery.schedule import Progress, Schedule
+from gateway.errors import BrokerUnavailable
+from gateway.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[ConsumerRecord], Awaitable[None]]
+COMMIT_INTERVAL_S = 1.0
+IDLE_POLL_S = 1.0
+HOLD_AFTER_FAILURE_S = 2.0
+FETCH_MAX_RECORDS = 500
+
+
+class DeliveryConsumer:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        group_id: str,
+        topics: list[str],
+        handle: Handler,
+        due_at: Callable[[ConsumerRecord], float],
+        max_waiting: int,
+        stop_grace_s: float,
+    ) -> None:
+        self.group_id = group_id
+        self._kafka = kafka
+        self._topics = topics
+        self._handle = handle
+        self._due_at = due_at
+        self._max_waiting = max_waiting
+        self._stop_grace_s = stop_grace_s
+        self._schedule: Schedule[ConsumerRecord] = Schedule()
+        self._progress = Progress()
+        self._lock = asyncio.Lock()  # one round, or one rebalance, at a time
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._last_commit = 0.0
+        self.handled = 0
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        consumer = AIOKafkaConsumer(**consumer_options(self._kafka, self.group_id))
+        consumer.subscribe(self._topics, listener=_Rebalance(self))
+        try:
+            await consumer.start()
+        except KafkaError as exc:
+            await consumer.stop()
+            raise BrokerUnavailable(f"delivery group {self.group_id} cannot reach Kafka: {exc}") from exc
+        self._consumer, self._stopping = consumer, False
+        self._task = asyncio.create_task(self._run(), name=f"delivery-{self.group_id}")
+
+    async def stop(self) -> None:
+        """Finish the records in hand (within the grace time), commit what is done, leave the group."""
+        task, self._task = self._task, None
+        consumer = self._consumer
+        if task is None or consumer is None:
+            return
+        self._stopping = True
+        try:
+            await asyncio.wait_for(task, timeout=self._stop_grace_s)
+        except TimeoutError:
+            log.warning("delivery group %s: stopped a delivery half way; it will be redelivered", self.group_id)
+        except Exception:
+            log.exception("delivery group %s: the consumer loop had failed", self.group_id)
+        async with self._lock:
+            await self._commit(consumer)
+        self._consumer = None
+        await consumer.stop()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping:
+            try:
+                await self._round(consumer)
+            except (KafkaError, OSError) as exc:
+                log.warning("delivery group %s: %s; trying again", self.group_id, exc)
+                await asyncio.sleep(IDLE_POLL_S)
+
+    async def _round(self, consumer: AIOKafkaConsumer) -> None:
+        batch = await consumer.getmany(timeout_ms=self._wait_ms(), max_records=FETCH_MAX_RECORDS)
+        async with self._lock:
+            assigned = consumer.assignment()
+            for tp, records in batch.items():
+                if tp in assigned:
+                    for record in records:
+                        self._progress.fetched(tp, record.offset)
+                        self._schedule.add(tp, record.offset, self._due_at(record), record)
+            due = self._schedule.take_due(time.time())
+            await asyncio.gather(*(self._handle_one(tp, record) for tp, _, record in due))
+            if not due or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
+                await self._commit(consumer)
+            self._throttle(consumer)
+
+    async def _handle_one(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        try:
+            await self._handle(record)
+        except Exception:  # not the receiver's doing (the store, a bug): never skip the record
+            log.exception("delivery group %s: handling %s/%s failed; trying again", self.group_id, tp, record.offset)
+            self._schedule.add(tp, record.offset, 0.0, record)
+            self._schedule.hold(tp, time.time() + HOLD_AFTER_FAILURE_S)
+            return
+        self._progress.handled(tp, record.offset)
+        self.handled += 1
+
+    def _wait_ms(self) -> int:
+        next_due = self._schedule.next_due()
+        wait = IDLE_POLL_S if next_due is None else min(IDLE_POLL_S, max(0.0, next_due - time.time()))
+        return int(wait * 1000)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition] | None = None) -> None:
+        assigned = consumer.assignment()
+        offsets = {tp: o for tp, o in self._progress.committable(tps).items() if tp in assigned}
+        self._last_commit = time.monotonic()
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as exc:
+            log.warning(
+                "delivery group %s: a rebalance overtook the commit (%s); records will be read again",
+                self.group_id,
+                exc,
+            )
+            return
+        except KafkaError as exc:
+            log.warning("delivery group %s: commit failed (%s); trying again later", self.group_id, exc)
+            return
+        self._progress.committed(offsets)
+
+    def _throttle(self, consumer: AIOKafkaConsumer) -> None:
+        """Stop fetching a partition while too many of its records wait in memory (retries not yet due)."""
+        paused = consumer.paused()
+        for tp in consumer.assignment():
+            waiting = self._schedule.waiting(tp)
+            if waiting >= self._max_waiting and tp not in paused:
+                consumer.pause(tp)
+            elif tp in paused and waiting < self._max_waiting // 2:
+                consumer.resume(tp)
+
+    async def _revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            if self._consumer is not None:
+                await self._commit(self._consumer, revoked)
+            self._schedule.drop(revoked)
+            self._progress.drop(revoked)
+        log.info("delivery group %s: gave up %d partitions", self.group_id, len(revoked))
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: DeliveryConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._owner._revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("delivery group %s: took %d partitions", self._owner.group_id, len(assigned))

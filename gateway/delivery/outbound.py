@@ -1,0 +1,70 @@
+"""Choosing the outbound adapter: a receiver's destination (from the service directory) names the
+format it takes and where; `Outbound.send` hands the event to the adapter for that format.
+
+    fhir-rest       POST / conditional PUT of the ServiceRequest to the receiver's FHIR base URL
+    fhir-messaging  a BaRS message Bundle to the receiver's `$process-message`
+    hl7v2-mllp      REF^I12 over MLLP to host:port, delivered when the ACK says AA
+    kafka           nothing to send: the receiver reads the topic itself
+
+Must not: retry, record or commit (the spine and the consumer do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from adapters.outbound import fhir_http, hl7v2_mllp
+from adapters.outbound.receipt import Outgoing, Receipt
+from gateway.errors import DeliveryFailed
+from gateway.settings import DeliverySettings
+
+KAFKA = "kafka"
+FORMATS = (fhir_http.REST, fhir_http.MESSAGING, hl7v2_mllp.FORMAT, KAFKA)
+
+
+@dataclass(frozen=True)
+class Destination:
+    receiver: str  # the directory's service id
+    format: str  # one of FORMATS
+    address: str  # FHIR base URL, MLLP host:port, or the topic the receiver reads
+
+
+class Destinations(Protocol):
+    """Where each receiver takes its referrals (the service directory)."""
+
+    def destination(self, receiver: str) -> Destination: ...
+
+
+class Outbound:
+    def __init__(self, settings: DeliverySettings) -> None:
+        self._settings = settings
+        self._http: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._settings.http_timeout_s, follow_redirects=False)
+
+    async def stop(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
+
+    async def send(self, destination: Destination, outgoing: Outgoing) -> Receipt:
+        match destination.format:
+            case fhir_http.REST:
+                return await fhir_http.send_service_request(self._client(), destination.address, outgoing)
+            case fhir_http.MESSAGING:
+                return await fhir_http.send_message(self._client(), destination.address, outgoing)
+            case hl7v2_mllp.FORMAT:
+                return await hl7v2_mllp.send_ref_i12(destination.address, outgoing, self._settings.mllp_timeout_s)
+            case "kafka":
+                return Receipt(f"nothing to send: the receiver reads {destination.address or 'the topic'} itself")
+        raise DeliveryFailed(f"no outbound adapter speaks '{destination.format}'", retriable=False)
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise DeliveryFailed("outbound HTTP is not started")
+        return self._http

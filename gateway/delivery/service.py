@@ -1,0 +1,78 @@
+"""The delivery component the runtime starts: one consumer per delivery group, each reading the
+referral topics and the retry topic, with one outbound HTTP client and the store shared by all.
+
+Idempotent `start()`/`stop()`; disabled by `delivery.enabled = false` (DELIVERY_ENABLED).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from gateway.delivery import envelope
+from gateway.delivery.consumer import DeliveryConsumer
+from gateway.delivery.deliver import Deliverer
+from gateway.delivery.outbound import Destinations, Outbound
+from gateway.settings import DeliveryGroup, DeliverySettings, KafkaSettings
+from gateway.store import Store
+from gateway.store.deliveries import Deliveries
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        settings: DeliverySettings,
+        store: Store,
+        destinations: Destinations,
+        wake_relay: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self.ledger = Deliveries(store)
+        self._outbound = Outbound(settings)
+        grace = max(settings.http_timeout_s, settings.mllp_timeout_s) + 5.0
+        topics = [*settings.topics, settings.retry_topic]
+        self.consumers = [
+            DeliveryConsumer(
+                kafka,
+                group.group_id,
+                topics,
+                Deliverer(
+                    self.ledger, destinations, self._outbound, settings, claims(group, settings.groups), wake_relay
+                ).handle,
+                envelope.due_at,
+                settings.max_waiting,
+                grace,
+            )
+            for group in settings.groups
+        ]
+        self._started = False
+
+    async def start(self) -> None:
+        if self._started or not self.settings.enabled:
+            return
+        self._started = True
+        try:
+            await self._outbound.start()
+            for consumer in self.consumers:
+                await consumer.start()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("delivery started: groups %s", ", ".join(c.group_id for c in self.consumers))
+
+    async def stop(self) -> None:
+        for consumer in reversed(self.consumers):
+            await consumer.stop()
+        await self._outbound.stop()
+        self._started = False
+
+
+def claims(group: DeliveryGroup, groups: list[DeliveryGroup]) -> Callable[[str], bool]:
+    """Whether a receiver is this group's: one it names, or, for the group naming none, any no group names."""
+    if group.receivers:
+        return set(group.receivers).__contains__
+    named = {r for g in groups for r in g.receivers}
+    return lambda receiver: receiver not in named

@@ -1,0 +1,74 @@
+"""`DemoReceiver`: the demo receiver's HTTP (uvicorn) and MLLP (asyncio) listeners, started and
+stopped together, sharing one record of what arrived. Port 0 picks a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+from pathlib import Path
+
+import uvicorn
+
+from gateway.demo_receiver import http, mllp
+from gateway.demo_receiver.ledger import ReceivedReferrals
+
+log = logging.getLogger(__name__)
+
+
+class DemoReceiver:
+    def __init__(
+        self, host: str = "127.0.0.1", http_port: int = 0, mllp_port: int = 0, file: Path | None = None
+    ) -> None:
+        self.host = host
+        self.http_port = http_port
+        self.mllp_port = mllp_port
+        self.ledger = ReceivedReferrals(file)
+        self._http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self._mllp: asyncio.Server | None = None
+
+    @property
+    def fhir_base_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}/fhir"
+
+    @property
+    def mllp_address(self) -> str:
+        return f"{self.host}:{self.mllp_port}"
+
+    async def start(self) -> None:
+        if self._http is not None:
+            return
+        self._mllp = await asyncio.start_server(partial(mllp.serve_connection, self.ledger), self.host, self.mllp_port)
+        self.mllp_port = self._mllp.sockets[0].getsockname()[1]
+        config = uvicorn.Config(
+            http.create_app(self.ledger), host=self.host, port=self.http_port, log_config=None, lifespan="off"
+        )
+        self._http = uvicorn.Server(config)
+        self._http_task = asyncio.create_task(self._http.serve())
+        while not self._http.started:
+            if self._http_task.done():
+                await self.stop()
+                raise RuntimeError(f"the demo receiver could not listen on {self.host}:{self.http_port}")
+            await asyncio.sleep(0.02)
+        self.http_port = self._http.servers[0].sockets[0].getsockname()[1]
+        log.info("demo receiver: FHIR %s, MLLP %s", self.fhir_base_url, self.mllp_address)
+
+    async def stop(self) -> None:
+        server, task, self._http, self._http_task = self._http, self._http_task, None, None
+        if server is not None and task is not None:
+            server.should_exit = True
+            await asyncio.gather(task, return_exceptions=True)
+        listener, self._mllp = self._mllp, None
+        if listener is not None:
+            listener.close()
+            await listener.wait_closed()
+
+    async def run(self) -> None:
+        """Serve until the HTTP server is told to stop (Ctrl-C, SIGTERM)."""
+        await self.start()
+        try:
+            if self._http_task is not None:
+                await self._http_task
+        finally:
+            await self.stop()

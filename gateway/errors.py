@@ -1,0 +1,188 @@
+"""The gateway's one error model: every failure is a `GatewayError` that knows how each surface
+renders it.
+
+    GatewayError                      receiver's fault unless a subclass says otherwise
+    ├── SenderError                   the sender must change the request (never retried)
+    │   ├── MalformedInput            400  not parseable as what it claims to be       HL7 AR
+    │   ├── UnsupportedInput          415  a media type or message type we do not take HL7 AR
+    │   ├── InvalidReferral           422  parsed, but breaks FHIR / UK Core rules       HL7 AE
+    │   ├── UnroutableReferral        422  valid, but no service takes it                HL7 AE
+    │   ├── ConsentMissing            422  the patient has not consented                 HL7 AE
+    │   ├── Unauthenticated           401  no valid credentials (WWW-Authenticate: Bearer)  HL7 AR
+    │   ├── Forbidden                 403  authenticated, but not allowed this (scope, organisation,
+    │   │                                  sending facility)                                 HL7 AR
+    │   ├── RateLimited               429  too many requests from one client (Retry-After)
+    │   ├── NotFound                  404
+    │   ├── DuplicateRequest          409  a request id already processed (BaRS)
+    │   ├── Conflict                  409  the change does not fit the referral's state
+    │   └── PreconditionFailed        412  If-Match names another version
+    └── ReceiverError                 the gateway could not do its part (retriable)
+        ├── StoreUnavailable          503  the store did not commit: nothing was accepted
+        ├── BrokerUnavailable         503  Kafka did not answer (the outbox keeps the event)
+        └── DeliveryFailed            502  a receiver did not take a delivery; `retriable` per instance:
+                                           down, timed out, 5xx, HL7 AE yes; 4xx, HL7 AR no
+
+Reactions are class attributes (`http_status`, `ack_code`, `retriable`, `issue_code`,
+`bars_code`; `headers` for HTTP headers a status needs, such as WWW-Authenticate and Retry-After)
+so each surface decides with one attribute read: HTTP renders an OperationOutcome,
+MLLP an ACK with ERR, a consumer retries or dead-letters. Library errors are translated to these at
+the boundary (`raise StoreUnavailable(...) from exc`), never leaked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem: what is wrong, where (a FHIRPath or an HL7 location such as `PID-3`)."""
+
+    diagnostics: str
+    expression: str | None = None
+    code: str | None = None  # FHIR issue-type; defaults to the error's
+    severity: str = "error"
+
+
+class GatewayError(Exception):
+    http_status = 500
+    ack_code = "AE"
+    retriable = False
+    issue_code = "exception"
+    bars_code = "REC_SERVER_ERROR"
+
+    def __init__(self, message: str, *issues: Issue) -> None:
+        super().__init__(message)
+        self.message = message
+        self.issues: tuple[Issue, ...] = issues or (Issue(message),)
+        self.headers: dict[str, str] = {}
+
+
+class SenderError(GatewayError):
+    http_status = 400
+    ack_code = "AE"
+    issue_code = "invalid"
+    bars_code = "SEND_BAD_REQUEST"
+
+
+class MalformedInput(SenderError):
+    http_status = 400
+    ack_code = "AR"
+    issue_code = "structure"
+
+
+class UnsupportedInput(SenderError):
+    http_status = 415
+    ack_code = "AR"
+    issue_code = "not-supported"
+    bars_code = "SEND_UNSUPPORTED_MEDIA_TYPE"
+
+
+class InvalidReferral(SenderError):
+    http_status = 422
+    issue_code = "invalid"
+    bars_code = "SEND_UNPROCESSABLE_ENTITY"
+
+
+class UnroutableReferral(SenderError):
+    http_status = 422
+    issue_code = "business-rule"
+    bars_code = "SEND_UNPROCESSABLE_ENTITY"
+
+
+class ConsentMissing(SenderError):
+    http_status = 422
+    issue_code = "business-rule"
+    bars_code = "SEND_UNPROCESSABLE_ENTITY"
+
+
+class Unauthenticated(SenderError):
+    """No credentials, or credentials that do not hold (expired, tampered, revoked). `error` is the
+    RFC 6750 code: absent when none were sent, `invalid_token` otherwise."""
+
+    http_status = 401
+    ack_code = "AR"
+    issue_code = "login"
+    bars_code = "SEND_UNAUTHORIZED"
+
+    def __init__(self, message: str, *issues: Issue, error: str | None = "invalid_token") -> None:
+        super().__init__(message, *issues)
+        challenge = 'Bearer realm="referral-gateway"'
+        if error:
+            challenge += f', error="{error}", error_description="{_quoted(message)}"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(SenderError):
+    http_status = 403
+    ack_code = "AR"
+    issue_code = "forbidden"
+    bars_code = "SEND_FORBIDDEN"
+
+
+class RateLimited(SenderError):
+    http_status = 429
+    issue_code = "throttled"
+    bars_code = "SEND_TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, retry_after_s: int, first_refusal: bool = True) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.first_refusal = first_refusal  # the first since the caller last got through (audited once)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class NotFound(SenderError):
+    http_status = 404
+    issue_code = "not-found"
+    bars_code = "SEND_NOT_FOUND"
+
+
+class DuplicateRequest(SenderError):
+    http_status = 409
+    issue_code = "duplicate"
+    bars_code = "SEND_CONFLICT"
+
+
+class Conflict(SenderError):
+    http_status = 409
+    issue_code = "conflict"
+    bars_code = "SEND_CONFLICT"
+
+
+class PreconditionFailed(SenderError):
+    http_status = 412
+    issue_code = "conflict"
+    bars_code = "SEND_PRECONDITION_FAILED"
+
+
+class ReceiverError(GatewayError):
+    http_status = 503
+    retriable = True
+    issue_code = "transient"
+    bars_code = "REC_SERVICE_UNAVAILABLE"
+
+
+class StoreUnavailable(ReceiverError):
+    pass
+
+
+class BrokerUnavailable(ReceiverError):
+    pass
+
+
+class DeliveryFailed(ReceiverError):
+    """A receiver did not take a delivery. Whether trying again can help depends on its answer, so
+    `retriable` is set per instance (a 503 or a timeout: yes; a 400 or an HL7 AR: no)."""
+
+    http_status = 502
+    bars_code = "REC_BAD_GATEWAY"
+
+    def __init__(self, message: str, *issues: Issue, retriable: bool = True) -> None:
+        super().__init__(message, *issues)
+        self.retriable = retriable
+
+
+def _quoted(text: str) -> str:
+    """RFC 6750 error_description: printable ASCII without quotes or backslashes."""
+    return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')

@@ -1,0 +1,254 @@
+"""The intake spine: validate → route → store + outbox, for every inbound adapter.
+
+    InboundReferral ──UK Core rules──▶ Router ──▶ Store (referral + outbox event, one commit) ──▶ relay
+
+A caller hears back only after the commit, so an HTTP 201 or an HL7 AA always means "durably
+accepted". A resend (same business identifier, or the same sender's message id) returns the first
+referral and adds no event. Updates and cancellations follow the same path with a new version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from fhir.resources.R4B.meta import Meta
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from sqlalchemy.exc import IntegrityError
+
+from gateway.audit import spines
+from gateway.audit.trail import AuditTrail
+from gateway.bus import events
+from gateway.canonical import referral as ref
+from gateway.canonical import ukcore
+from gateway.canonical.referral import InboundReferral
+from gateway.canonical.task import initial_task
+from gateway.errors import Conflict, GatewayError, NotFound, PreconditionFailed
+from gateway.logging_config import bind_correlation, correlation
+from gateway.monitoring import metrics
+from gateway.routing import RouteDecision, Router
+from gateway.store.store import AcceptResult, NewReferral, Store, StoredReferral, now
+from gateway.store.tasks import task_rows
+
+log = logging.getLogger(__name__)
+
+_ID_NAMESPACE = uuid.UUID("6f1c7c1e-6a43-4c55-9a0b-5a3f0c0b7e21")
+#: Statuses from which a referral may still be cancelled (BaRS: only while active).
+_CANCELLABLE = {"active", "on-hold", "draft"}
+TASK_INITIAL_STATUS = "requested"
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    referral_id: str
+    resource: str  # the ServiceRequest as stored, FHIR JSON
+    created: bool
+    topic: str
+    rule: str
+    version: int
+
+    @cached_property
+    def service_request(self) -> ServiceRequest:
+        return ServiceRequest.model_validate_json(self.resource)
+
+
+def referral_id_for(system: str, value: str) -> str:
+    """Deterministic: the same business identifier always gets the same id, in every process."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{system}|{value}"))
+
+
+class Intake:
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        on_commit: Callable[[], None],
+        on_cancelled: Callable[[str], Awaitable[None]] | None = None,
+        audit: AuditTrail | None = None,
+    ) -> None:
+        self._store = store
+        self._router = router
+        self._on_commit = on_commit
+        self._on_cancelled = on_cancelled
+        self._audit = audit
+
+    async def accept(self, inbound: InboundReferral) -> Acceptance:
+        """Accept a new referral; returns after it is committed (or found to be a resend)."""
+        token = bind_correlation(inbound.correlation_id)
+        try:
+            with metrics.intake(inbound.channel):
+                result = await self._commit(inbound)
+        except GatewayError as error:
+            await spines.referral_action(self._audit, "create", inbound.channel, inbound.sender, None, error)
+            raise
+        finally:
+            correlation.reset(token)
+        metrics.accepted(inbound.channel, result.created)
+        done = "accepted" if result.created else "a resend: the referral was accepted before"
+        await spines.referral_action(
+            self._audit, "create", inbound.channel, inbound.sender, result.referral, description=done
+        )
+        return _acceptance(result.referral, created=result.created)
+
+    async def _commit(self, inbound: InboundReferral) -> AcceptResult:
+        key = (inbound.sender, inbound.message_id) if inbound.message_id else None
+        ukcore.validate(inbound.service_request)
+        decision = self._router.route(inbound.service_request)
+        result = await self._store.accept(_new_referral(inbound, decision, key))
+        if result.created:
+            log.info("referral %s accepted from %s, routed by %s", result.referral.id, inbound.channel, decision.rule)
+            self._on_commit()
+        return result
+
+    async def update(
+        self,
+        inbound: InboundReferral,
+        referral_id: str | None = None,
+        if_match: int | None = None,
+        authorise: Callable[[StoredReferral], None] | None = None,
+    ) -> Acceptance:
+        """A new version of a known referral (PUT, BaRS update, cancellation). `authorise` sees the
+        current referral first and raises if the caller may not change it."""
+        current: StoredReferral | None = None
+        try:
+            current = await self._find(inbound.service_request, referral_id)
+            if authorise is not None:
+                authorise(current)
+            acceptance = await self._update(inbound, current, if_match)
+        except GatewayError as error:
+            await spines.referral_action(self._audit, "update", inbound.channel, inbound.sender, current, error)
+            raise
+        await spines.referral_action(self._audit, "update", inbound.channel, inbound.sender, current)
+        return acceptance
+
+    async def _update(self, inbound: InboundReferral, current: StoredReferral, if_match: int | None) -> Acceptance:
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailed(f"If-Match names version {if_match}; the current version is {current.version}")
+        sr = inbound.service_request
+        ukcore.validate(sr)
+        if sr.status == "revoked" and current.status not in _CANCELLABLE:
+            raise Conflict(f"the referral is {current.status}; only an active referral can be cancelled")
+        if current.status in {"revoked", "completed", "entered-in-error"}:
+            raise Conflict(f"the referral is {current.status} and can no longer change")
+        return await self._write_version(current, inbound)
+
+    async def _find(self, sr: ServiceRequest, referral_id: str | None) -> StoredReferral:
+        if referral_id is None:
+            ident = ref.business_identifier(sr)
+            referral_id = referral_id_for(*ident) if ident else None
+        found = await self._store.get(referral_id) if referral_id else None
+        if found is None:
+            raise NotFound(f"no referral {referral_id or 'with that identifier'} is known here")
+        return found
+
+    async def _write_version(self, current: StoredReferral, inbound: InboundReferral) -> Acceptance:
+        sr = _stamped(inbound.service_request, current.id, current.version + 1)
+        kind = events.SERVICEREQUEST_CANCELLED if sr.status == "revoked" else events.SERVICEREQUEST_UPDATED
+        event = _event(sr, current.topic, kind, inbound, {"routing_rule": current.rule})
+        key = (inbound.sender, inbound.message_id) if inbound.message_id else None
+        try:
+            async with self._store.begin() as conn:
+                stored = await self._store.update(
+                    conn,
+                    current,
+                    sr,
+                    event,
+                    [("updated", {"event_type": kind, "status": sr.status, "channel": inbound.channel})],
+                    key,
+                )
+        except IntegrityError as exc:
+            raise Conflict("the referral changed while this update was being made; read it and try again") from exc
+        self._on_commit()
+        if sr.status == "revoked" and self._on_cancelled is not None:
+            await self._on_cancelled(stored.id)
+        return _acceptance(stored, created=False)
+
+
+def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[str, str] | None) -> NewReferral:
+    sr = inbound.service_request
+    system, value = ref.business_identifier(sr) or ("", "")
+    referral_id = referral_id_for(system, value)
+    sr = _stamped(sr, referral_id, 1)
+    routing = {
+        "routing_rule": decision.rule,
+        "routing_reason": decision.reason,
+        "routing_service": decision.service,
+        "routing_ruleset": decision.ruleset_version,
+    }
+    event = _event(sr, decision.topic, events.SERVICEREQUEST_CREATED, inbound, routing)
+    at = now()
+    row: dict[str, Any] = {
+        "id": referral_id,
+        "identifier_system": system,
+        "identifier_value": value,
+        "nhs_number": ref.nhs_number(sr),
+        "requester": ref.requester_ods(sr),
+        "performer": ref.performer_ods(sr),
+        "status": sr.status,
+        "version": 1,
+        "resource": event.value,
+        "channel": inbound.channel,
+        "sender": inbound.sender,
+        "correlation_id": inbound.correlation_id,
+        "topic": decision.topic,
+        "rule": decision.rule,
+        "created_at": at,
+        "updated_at": at,
+    }
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("received", {"channel": inbound.channel, "sender": inbound.sender, "message_id": inbound.message_id}),
+        ("validated", {"profile": "UK Core"}),
+        (
+            "routed",
+            {
+                "topic": decision.topic,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "service": decision.service,
+                "triage": decision.triage,
+                "ruleset_version": decision.ruleset_version,
+            },
+        ),
+    ]
+    task = initial_task(json.loads(event.value), TASK_INITIAL_STATUS)
+    return NewReferral(
+        row=row, event=event, steps=steps, message_key=key, task_rows=task_rows(task, referral_id, row["nhs_number"])
+    )
+
+
+def _stamped(sr: ServiceRequest, referral_id: str, version: int) -> ServiceRequest:
+    stamped = sr.model_copy(deep=True)
+    stamped.id = referral_id
+    stamped.meta = Meta(versionId=str(version), lastUpdated=now())
+    return stamped
+
+
+def _event(
+    sr: ServiceRequest, topic: str, kind: str, inbound: InboundReferral, extra: dict[str, str]
+) -> events.OutboxEvent:
+    return events.new_event(
+        topic=topic,
+        key=ref.nhs_number(sr) or "",
+        event_type=kind,
+        source=f"urn:referral-gateway:{inbound.channel}:{inbound.sender}",
+        subject=f"ServiceRequest/{sr.id}",
+        value=sr.model_dump_json(),
+        correlation_id=inbound.correlation_id,
+        extra=extra,
+    )
+
+
+def _acceptance(stored: StoredReferral, created: bool) -> Acceptance:
+    return Acceptance(
+        referral_id=stored.id,
+        resource=stored.resource,
+        created=created,
+        topic=stored.topic,
+        rule=stored.rule,
+        version=stored.version,
+    )

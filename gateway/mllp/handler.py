@@ -1,0 +1,80 @@
+"""One HL7 v2 message in, its acknowledgements out: the MLLP surface of the intake spine.
+
+    text -> parse -> MSH check -> mapping by message structure (REF_I12) -> intake.accept -> ACK(s)
+
+An AA (or CA) is written only after `accept` returned, so it always means the referral and its
+event are committed. A resend (same MSH-10 from the same sender, or the same RF1-6) is answered AA
+again and adds nothing. A `GatewayError` becomes AE / AR with ERR; anything unexpected an AE
+(table 0357 code 207) with an incident id in the log: no message can stop the listener.
+Must not: frame, read or write sockets (the listener does), or map fields (the adapters do).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from adapters.inbound.hl7v2 import ack, header, parser, ref_i12
+from adapters.inbound.hl7v2.header import Header
+from adapters.inbound.hl7v2.parser import Message
+from adapters.inbound.hl7v2.tables import Hl7Tables
+from gateway.canonical.referral import InboundReferral
+from gateway.errors import GatewayError, MalformedInput, SenderError, UnsupportedInput
+from gateway.intake import Acceptance
+
+log = logging.getLogger(__name__)
+
+#: A message's text in, the acknowledgements to send back (in order; none when the sender wants none).
+Handler = Callable[[str], Awaitable[list[str]]]
+Mapping = Callable[[Message, Hl7Tables], InboundReferral]
+SenderCheck = Callable[[Header], Awaitable[None]]
+
+#: One mapping per HL7 message structure (profile.json names the structure of each MSH-9).
+MAPPINGS: dict[str, Mapping] = {ref_i12.STRUCTURE: ref_i12.to_referral}
+
+
+class Intake(Protocol):
+    async def accept(self, inbound: InboundReferral) -> Acceptance: ...
+
+
+class ReferralHandler:
+    def __init__(self, intake: Intake, hl7: Hl7Tables, check_sender: SenderCheck | None = None) -> None:
+        self._intake = intake
+        self._hl7 = hl7
+        self._check_sender = check_sender  # the allowed senders (MSH-4 and address): raises Forbidden
+
+    async def __call__(self, text: str) -> list[str]:
+        try:
+            message = parser.parse(text)
+        except MalformedInput as exc:
+            log.warning("HL7 v2 input refused: %s", exc.message)
+            return [ack.unreadable(exc, self._hl7)]
+        head = header.read(message)
+        try:
+            await self._take(message, head)
+        except GatewayError as exc:
+            self._log_refusal(head, exc)
+            return ack.failed(head, exc, self._hl7)
+        except Exception:
+            incident = uuid.uuid4()
+            log.exception("HL7 %s from %s failed unexpectedly, incident %s", head.control_id, head.sender, incident)
+            return ack.failed(head, GatewayError(f"internal error; incident {incident}"), self._hl7)
+        return ack.accepted(head, self._hl7)
+
+    async def _take(self, message: Message, head: Header) -> None:
+        kind = header.check(head, self._hl7.profile)
+        if self._check_sender is not None:
+            await self._check_sender(head)
+        mapping = MAPPINGS.get(kind.structure)
+        if mapping is None:
+            raise UnsupportedInput(f"no mapping for {kind.structure}")
+        acceptance = await self._intake.accept(mapping(message, self._hl7))
+        if not acceptance.created:
+            log.info("HL7 %s from %s is a resend of referral %s", head.control_id, head.sender, acceptance.referral_id)
+
+    @staticmethod
+    def _log_refusal(head: Header, exc: GatewayError) -> None:
+        level = logging.INFO if isinstance(exc, SenderError) else logging.WARNING
+        log.log(level, "HL7 %s from %s answered %s: %s", head.control_id, head.sender, exc.ack_code, exc.message)

@@ -1,0 +1,236 @@
+"""Dead letters, and what an engineer does with them once the cause is fixed: replay or discard.
+
+A dead letter is the record delivery (or the status listener) committed to the outbox for the
+dead-letter topic: the original event with `dlq_*` headers saying why it was given up
+(gateway/delivery/dead_letter.py). The outbox row is kept until the dead letter is dealt with, so
+the list survives a broker that forgot its log.
+
+- Replay puts the original event back in the outbox for its original topic (for its own receiver, or
+  for the receivers chosen), with a history step saying who replayed it. Delivery sees a copy
+  published after a dead letter as a fresh series of attempts. Replay is idempotent: the replayed
+  record's id is derived from (dead letter, receiver), so replaying twice queues it once.
+- Discard records who discarded it and why, as a history step; nothing is sent.
+
+Must not: send anything to a receiver or publish to Kafka itself (the relay and delivery do).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from gateway.delivery.dead_letter import replay as original_event
+from gateway.errors import Conflict, Issue, MalformedInput, NotFound
+from gateway.store import Store
+from gateway.store.store import OutboxEvent, insert_events, insert_steps
+from gateway.store.tables import deliveries, history, outbox
+
+REPLAYED = "dead-letter-replayed"
+DISCARDED = "dead-letter-discarded"
+OPEN, REPLAYED_STATE, DISCARDED_STATE = "open", "replayed", "discarded"
+STATES = (OPEN, REPLAYED_STATE, DISCARDED_STATE)
+_REPLAY_NAMESPACE = uuid.UUID("3c0b8a57-2f1e-4d8e-8f7a-6a1d2c9e4b31")
+LIST_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Action:
+    at: datetime
+    kind: str  # replayed or discarded
+    by: str
+    reason: str | None = None
+    receiver: str | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str  # the dead-letter record's own event id
+    referral_id: str
+    at: datetime
+    receiver: str | None
+    reason: str
+    details: str
+    attempts: int
+    event_id: str  # the original event's id (ce_id)
+    event_type: str
+    original: str  # topic/partition/offset the original event was read from
+    key: str
+    headers: dict[str, str]
+    value: str
+    actions: tuple[Action, ...] = ()
+    delivery_status: str | None = None  # what the delivery ledger says now for (event, receiver)
+
+    @property
+    def state(self) -> str:
+        kinds = {a.kind for a in self.actions}
+        return DISCARDED_STATE if DISCARDED_STATE in kinds else REPLAYED_STATE if kinds else OPEN
+
+
+@dataclass(frozen=True)
+class Replayed:
+    dead_letter: str
+    receiver: str | None
+    replay_event: str
+    queued: bool  # False: this replay was queued before (nothing new was written)
+
+
+class DeadLetters:
+    def __init__(
+        self,
+        store: Store,
+        topic: str,
+        wake_relay: Callable[[], None] | None = None,
+        known_receiver: Callable[[str], bool] | None = None,
+    ) -> None:
+        self._store = store
+        self.topic = topic
+        self._wake = wake_relay
+        self._known = known_receiver
+
+    async def search(
+        self,
+        receiver: str | None = None,
+        state: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = LIST_LIMIT,
+    ) -> list[DeadLetter]:
+        """Newest first; `state` is open, replayed or discarded (None: all)."""
+        query = select(outbox).where(outbox.c.topic == self.topic).order_by(outbox.c.created_at.desc())
+        if since is not None:
+            query = query.where(outbox.c.created_at >= since)
+        if until is not None:
+            query = query.where(outbox.c.created_at < until)
+        if receiver is not None:  # a coarse filter in SQL; the exact one follows
+            query = query.where(outbox.c.headers.contains(json.dumps(receiver)))
+        async with self._store.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        letters = [_dead_letter(r) for r in rows]
+        letters = [d for d in letters if receiver is None or d.receiver == receiver]
+        found = await self._with_state(letters)
+        return [d for d in found if state is None or d.state == state][:limit]
+
+    async def get(self, dead_letter_id: str) -> DeadLetter:
+        query = select(outbox).where(outbox.c.event_id == dead_letter_id, outbox.c.topic == self.topic)
+        async with self._store.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise NotFound(f"no dead letter {dead_letter_id} is kept here")
+        (found,) = await self._with_state([_dead_letter(row)])
+        return found
+
+    async def replay(self, ids: Iterable[str], by: str, receivers: list[str] | None = None) -> list[Replayed]:
+        """Replay each dead letter to its own receiver, or to `receivers` when given."""
+        for receiver in receivers or []:
+            self._check_receiver(receiver)
+        letters = [await self.get(i) for i in ids]
+        for letter in letters:
+            if letter.state == DISCARDED_STATE:
+                raise Conflict(f"dead letter {letter.id} was discarded; it cannot be replayed")
+        targets: list[str | None] = list(receivers or [])
+        done = [await self._replay_one(letter, r, by) for letter in letters for r in (targets or [letter.receiver])]
+        if any(r.queued for r in done) and self._wake is not None:
+            self._wake()
+        return done
+
+    async def replay_window(self, receiver: str, since: datetime, until: datetime, by: str) -> list[Replayed]:
+        """Replay every open dead letter for `receiver` given up between `since` and `until`."""
+        if since >= until:
+            raise MalformedInput("the window must end after it starts", Issue(f"{since} to {until}", "since", "value"))
+        letters = await self.search(receiver=receiver, state=OPEN, since=since, until=until, limit=LIST_LIMIT)
+        return await self.replay([d.id for d in letters], by) if letters else []
+
+    async def discard(self, dead_letter_id: str, reason: str, by: str) -> DeadLetter:
+        if not reason.strip():
+            raise MalformedInput("say why it is discarded", Issue("the reason is empty", "reason", "required"))
+        letter = await self.get(dead_letter_id)
+        if letter.state == DISCARDED_STATE:
+            return letter
+        if letter.state == REPLAYED_STATE:
+            raise Conflict(f"dead letter {letter.id} was replayed; there is nothing left to discard")
+        step = {"dead_letter": letter.id, "reason": reason.strip(), "by": by, "receiver": letter.receiver}
+        await self._store.add_step(letter.referral_id, DISCARDED, step)
+        return await self.get(dead_letter_id)
+
+    async def _replay_one(self, letter: DeadLetter, receiver: str | None, by: str) -> Replayed:
+        topic, headers = original_event(letter.headers)
+        if receiver:
+            headers["routing_service"] = receiver
+        replay_id = str(uuid.uuid5(_REPLAY_NAMESPACE, f"{letter.id}|{receiver or ''}"))
+        record = OutboxEvent(replay_id, topic, letter.key, {**headers, "replayed_from": letter.id}, letter.value)
+        step = {"dead_letter": letter.id, "receiver": receiver, "topic": topic, "replay_event": replay_id, "by": by}
+        try:
+            async with self._store.begin() as conn:
+                await insert_events(conn, [record], letter.referral_id)
+                await insert_steps(conn, letter.referral_id, [(REPLAYED, step)])
+        except IntegrityError:
+            return Replayed(letter.id, receiver, replay_id, queued=False)
+        return Replayed(letter.id, receiver, replay_id, queued=True)
+
+    def _check_receiver(self, receiver: str) -> None:
+        if self._known is not None and not self._known(receiver):
+            raise NotFound(f"no receiver '{receiver}' in the service directory")
+
+    async def _with_state(self, letters: list[DeadLetter]) -> list[DeadLetter]:
+        if not letters:
+            return []
+        actions = await self._actions({d.referral_id for d in letters})
+        statuses = await self._delivery_statuses(letters)
+        return [
+            replace(d, actions=tuple(actions.get(d.id, ())), delivery_status=statuses.get((d.event_id, d.receiver)))
+            for d in letters
+        ]
+
+    async def _actions(self, referral_ids: set[str]) -> dict[str, list[Action]]:
+        query = (
+            select(history)
+            .where(history.c.referral_id.in_(referral_ids), history.c.step.in_((REPLAYED, DISCARDED)))
+            .order_by(history.c.seq)
+        )
+        async with self._store.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        found: dict[str, list[Action]] = {}
+        for row in rows:
+            detail = json.loads(row.detail)
+            kind = REPLAYED_STATE if row.step == REPLAYED else DISCARDED_STATE
+            action = Action(row.at, kind, detail.get("by", ""), detail.get("reason"), detail.get("receiver"))
+            found.setdefault(detail.get("dead_letter", ""), []).append(action)
+        return found
+
+    async def _delivery_statuses(self, letters: list[DeadLetter]) -> dict[tuple[str, str | None], str]:
+        keys = [(d.event_id, d.receiver) for d in letters if d.receiver]
+        if not keys:
+            return {}
+        query = select(deliveries.c.event_id, deliveries.c.receiver, deliveries.c.status).where(
+            tuple_(deliveries.c.event_id, deliveries.c.receiver).in_(keys)
+        )
+        async with self._store.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(r.event_id, r.receiver): r.status for r in rows}
+
+
+def _dead_letter(row: Row[Any]) -> DeadLetter:
+    h: dict[str, str] = json.loads(row.headers)
+    original = "/".join(h.get(k, "?") for k in ("dlq_original_topic", "dlq_original_partition", "dlq_original_offset"))
+    return DeadLetter(
+        id=row.event_id,
+        referral_id=row.referral_id,
+        at=row.created_at,
+        receiver=h.get("dlq_receiver") or None,
+        reason=h.get("dlq_reason", ""),
+        details=h.get("dlq_details", ""),
+        attempts=int(h.get("dlq_attempts", "0") or 0),
+        event_id=h.get("ce_id", ""),
+        event_type=h.get("ce_type", ""),
+        original=original,
+        key=row.key,
+        headers=h,
+        value=row.value,
+    )

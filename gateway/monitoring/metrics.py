@@ -1,0 +1,102 @@
+"""Prometheus metrics, served at /metrics: counters and latency histograms at the gateway's spines.
+
+    intake      gateway_referrals_received_total{adapter}, _accepted_total{adapter,outcome},
+                _rejected_total{adapter,error}, gateway_intake_seconds{adapter}
+    relay       gateway_events_published_total{topic}, gateway_publish_failures_total{topic},
+                gateway_outbox_to_kafka_seconds{topic} (commit to broker acknowledgement)
+    status      gateway_task_status_changes_total{status,adapter}
+    delivery    gateway_deliveries_total{receiver,format,outcome}, gateway_delivery_seconds{format}
+    sampler     gateway_topic_end_offset{topic}, gateway_consumer_lag{group,topic},
+                gateway_outbox_backlog, gateway_delivery_ledger{receiver,status}
+
+Labels are adapters, topics, receivers and error classes: never an id or anything about a patient.
+The spines call the small functions below; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from time import perf_counter
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+RECEIVED = Counter("gateway_referrals_received", "Referrals handed to the intake, by inbound adapter", ["adapter"])
+ACCEPTED = Counter(
+    "gateway_referrals_accepted", "Referrals committed (created) or found resent (duplicate)", ["adapter", "outcome"]
+)
+REJECTED = Counter("gateway_referrals_rejected", "Referrals the intake refused, by error class", ["adapter", "error"])
+INTAKE_SECONDS = Histogram(
+    "gateway_intake_seconds", "Validate, route and commit one referral", ["adapter"], buckets=_LATENCY_BUCKETS
+)
+PUBLISHED = Counter("gateway_events_published", "Outbox events the broker acknowledged", ["topic"])
+PUBLISH_FAILURES = Counter("gateway_publish_failures", "Outbox events the broker did not take", ["topic"])
+OUTBOX_TO_KAFKA_SECONDS = Histogram(
+    "gateway_outbox_to_kafka_seconds",
+    "From the commit of an event to the broker's acknowledgement",
+    ["topic"],
+    buckets=_LATENCY_BUCKETS,
+)
+STATUS_CHANGES = Counter("gateway_task_status_changes", "Task status changes stored", ["status", "adapter"])
+DELIVERIES = Counter(
+    "gateway_deliveries",
+    "Delivery attempts: delivered, retried, dead-lettered",
+    ["receiver", "format", "outcome"],
+)
+DELIVERY_SECONDS = Histogram(
+    "gateway_delivery_seconds", "Sending one event to a receiver", ["format"], buckets=_LATENCY_BUCKETS
+)
+TOPIC_END_OFFSET = Gauge("gateway_topic_end_offset", "Sum of the end offsets of a topic's partitions", ["topic"])
+CONSUMER_LAG = Gauge("gateway_consumer_lag", "Records a consumer group has yet to commit", ["group", "topic"])
+OUTBOX_BACKLOG = Gauge("gateway_outbox_backlog", "Outbox events committed and not yet published")
+DELIVERY_LEDGER = Gauge("gateway_delivery_ledger", "Deliveries kept, by receiver and state", ["receiver", "status"])
+
+
+@contextmanager
+def intake(adapter: str) -> Iterator[None]:
+    """Count one referral through the intake and time it; a raised error counts as a rejection."""
+    RECEIVED.labels(adapter).inc()
+    started = perf_counter()
+    try:
+        yield
+    except Exception as exc:
+        REJECTED.labels(adapter, type(exc).__name__).inc()
+        raise
+    finally:
+        INTAKE_SECONDS.labels(adapter).observe(perf_counter() - started)
+
+
+def accepted(adapter: str, created: bool) -> None:
+    ACCEPTED.labels(adapter, "created" if created else "duplicate").inc()
+
+
+def published(topic: str, seconds_since_commit: float) -> None:
+    PUBLISHED.labels(topic).inc()
+    OUTBOX_TO_KAFKA_SECONDS.labels(topic).observe(max(seconds_since_commit, 0.0))
+
+
+def publish_failed(topic: str) -> None:
+    PUBLISH_FAILURES.labels(topic).inc()
+
+
+def status_changed(status: str, adapter: str) -> None:
+    STATUS_CHANGES.labels(status, adapter).inc()
+
+
+def delivery(receiver: str, fmt: str, outcome: str, seconds: float | None = None) -> None:
+    """One delivery attempt's outcome: delivered, retried or dead-lettered (for the delivery spine)."""
+    DELIVERIES.labels(receiver, fmt or "none", outcome).inc()
+    if seconds is not None:
+        DELIVERY_SECONDS.labels(fmt or "none").observe(seconds)
+
+
+def counter_values(counter: Counter) -> dict[tuple[str, ...], float]:
+    """A counter's totals by label values (the dashboard's adapter table reads them)."""
+    totals: dict[tuple[str, ...], float] = {}
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                totals[tuple(sample.labels.values())] = sample.value
+    return totals

@@ -1,0 +1,122 @@
+"""Everything long-lived the gateway owns, started in order and stopped in reverse.
+
+Each component has idempotent `start()`/`stop()`. If start-up fails half way, what was started is
+stopped again before the error propagates: no broker process or socket is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from adapters.inbound.hl7v2 import tables as hl7_tables
+from gateway.audit.trail import AuditTrail
+from gateway.auth.authority import Authority
+from gateway.auth.senders import SenderCheck, SenderPolicy
+from gateway.bus.broker import EmbeddedBroker
+from gateway.bus.relay import OutboxRelay
+from gateway.bus.topics import ensure_topics, load_topics
+from gateway.intake import Intake
+from gateway.mllp.handler import ReferralHandler
+from gateway.mllp.listener import MllpListener
+from gateway.monitoring.broker_view import BrokerView, gateway_groups
+from gateway.monitoring.dead_letters import DeadLetters
+from gateway.monitoring.retention import Pruner
+from gateway.monitoring.sampler import Sampler
+from gateway.routing import load_router
+from gateway.settings import Settings
+from gateway.status import StatusUpdates
+from gateway.status_listener import StatusTopicListener
+from gateway.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        kafka = settings.kafka
+        self.broker = (
+            EmbeddedBroker(kafka.embedded_host, kafka.embedded_port, settings.data_dir / "broker.log")
+            if kafka.embedded
+            else None
+        )
+        self.topics = load_topics(settings.schemas_dir)
+        self.router = load_router(settings.schemas_dir)
+        self.store = Store(settings.store_url, settings.store.batch_max, settings.store.db_schema)
+        self.relay = OutboxRelay(self.store, kafka, settings.relay, on_broker_error=self.ensure_topics)
+        self.audit = AuditTrail(self.store, self.relay.wake, settings.store.batch_max)
+        self.auth = Authority(settings, self.store)
+        self.status = StatusUpdates(self.store, settings.schemas_dir, self.relay.wake, audit=self.audit)
+        self.intake = Intake(
+            self.store, self.router, self.relay.wake, on_cancelled=self.status.referral_cancelled, audit=self.audit
+        )
+        self.status_listener = StatusTopicListener(kafka, self.status, self.store, self.relay.wake)
+        hl7 = hl7_tables.load(settings.schemas_dir)
+        senders = SenderCheck(SenderPolicy(settings.mllp.senders), self.audit)
+        self.mllp = MllpListener(settings.mllp, ReferralHandler(self.intake, hl7, senders), hl7)
+        self.dead_letters = DeadLetters(
+            self.store, settings.delivery.dead_letter_topic, self.relay.wake, self.router.directory.__contains__
+        )
+        view = BrokerView(kafka, [t.name for t in self.topics], gateway_groups(settings))
+        self.sampler = Sampler(view, self.store, settings.monitor)
+        self.pruner = Pruner(self.store, settings.retention, settings.delivery.dead_letter_topic)
+        self._started: list[Component] = []
+
+    def components(self) -> list[Component]:
+        """In start order. Later capabilities (listeners, consumers) append themselves here."""
+        first: list[Component] = [self.broker] if self.broker else []
+        listeners: list[Component] = [self.mllp] if self.settings.mllp.enabled else []
+        watchers: list[Component] = [self.sampler, self.pruner]
+        return [
+            *first,
+            _Topics(self),
+            self.store,
+            self.audit,
+            self.auth,
+            self.relay,
+            self.status_listener,
+            *listeners,
+            *watchers,
+        ]
+
+    async def start(self) -> None:
+        try:
+            for component in self.components():
+                await component.start()
+                self._started.append(component)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("gateway started: Kafka %s, store %s", self.settings.kafka.servers, self.store.url.split("://")[0])
+
+    async def stop(self) -> None:
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(component).__name__)
+
+    async def ensure_topics(self) -> None:
+        created = await ensure_topics(self.settings.kafka, self.topics)
+        if created:
+            log.info("topics created: %d", len(created))
+
+
+class _Topics:
+    """Start-up step: the broker has every topic before anything publishes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def start(self) -> None:
+        await self._runtime.ensure_topics()
+
+    async def stop(self) -> None:
+        return None

@@ -1,0 +1,285 @@
+"""One typed settings object for the whole gateway, read from environment variables and an optional
+TOML file (`GATEWAY_CONFIG_FILE`); the environment wins.
+
+Sections map to variables by their prefix: `KAFKA_BOOTSTRAP_SERVERS` is `kafka.bootstrap_servers`,
+`API_PORT` is `api.port`, `STORE_URL` is `store.url`. Defaults run a whole gateway on a laptop:
+embedded broker, SQLite in `./data`, HTTP on 127.0.0.1:8080, MLLP on 127.0.0.1:2575.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+class KafkaSettings(BaseModel):
+    """Kafka: empty `bootstrap_servers` means the gateway runs the embedded Tansu broker itself."""
+
+    bootstrap_servers: str | None = None
+    embedded_host: str = "127.0.0.1"
+    embedded_port: int = 9092
+    client_id: str = "referral-gateway"
+    acks: Literal["all", "1", "0"] = "all"
+    enable_idempotence: bool | None = None  # None: on for Apache Kafka, off for Tansu (refuses it)
+    replication_factor: int | None = None  # None: 1 embedded, 3 on a cluster
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    request_timeout_ms: int = 30_000
+    consumer_group_prefix: str = "referral-gateway"
+    session_timeout_ms: int | None = None  # None: 2 s embedded (fast local failover), 45 s on a cluster
+
+    @property
+    def embedded(self) -> bool:
+        return not self.bootstrap_servers
+
+    @property
+    def servers(self) -> str:
+        return self.bootstrap_servers or f"{self.embedded_host}:{self.embedded_port}"
+
+    @property
+    def idempotent(self) -> bool:
+        return self.enable_idempotence if self.enable_idempotence is not None else not self.embedded
+
+    @property
+    def session_timeout(self) -> int:
+        return self.session_timeout_ms or (2_000 if self.embedded else 45_000)
+
+    @property
+    def replicas(self) -> int:
+        return self.replication_factor or (1 if self.embedded else 3)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> KafkaSettings:
+        if not self.embedded and self.acks != "all":
+            raise ValueError("a Kafka cluster must be written with acks=all (KAFKA_ACKS)")
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ValueError("SASL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        return self
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str | None = None  # how callers reach us, for Location headers; default from host:port
+    max_body_bytes: int = 5 * 1024 * 1024
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class MllpSender(BaseModel):
+    """One HL7 v2 sender: its sending facility (MSH-4.1) and the addresses it may connect from."""
+
+    facility: str
+    sources: list[str] = Field(default_factory=list)  # IPs or CIDRs; empty: wherever `allowed_sources` allows
+
+
+class MllpSettings(BaseModel):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2575
+    max_frame_bytes: int = 1024 * 1024
+    idle_timeout_s: float = 300.0
+    allowed_sources: list[str] = Field(default_factory=list)  # IPs or CIDRs; empty: any
+    # Known senders (MLLP_SENDERS, JSON); empty: any MSH-4. Set: MSH-4 must name one, from its sources.
+    senders: list[MllpSender] = Field(default_factory=list)
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
+
+class StoreSettings(BaseModel):
+    url: str | None = None  # default: SQLite in the data directory; or postgresql+asyncpg://user@host/db
+    db_schema: str | None = None  # PostgreSQL: keep the gateway's tables in this schema (created if missing)
+    batch_max: int = 256  # referrals committed in one transaction at most
+
+
+class RelaySettings(BaseModel):
+    batch_size: int = 500
+    poll_interval_s: float = 1.0
+    retry_backoff_s: float = 0.5
+    retry_backoff_max_s: float = 15.0
+
+
+class DeliveryGroup(BaseModel):
+    """One consumer group (`<KAFKA_CONSUMER_GROUP_PREFIX>-<group_id>`) and the receivers (directory
+    service ids) it delivers to; empty: every receiver no other group names. Gateway processes sharing
+    a group share its load."""
+
+    group_id: str
+    receivers: list[str] = Field(default_factory=list)
+
+
+class DeliverySettings(BaseModel):
+    """Outbound delivery: consumer groups read the referral topics and deliver each event to its receiver."""
+
+    enabled: bool = True
+    topics: list[str] = Field(
+        default_factory=lambda: ["referrals.msk-pain", "referrals.physiotherapy", "referrals.iapt", "referrals.triage"]
+    )
+    groups: list[DeliveryGroup] = Field(default_factory=lambda: [DeliveryGroup(group_id="delivery")])
+    retry_topic: str = "referrals.retry"
+    dead_letter_topic: str = "referrals.deadletter"
+    max_attempts: int = Field(default=8, ge=1)  # the first delivery counts as one
+    backoff_base_s: float = Field(default=5.0, gt=0)
+    backoff_max_s: float = Field(default=900.0, gt=0)
+    backoff_jitter: float = Field(default=0.5, ge=0, le=1)  # the share of each delay that is random
+    http_timeout_s: float = Field(default=15.0, gt=0)
+    mllp_timeout_s: float = Field(default=15.0, gt=0)  # connect, send and wait for the ACK
+    max_waiting: int = Field(default=1000, ge=1)  # retries held in memory per partition before it pauses
+
+    @model_validator(mode="after")
+    def _groups_do_not_overlap(self) -> DeliverySettings:
+        named = [r for g in self.groups for r in g.receivers]
+        if len(named) != len(set(named)):
+            raise ValueError("a receiver is named by more than one delivery group (DELIVERY_GROUPS)")
+        if sum(1 for g in self.groups if not g.receivers) > 1:
+            raise ValueError("only one delivery group may take every other receiver (empty receivers)")
+        if len({g.group_id for g in self.groups}) != len(self.groups):
+            raise ValueError("delivery group ids must differ (DELIVERY_GROUPS)")
+        return self
+
+
+class PadSettings(BaseModel):
+    """The IAPT prescription pad (/pad): where its referrals go and what a positive risk screen tells
+    the person filling it in. The crisis steps are local: set them to the area's crisis route."""
+
+    iapt_service_ods: str = "NQ1IA"
+    iapt_service_name: str = "NHS Talking Therapies"
+    # Who stands as requester of a self-referral (UK Core wants an ODS code there); default: the IAPT service.
+    self_referral_requester_ods: str | None = None
+    crisis_steps: list[str] = Field(
+        default_factory=lambda: [
+            "If the patient's life is at immediate risk, call 999 and stay with them.",
+            "Otherwise call the local 24-hour mental health crisis line now: NHS 111, mental health option, "
+            "and tell them the patient has current thoughts of self-harm or suicide.",
+            "Tell the patient's GP practice today and record the risk screen in your clinical notes.",
+            "This referral has gone to NHS Talking Therapies as urgent for their duty team; it does not replace "
+            "the steps above.",
+        ]
+    )
+    self_referral_crisis_steps: list[str] = Field(
+        default_factory=lambda: [
+            "If you might act on these thoughts or you are not safe now, call 999 or go to A&E.",
+            "Call NHS 111 and choose the mental health option, at any time, day or night.",
+            "You can talk to Samaritans on 116 123, free, 24 hours a day.",
+            "We have sent your referral to NHS Talking Therapies as urgent. Their duty team will contact you, "
+            "but please use the numbers above if you need help before then.",
+        ]
+    )
+
+    @property
+    def self_referral_requester(self) -> str:
+        return self.self_referral_requester_ods or self.iapt_service_ods
+
+
+class MonitorSettings(BaseModel):
+    """The integration engineers' tools (/monitor, `referral-gateway lag|trace|dlq|tail`)."""
+
+    sample_interval_s: float = Field(default=5.0, gt=0)  # how often the broker's offsets are sampled
+    history_s: float = Field(default=3600.0, gt=0)  # how far back the dashboard's charts reach (kept in memory)
+    # Whether patient identifiers may be shown unmasked (message browser, `tail --unmasked`). The hook
+    # `gateway.monitoring.access` reads it; role-based access will decide it per person.
+    unmasked_allowed: bool = False
+    browse_limit: int = Field(default=100, ge=1, le=1000)  # messages shown at most per page of the browser
+
+
+class RetentionSettings(BaseModel):
+    """How long the store keeps what it no longer needs; the referral and its Task are kept (they are
+    the record). Kafka's own retention is the cluster's topic configuration."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=3600.0, gt=0)  # how often the pruning job runs
+    outbox_days: float = Field(default=14.0, gt=0)  # published events (a dead letter: once replayed or discarded)
+    history_days: float = Field(default=400.0, gt=0)  # a referral's history and delivery records, after its last step
+
+    @model_validator(mode="after")
+    def _history_outlives_messages(self) -> RetentionSettings:
+        if self.history_days < self.outbox_days:
+            raise ValueError("histories must be kept at least as long as messages (RETENTION_HISTORY_DAYS)")
+        return self
+
+
+class AuthSettings(BaseModel):
+    """Who may call the HTTP API: partners' systems with OAuth2 client-credentials tokens the gateway
+    issues (`POST /oauth2/token`), people signed in at `/signin` for the web pages. Partners and
+    people are set up with `referral-gateway partners|users add`."""
+
+    # HS256 key for tokens and session cookies (at least 32 characters). Default: generated once into
+    # DATA_DIR/signing.key (mode 0600). Several gateway processes must share one: set AUTH_SIGNING_KEY.
+    signing_key: SecretStr | None = None
+    issuer: str = "referral-gateway"
+    token_ttl_s: int = Field(default=900, gt=0, le=24 * 3600)
+    session_ttl_s: int = Field(default=8 * 3600, gt=0, le=7 * 24 * 3600)
+    clock_skew_s: int = Field(default=30, ge=0, le=300)
+    rate_limit_per_s: float = Field(default=50.0, gt=0)  # each client's sustained rate
+    rate_limit_burst: int = Field(default=200, ge=1)  # and how far above it a client may go at once
+    registry_cache_s: float = Field(default=5.0, ge=0)  # how soon a removed partner's tokens stop working
+    # `serve` on a loopback address with no partners and no users creates a development partner
+    # (DATA_DIR/local-dev-client.json, mode 0600) so the laptop default works at once.
+    local_partner: bool = True
+
+    @model_validator(mode="after")
+    def _strong_key(self) -> AuthSettings:
+        if self.signing_key is not None and len(self.signing_key.get_secret_value()) < 32:
+            raise ValueError("AUTH_SIGNING_KEY must be at least 32 characters")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="_",
+        nested_model_default_partial_update=True,
+        env_nested_max_split=1,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    data_dir: Path = Path("data")
+    schemas_dir: Path = SCHEMAS_DIR
+    log_level: str = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    mllp: MllpSettings = Field(default_factory=MllpSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    pad: PadSettings = Field(default_factory=PadSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        config_file = os.environ.get("GATEWAY_CONFIG_FILE")
+        if config_file:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)),)
+        return sources

@@ -1,0 +1,93 @@
+"""The audit trail as the store keeps it: append-only rows (`insert_audit` is the only write; there
+is no update or delete here, and triggers refuse them in the database) and the searches that
+`GET /fhir/AuditEvent` answers.
+
+Each event is written with its outbox record for `gateway.audit`, in the caller's transaction.
+Must not: build AuditEvents (gateway/audit does) or decide who may read them beyond the filter given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, exists, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.store import OutboxEvent, Store, insert_events
+from gateway.store.tables import audit_entities, audit_events
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One event ready to append: its columns, what it is about, and its record for the audit topic."""
+
+    event: dict[str, Any]  # audit_events columns but seq
+    entities: tuple[dict[str, Any], ...]  # audit_entities columns
+    record: OutboxEvent
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    entity: str | None = None  # a reference: ServiceRequest/<id>
+    agent: str | None = None  # client id, user name, HL7 sender
+    since: datetime | None = None
+    before: datetime | None = None
+    outcome: str | None = None
+    organisation: str | None = None  # only events by this organisation or about its referrals
+    limit: int = 50
+
+
+async def insert_audit(conn: AsyncConnection, rows: Sequence[AuditRow]) -> None:
+    if not rows:
+        return
+    await conn.execute(insert(audit_events), [r.event for r in rows])
+    entities = [e for r in rows for e in r.entities]
+    if entities:
+        await conn.execute(insert(audit_entities), entities)
+    await insert_events(conn, [r.record for r in rows], "")
+
+
+class AuditLog:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def search(self, query: AuditQuery) -> list[str]:
+        """The matching AuditEvents (FHIR JSON), newest first."""
+        async with self._store.connect() as conn:
+            rows = (await conn.execute(_select(query))).all()
+        return [r.resource for r in rows]
+
+    async def get(self, audit_id: str, organisation: str | None = None) -> str | None:
+        query = _visible(select(audit_events.c.resource).where(audit_events.c.id == audit_id), organisation)
+        async with self._store.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return str(row.resource) if row else None
+
+
+def _select(query: AuditQuery) -> Select[Any]:
+    found = select(audit_events.c.resource).order_by(audit_events.c.seq.desc()).limit(query.limit)
+    if query.entity is not None:
+        about = select(audit_entities.c.event_id).where(audit_entities.c.reference == query.entity)
+        found = found.where(audit_events.c.id.in_(about))
+    if query.agent is not None:
+        found = found.where(audit_events.c.agent == query.agent)
+    if query.since is not None:
+        found = found.where(audit_events.c.recorded >= query.since)
+    if query.before is not None:
+        found = found.where(audit_events.c.recorded < query.before)
+    if query.outcome is not None:
+        found = found.where(audit_events.c.outcome == query.outcome)
+    return _visible(found, query.organisation)
+
+
+def _visible(query: Select[Any], organisation: str | None) -> Select[Any]:
+    if organisation is None:
+        return query
+    about_theirs = exists().where(
+        audit_entities.c.event_id == audit_events.c.id,
+        or_(audit_entities.c.requester == organisation, audit_entities.c.performer == organisation),
+    )
+    return query.where(or_(audit_events.c.agent_ods == organisation, about_theirs))

@@ -1,0 +1,182 @@
+"""Deliveries: what became of each (event, receiver). An attempt's row, the referral's history steps
+and, for a retry or a dead letter, the outbox record are written in one transaction.
+
+Rows are changed optimistically (`version`): when two consumers act on the same delivery, one write
+wins and the other learns it was late. Must not: decide what to do with a delivery (the delivery
+spine does) or talk to Kafka or a receiver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.store import OutboxEvent, Store, insert_events, insert_steps, now
+from gateway.store.tables import deliveries
+
+DELIVERED = "delivered"
+RETRYING = "retrying"
+DEAD_LETTERED = "dead-lettered"
+
+
+@dataclass(frozen=True)
+class DeliveryKey:
+    """Which event, for whom, and where the copy being acted on was first published."""
+
+    event_id: str
+    receiver: str
+    referral_id: str
+    event_type: str
+    origin_topic: str
+    origin_partition: int
+    origin_offset: int
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    seq: int
+    event_id: str
+    receiver: str
+    referral_id: str
+    format: str | None
+    status: str
+    attempts: int
+    version: int
+    retry_id: str | None
+    next_attempt_at: datetime | None
+    origin_topic: str
+    origin_partition: int
+    origin_offset: int
+    last_error: str | None
+    receipt: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt came to: the row's new state, the history steps, the record to publish."""
+
+    status: str
+    attempts: int
+    steps: tuple[tuple[str, dict[str, Any]], ...]
+    format: str | None = None
+    retry_id: str | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    receipt: str | None = None
+    record: OutboxEvent | None = None
+
+
+class Deliveries:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def get(self, event_id: str, receiver: str) -> DeliveryRow | None:
+        query = select(deliveries).where(deliveries.c.event_id == event_id, deliveries.c.receiver == receiver)
+        return await self._one(query)
+
+    async def waiting_before(self, referral_id: str, receiver: str, seq: int | None) -> DeliveryRow | None:
+        """An earlier event of the same referral for the same receiver still waiting for a retry."""
+        query = select(deliveries).where(
+            deliveries.c.referral_id == referral_id,
+            deliveries.c.receiver == receiver,
+            deliveries.c.status == RETRYING,
+        )
+        if seq is not None:
+            query = query.where(deliveries.c.seq < seq)
+        return await self._one(query.order_by(deliveries.c.seq).limit(1))
+
+    async def last_receiver(self, referral_id: str) -> str | None:
+        """Who the referral's earlier events went to (an update goes where its referral went)."""
+        query = select(deliveries.c.receiver).where(deliveries.c.referral_id == referral_id)
+        async with self._store.connect() as conn:
+            found = (await conn.execute(query.order_by(deliveries.c.seq.desc()).limit(1))).first()
+        return str(found.receiver) if found else None
+
+    async def for_referral(self, referral_id: str) -> list[DeliveryRow]:
+        query = select(deliveries).where(deliveries.c.referral_id == referral_id).order_by(deliveries.c.seq)
+        async with self._store.connect() as conn:
+            return [_row(r) for r in (await conn.execute(query)).all()]
+
+    async def record(self, key: DeliveryKey, current: DeliveryRow | None, outcome: Outcome) -> bool:
+        """Write the outcome; False when another consumer (or an earlier run) already moved this delivery."""
+        try:
+            async with self._store.begin() as conn:
+                if not await _write_row(conn, key, current, outcome):
+                    return False
+                await insert_steps(conn, key.referral_id, outcome.steps)
+                if outcome.record is not None:
+                    await insert_events(conn, [outcome.record], key.referral_id)
+        except IntegrityError:
+            return False
+        return True
+
+    async def record_unaddressed(
+        self, referral_id: str, steps: tuple[tuple[str, dict[str, Any]], ...], record: OutboxEvent
+    ) -> bool:
+        """A dead letter for an event no receiver can be named for; False if it was written before."""
+        try:
+            async with self._store.begin() as conn:
+                await insert_steps(conn, referral_id, steps)
+                await insert_events(conn, [record], referral_id)
+        except IntegrityError:
+            return False
+        return True
+
+    async def _one(self, query: Any) -> DeliveryRow | None:
+        async with self._store.connect() as conn:
+            found = (await conn.execute(query)).first()
+        return _row(found) if found else None
+
+
+async def _write_row(conn: AsyncConnection, key: DeliveryKey, current: DeliveryRow | None, outcome: Outcome) -> bool:
+    at = now()
+    values = {
+        "status": outcome.status,
+        "attempts": outcome.attempts,
+        "format": outcome.format or (current.format if current else None),
+        "retry_id": outcome.retry_id,
+        "next_attempt_at": outcome.next_attempt_at,
+        "last_error": outcome.last_error,
+        "receipt": outcome.receipt,
+        "origin_topic": key.origin_topic,
+        "origin_partition": key.origin_partition,
+        "origin_offset": key.origin_offset,
+        "updated_at": at,
+    }
+    if current is None:
+        identity = {"event_id": key.event_id, "receiver": key.receiver, "referral_id": key.referral_id}
+        await conn.execute(
+            insert(deliveries).values(**identity, event_type=key.event_type, version=1, created_at=at, **values)
+        )
+        return True
+    result = await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.seq == current.seq, deliveries.c.version == current.version)
+        .values(version=current.version + 1, **values)
+    )
+    return bool(result.rowcount == 1)
+
+
+def _row(r: Row[Any]) -> DeliveryRow:
+    return DeliveryRow(
+        seq=r.seq,
+        event_id=r.event_id,
+        receiver=r.receiver,
+        referral_id=r.referral_id,
+        format=r.format,
+        status=r.status,
+        attempts=r.attempts,
+        version=r.version,
+        retry_id=r.retry_id,
+        next_attempt_at=r.next_attempt_at,
+        origin_topic=r.origin_topic,
+        origin_partition=r.origin_partition,
+        origin_offset=r.origin_offset,
+        last_error=r.last_error,
+        receipt=r.receipt,
+    )

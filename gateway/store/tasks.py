@@ -1,0 +1,112 @@
+"""Stored Tasks: the current version of each referral's Task and all its versions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fhir.resources.R4B.task import Task
+from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.store import OutboxEvent, Store, insert_events, insert_steps, now
+from gateway.store.tables import task_versions, tasks
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    id: str
+    referral_id: str
+    status: str
+    version: int
+    resource: str
+    updated_at: datetime
+
+    def task(self) -> Task:
+        return Task.model_validate_json(self.resource)
+
+
+def task_rows(task: dict[str, Any], referral_id: str, nhs_number: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `tasks` row and first `task_versions` row for a new Task (its FHIR JSON)."""
+    resource, at = json.dumps(task, separators=(",", ":")), now()
+    owner, requester = task.get("owner", {}).get("identifier", {}), task.get("requester", {}).get("identifier", {})
+    row = {
+        "id": task["id"],
+        "referral_id": referral_id,
+        "status": task["status"],
+        "version": 1,
+        "resource": resource,
+        "owner": owner.get("value"),
+        "requester": requester.get("value"),
+        "nhs_number": nhs_number,
+        "updated_at": at,
+    }
+    return row, {"task_id": task["id"], "version": 1, "resource": resource, "at": at}
+
+
+class TaskStore:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def get(self, task_id: str) -> StoredTask | None:
+        return await self._one(select(tasks).where(tasks.c.id == task_id))
+
+    async def for_referral(self, referral_id: str) -> StoredTask | None:
+        return await self._one(select(tasks).where(tasks.c.referral_id == referral_id))
+
+    async def search(
+        self, equals: dict[str, str], limit: int = 50, organisation: str | None = None
+    ) -> list[StoredTask]:
+        """Tasks whose columns equal the given values; with `organisation`, only its own (owner or requester)."""
+        query = select(tasks).order_by(tasks.c.updated_at).limit(limit)
+        if organisation is not None:
+            query = query.where(or_(tasks.c.owner == organisation, tasks.c.requester == organisation))
+        for column, value in equals.items():
+            query = query.where(tasks.c[column] == value)
+        async with self._store.connect() as conn:
+            return [_stored(r) for r in (await conn.execute(query)).all()]
+
+    async def versions(self, task_id: str) -> list[str]:
+        query = (
+            select(task_versions.c.resource).where(task_versions.c.task_id == task_id).order_by(task_versions.c.version)
+        )
+        async with self._store.connect() as conn:
+            return [r.resource for r in (await conn.execute(query)).all()]
+
+    async def save_version(
+        self,
+        conn: AsyncConnection,
+        current: StoredTask,
+        task: Task,
+        event: OutboxEvent,
+        steps: Sequence[tuple[str, dict[str, Any]]],
+    ) -> StoredTask:
+        """Write the next version with its status event, inside the caller's transaction."""
+        resource, at, version = task.model_dump_json(), now(), current.version + 1
+        result = await conn.execute(
+            update(tasks)
+            .where(tasks.c.id == current.id, tasks.c.version == current.version)
+            .values(status=task.status, version=version, resource=resource, updated_at=at)
+        )
+        if result.rowcount != 1:
+            raise StaleTask(current.id)
+        await conn.execute(insert(task_versions).values(task_id=current.id, version=version, resource=resource, at=at))
+        await insert_events(conn, [event], current.referral_id)
+        await insert_steps(conn, current.referral_id, steps)
+        return StoredTask(current.id, current.referral_id, str(task.status), version, resource, at)
+
+    async def _one(self, query: Any) -> StoredTask | None:
+        async with self._store.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return _stored(row) if row else None
+
+
+class StaleTask(Exception):
+    """Another change to the Task committed first."""
+
+
+def _stored(row: Row[Any]) -> StoredTask:
+    return StoredTask(row.id, row.referral_id, row.status, row.version, row.resource, row.updated_at)

@@ -1,0 +1,98 @@
+"""BaRS-style FHIR messaging: $process-message with message Bundles, over real HTTP and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.conftest import RunningGateway
+from tests.kafka_reader import read_events
+from tests.samples import bars_bundle, entry
+
+FHIR_JSON = {"content-type": "application/fhir+json"}
+
+
+async def send(
+    client: httpx.AsyncClient, bundle: dict[str, Any], request_id: str | None = None, correlation_id: str = "conv-1"
+) -> httpx.Response:
+    headers = {**FHIR_JSON, "x-correlation-id": correlation_id}
+    if request_id is not False:
+        headers["x-request-id"] = request_id or str(uuid.uuid4())
+    return await client.post("/fhir/$process-message", content=json.dumps(bundle), headers=headers)
+
+
+def referral_in(response: httpx.Response) -> dict[str, Any]:
+    resource: dict[str, Any] = response.json()["entry"][1]["resource"]
+    return resource
+
+
+async def test_new_referral_message_is_accepted_and_published(running_gateway: RunningGateway) -> None:
+    bundle = bars_bundle()
+    async with running_gateway.client() as client:
+        response = await send(client, bundle, "req-new-1", "conv-7")
+    assert response.status_code == 200
+    assert (response.headers["x-request-id"], response.headers["x-correlation-id"]) == ("req-new-1", "conv-7")
+    header = response.json()["entry"][0]["resource"]
+    assert header["response"] == {"identifier": "req-new-1", "code": "ok"}
+    sr = referral_in(response)
+    nhs = entry(bundle, "Patient")["identifier"][0]["value"]
+    assert sr["subject"]["identifier"]["value"] == nhs
+    events = await asyncio.to_thread(
+        read_events, running_gateway.settings.kafka.servers, "referrals.iapt", 1, 10, lambda e: e.key == nhs
+    )
+    assert events and events[0].headers["correlation_id"] == "conv-7"
+
+
+async def test_a_request_id_already_processed_is_a_409_duplicate(running_gateway: RunningGateway) -> None:
+    async with running_gateway.client() as client:
+        first = await send(client, bars_bundle(), "req-dup")
+        second = await send(client, bars_bundle(), "req-dup")
+    assert first.status_code == 200
+    assert second.status_code == 409
+    assert second.json()["issue"][0]["code"] == "duplicate"
+    assert second.json()["issue"][0]["details"]["coding"][0]["code"].startswith("SEND_")
+
+
+async def test_x_request_id_is_required(running_gateway: RunningGateway) -> None:
+    async with running_gateway.client() as client:
+        response = await send(client, bars_bundle(), request_id=False)  # type: ignore[arg-type]
+    assert response.status_code == 400
+
+
+async def test_update_then_cancel_then_cancel_again(running_gateway: RunningGateway) -> None:
+    ubrn = uuid.uuid4().hex[:12]
+    new = bars_bundle("new", ubrn)
+    update = json.loads(json.dumps(new))
+    update["entry"][0]["resource"]["reason"]["coding"][0]["code"] = "update"
+    entry(update, "ServiceRequest")["priority"] = "urgent"
+    cancel = json.loads(json.dumps(new))
+    cancel["entry"][0]["resource"]["reason"]["coding"][0]["code"] = "delete"
+    async with running_gateway.client() as client:
+        created = await send(client, new)
+        updated = await send(client, update)
+        cancelled = await send(client, cancel)
+        again = await send(client, cancel)
+    assert referral_in(created)["meta"]["versionId"] == "1"
+    assert referral_in(updated)["priority"] == "urgent" and referral_in(updated)["meta"]["versionId"] == "2"
+    assert referral_in(cancelled)["status"] == "revoked"
+    assert again.status_code == 409
+
+
+async def test_update_of_an_unknown_referral_is_a_404(running_gateway: RunningGateway) -> None:
+    update = bars_bundle("update")
+    async with running_gateway.client() as client:
+        response = await send(client, update)
+    assert response.status_code == 404
+
+
+async def test_unresolvable_subject_is_rejected_with_the_reason(running_gateway: RunningGateway) -> None:
+    bundle = bars_bundle()
+    entry(bundle, "ServiceRequest")["subject"] = {"reference": "Patient/elsewhere"}
+    async with running_gateway.client() as client:
+        response = await send(client, bundle)
+    assert response.status_code == 422
+    assert "cannot be resolved to an NHS number" in response.json()["issue"][0]["details"]["text"]

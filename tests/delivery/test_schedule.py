@@ -1,0 +1,70 @@
+"""The consumer's bookkeeping: records are taken when due, one per partition, and offsets are
+committed up to, never past, the first record not yet handled."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+
+from gateway.delivery.schedule import Progress, Schedule
+
+P0, P1 = TopicPartition("referrals.retry", 0), TopicPartition("referrals.retry", 1)
+
+
+def test_a_retry_due_later_does_not_block_one_due_now_on_the_same_partition() -> None:
+    schedule: Schedule[str] = Schedule()
+    schedule.add(P0, 10, due=500.0, item="later")
+    schedule.add(P0, 11, due=100.0, item="now")
+    assert schedule.take_due(now=200.0) == [(P0, 11, "now")]
+    assert schedule.take_due(now=200.0) == []
+    assert schedule.next_due() == 500.0
+
+
+def test_events_due_at_once_come_in_offset_order_one_per_partition() -> None:
+    schedule: Schedule[str] = Schedule()
+    for offset in (3, 1, 2):
+        schedule.add(P0, offset, 0.0, f"p0-{offset}")
+    schedule.add(P1, 7, 0.0, "p1-7")
+    assert sorted(schedule.take_due(1.0)) == [(P0, 1, "p0-1"), (P1, 7, "p1-7")]
+    assert schedule.take_due(1.0) == [(P0, 2, "p0-2")]
+    assert schedule.take_due(1.0) == [(P0, 3, "p0-3")]
+
+
+def test_a_held_partition_gives_nothing_until_the_hold_ends() -> None:
+    schedule: Schedule[str] = Schedule()
+    schedule.add(P0, 1, 0.0, "a")
+    schedule.hold(P0, until=50.0)
+    assert schedule.take_due(10.0) == []
+    assert schedule.next_due() == 50.0
+    assert schedule.take_due(50.0) == [(P0, 1, "a")]
+
+
+def test_dropping_a_revoked_partition_forgets_its_records() -> None:
+    schedule: Schedule[str] = Schedule()
+    schedule.add(P0, 1, 0.0, "a")
+    schedule.add(P1, 1, 0.0, "b")
+    schedule.drop([P0])
+    assert schedule.waiting(P0) == 0 and schedule.take_due(1.0) == [(P1, 1, "b")]
+
+
+def test_commit_stops_at_the_first_record_not_handled() -> None:
+    progress = Progress()
+    for offset in (5, 6, 7):
+        progress.fetched(P0, offset)
+    progress.handled(P0, 6)
+    progress.handled(P0, 7)
+    assert progress.committable() == {P0: 5}
+    progress.committed({P0: 5})
+    assert progress.committable() == {}, "nothing moved since the last commit"
+    progress.handled(P0, 5)
+    assert progress.committable() == {P0: 8}
+
+
+def test_commit_only_for_the_partitions_asked() -> None:
+    progress = Progress()
+    progress.fetched(P0, 1)
+    progress.fetched(P1, 4)
+    progress.handled(P0, 1)
+    progress.handled(P1, 4)
+    assert progress.committable({P1}) == {P1: 5}
+    progress.drop([P1])
+    assert progress.committable() == {P0: 2}

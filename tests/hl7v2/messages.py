@@ -1,0 +1,80 @@
+"""HL7 v2 sample messages for tests: read byte for byte (their segment ends are part of the sample),
+mapped with the real tables, and edited field by field to make the variants a test needs."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from adapters.inbound.hl7v2 import parser, ref_i12, tables
+from adapters.inbound.hl7v2.tables import Hl7Tables
+from gateway.canonical.referral import InboundReferral
+from gateway.settings import SCHEMAS_DIR
+from tests.samples import valid_nhs_number
+
+SAMPLES = SCHEMAS_DIR / "samples" / "hl7v2"
+HL7: Hl7Tables = tables.load(SCHEMAS_DIR)
+MSK = "ref-i12-msk-back-pain.hl7"
+IAPT = "ref-i12-iapt-low-mood.hl7"
+CUSTOM = "ref-i12-custom-encoding.hl7"
+ESCAPES = "ref-i12-escapes.hl7"
+LF = "ref-i12-lf-terminated.hl7"
+ZSEG = "ref-i12-z-segments.hl7"
+
+
+def sample_names() -> list[str]:
+    return sorted(p.name for p in SAMPLES.glob("*.hl7"))
+
+
+def sample(name: str) -> str:
+    """The sample exactly as stored (read_text would turn its CR segment ends into LF)."""
+    return (SAMPLES / name).read_bytes().decode("utf-8")
+
+
+def expected_path(name: str) -> Path:
+    return SAMPLES / name.replace(".hl7", ".json")
+
+
+def referral(text: str, correlation_id: str | None = None) -> InboundReferral:
+    return ref_i12.to_referral(parser.parse(text), HL7, correlation_id)
+
+
+def segments(text: str) -> list[str]:
+    return [s for s in text.replace("\r\n", "\r").replace("\n", "\r").split("\r") if s]
+
+
+def join(lines: list[str]) -> str:
+    return "\r".join(lines) + "\r"
+
+
+def without(text: str, name: str) -> str:
+    """The message without any `name` segment (standard encoding characters)."""
+    return join([s for s in segments(text) if not s.startswith(f"{name}|")])
+
+
+def with_field(text: str, name: str, number: int, value: str, occurrence: int = 1) -> str:
+    """The message with SEG-number replaced in the `occurrence`-th `name` segment."""
+    out, seen = [], 0
+    for seg in segments(text):
+        if seg.startswith(f"{name}|"):
+            seen += 1
+            if seen == occurrence:
+                seg = _set(seg, number - (1 if name == "MSH" else 0), value)
+        out.append(seg)
+    return join(out)
+
+
+def _set(seg: str, index: int, value: str) -> str:
+    fields = seg.split("|")
+    fields += [""] * (index + 1 - len(fields))
+    fields[index] = value
+    return "|".join(fields)
+
+
+def fresh(text: str) -> str:
+    """A copy that is a new referral everywhere: new MSH-10, RF1-6 and NHS number (shared stores and
+    brokers never see two tests' referrals as one). Standard encoding characters only."""
+    token = uuid.uuid4().hex[:12].upper()
+    text = with_field(text, "MSH", 10, f"T{token}")
+    text = with_field(text, "RF1", 6, f"REF-{token}^A81001")
+    return with_field(text, "PID", 3, f"{valid_nhs_number()}^^^NHS^NH")

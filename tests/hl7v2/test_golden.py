@@ -1,0 +1,40 @@
+"""Golden files: every REF^I12 sample in schemas/samples/hl7v2 maps to the ServiceRequest stored next to
+it, passes UK Core and reaches the service its ODS codes name. Pure: no I/O beyond reading the files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway.canonical import ukcore
+from gateway.routing import load_router
+from gateway.settings import SCHEMAS_DIR
+from tests.hl7v2.messages import CUSTOM, ESCAPES, IAPT, LF, MSK, ZSEG, expected_path, referral, sample, sample_names
+
+ROUTES = {
+    MSK: ("referrals.msk-pain", "msk-pain-by-performer"),
+    ESCAPES: ("referrals.msk-pain", "msk-pain-by-performer"),
+    ZSEG: ("referrals.msk-pain", "msk-pain-by-performer"),
+    IAPT: ("referrals.iapt", "iapt-by-performer"),
+    LF: ("referrals.iapt", "iapt-by-performer"),
+    CUSTOM: ("referrals.physiotherapy", "physiotherapy-by-performer"),
+}
+
+
+def test_the_samples_are_the_ones_described() -> None:
+    assert sample_names() == sorted(ROUTES)
+
+
+@pytest.mark.parametrize("name", sample_names())
+def test_sample_maps_to_its_golden_service_request(name: str) -> None:
+    expected = json.loads(expected_path(name).read_text(encoding="utf-8"))
+    assert json.loads(referral(sample(name)).service_request.model_dump_json()) == expected
+
+
+@pytest.mark.parametrize("name", sample_names())
+def test_sample_is_valid_and_routes_by_its_ods_codes(name: str) -> None:
+    sr = referral(sample(name)).service_request
+    ukcore.validate(sr)
+    decision = load_router(SCHEMAS_DIR).route(sr)
+    assert (decision.topic, decision.rule) == ROUTES[name]

@@ -1,0 +1,97 @@
+"""Group commit: concurrent accepts share transactions, resends find the first referral, and a
+constraint violation in one write never fails the others — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.bus.events import new_event
+from gateway.settings import StoreSettings
+from gateway.store.store import NewReferral, Store, now
+from gateway.store.tables import outbox, referrals
+
+
+def new_referral(ubrn: str, message: tuple[str, str] | None = None) -> NewReferral:
+    referral_id = str(uuid.uuid5(uuid.NAMESPACE_URL, ubrn))
+    resource = json.dumps({"resourceType": "ServiceRequest", "id": referral_id})
+    row: dict[str, Any] = {
+        "id": referral_id,
+        "identifier_system": "urn:test",
+        "identifier_value": ubrn,
+        "nhs_number": "9434765919",
+        "requester": "A81001",
+        "performer": "RX1PN",
+        "status": "active",
+        "version": 1,
+        "resource": resource,
+        "channel": "test",
+        "sender": "A81001",
+        "correlation_id": "c",
+        "topic": "referrals.msk-pain",
+        "rule": "r",
+        "created_at": now(),
+        "updated_at": now(),
+    }
+    event = new_event(
+        topic="referrals.msk-pain",
+        key="9434765919",
+        event_type="t",
+        source="s",
+        subject=f"ServiceRequest/{referral_id}",
+        value=resource,
+        correlation_id="c",
+    )
+    return NewReferral(row=row, event=event, steps=[("received", {})], message_key=message)
+
+
+@pytest.fixture
+async def store(store_settings: StoreSettings, tmp_path: Any) -> Any:
+    store = Store(
+        store_settings.url or f"sqlite+aiosqlite:///{tmp_path}/g.db", batch_max=64, schema=store_settings.db_schema
+    )
+    await store.start()
+    yield store
+    await store.stop()
+
+
+async def counts(store: Store) -> tuple[int, int]:
+    async with store.connect() as conn:
+        r = (await conn.execute(select(func.count()).select_from(referrals))).scalar_one()
+        o = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+    return int(r), int(o)
+
+
+async def test_concurrent_accepts_and_resends_commit_each_referral_once(store: Store) -> None:
+    ubrns = [uuid.uuid4().hex for _ in range(50)]
+    results = await asyncio.gather(*(store.accept(new_referral(u)) for u in ubrns + ubrns))
+    created = [r for r in results if r.created]
+    assert len(created) == 50
+    assert {r.referral.id for r in results} == {r.referral.id for r in created}
+    assert await counts(store) == (50, 50)
+
+
+async def test_a_resent_message_id_finds_the_first_referral(store: Store) -> None:
+    first = await store.accept(new_referral("a", ("GP1", "MSG-1")))
+    again = await store.accept(new_referral("b", ("GP1", "MSG-1")))  # same control id, other content
+    assert (first.created, again.created) == (True, False)
+    assert again.referral.id == first.referral.id
+    assert await store.message_referral("GP1", "MSG-1") == first.referral
+
+
+async def test_a_constraint_violation_fails_only_its_own_write(store: Store) -> None:
+    clash = new_referral("x")
+    clash.event = new_event(topic="t", key="k", event_type="t", source="s", subject="s", value="{}", correlation_id="c")
+    await store.accept(clash)
+    # the same outbox event id again, under another referral: the batch falls back to one-by-one
+    dup_event = new_referral("y")
+    dup_event.event = clash.event
+    outcomes = await asyncio.gather(store.accept(dup_event), store.accept(new_referral("z")), return_exceptions=True)
+    assert isinstance(outcomes[0], Exception)
+    assert not isinstance(outcomes[1], Exception) and outcomes[1].created
+    assert await counts(store) == (2, 2)

@@ -1,0 +1,68 @@
+"""The route policy is one table and covers every route: a route added without an entry makes this
+test fail (and the guard refuses it at run time). Also: the rules say what they should."""
+
+from __future__ import annotations
+
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from gateway.app import create_app
+from gateway.auth import policy
+from gateway.auth.guard import guard
+from gateway.auth.principal import SCOPES
+from gateway.settings import Settings
+
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/fhir/metadata"),
+    ("GET", "/pad/static/pad.css"),
+    ("POST", "/oauth2/token"),
+    ("GET", "/signin"),
+    ("POST", "/signin"),
+}
+
+
+def routes() -> list[tuple[str, str, object]]:
+    app = create_app(Settings())
+    return [
+        (method, context.path, context.route)
+        for context in iter_route_contexts(app.routes)
+        for method in sorted(context.methods or {"(any)"})
+    ]
+
+
+def test_every_route_of_the_app_has_a_policy_entry() -> None:
+    missing = [f"{method} {path}" for method, path, _ in routes() if policy.rule_for(method, path) is None]
+    assert not missing, f"routes with no entry in gateway/auth/policy.py (refused until added): {missing}"
+
+
+def test_every_route_is_guarded_by_the_app_level_dependency() -> None:
+    unguarded = []
+    for method, path, route in routes():
+        calls = [d.call for d in route.dependant.dependencies] if isinstance(route, APIRoute) else []
+        if guard not in calls:
+            unguarded.append(f"{method} {path}")
+    assert not unguarded, f"routes the guard does not run for: {unguarded}"
+
+
+def test_the_table_names_no_route_the_app_lacks() -> None:
+    present = {(method, path) for method, path, _ in routes()}
+    assert set(policy.POLICY) - present == set()
+
+
+def test_only_liveness_discovery_static_and_credential_doors_are_public() -> None:
+    public = {key for key, rule in policy.POLICY.items() if rule.public}
+    assert public == PUBLIC
+    assert all(policy.POLICY[key].why for key in public), "each public route says why"
+
+
+def test_every_guarded_rule_names_known_scopes() -> None:
+    for key, rule in policy.POLICY.items():
+        assert rule.public or rule.scopes, key
+        assert rule.scopes <= set(SCOPES), key
+
+
+def test_session_cookies_are_taken_on_web_pages_only() -> None:
+    cookie = {path for (_, path), rule in policy.POLICY.items() if rule.cookie}
+    assert all(path.startswith(("/pad", "/monitor", "/signout")) for path in cookie), cookie
+    assert not any(path.startswith("/fhir") for path in cookie)
