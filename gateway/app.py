@@ -10,9 +10,12 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from http import HTTPStatus
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 
 from gateway import __version__
@@ -27,6 +30,7 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+ERROR_PAGES = Jinja2Templates(directory=Path(__file__).resolve().parent / "api" / "templates")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -82,7 +86,16 @@ async def _gateway_error(request: Request, exc: GatewayError) -> Response:
         log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
     if isinstance(exc, Unauthenticated) and web.wants_page(request) and _is_page(request):
         return web.to_signin(request)
+    if "text/html" in request.headers.get("accept", "") and _is_page(request):
+        return _error_page(request, exc)
     return fhir_response(request, operation_outcome(exc), exc.http_status, exc.headers or None)
+
+
+def _error_page(request: Request, exc: GatewayError) -> Response:
+    """A person's browser gets the error as a page it can show, not a FHIR resource to download."""
+    title = HTTPStatus(exc.http_status).phrase
+    context = {"title": title, "message": exc.message}
+    return ERROR_PAGES.TemplateResponse(request, "error.html", context, exc.http_status, exc.headers or None)
 
 
 def _is_page(request: Request) -> bool:

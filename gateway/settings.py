@@ -115,6 +115,7 @@ class RelaySettings(BaseModel):
     poll_interval_s: float = 1.0
     retry_backoff_s: float = 0.5
     retry_backoff_max_s: float = 15.0
+    ack_timeout_s: float = 10.0  # a batch not acknowledged by then is sent again after recovery
 
 
 class DeliveryGroup(BaseModel):

@@ -28,18 +28,32 @@ def read_events(
     consumer = KafkaConsumer(
         bootstrap_servers=servers, enable_auto_commit=False, auto_offset_reset="earliest", consumer_timeout_ms=200
     )
+    deadline = time.monotonic() + timeout
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        partitions = _partitions(consumer, topic, deadline)
+        if not partitions:
+            return []
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        return _collect(consumer, count, timeout, match)
+        return _collect(consumer, count, deadline, match)
     finally:
         consumer.close()
 
 
-def _collect(consumer: KafkaConsumer, count: int, timeout: float, match: Callable[[Event], bool] | None) -> list[Event]:
+def _partitions(consumer: KafkaConsumer, topic: str, deadline: float) -> list[TopicPartition]:
+    """The topic's partitions, waiting for the topic to exist (a restarted broker has none at first)."""
+    while True:
+        found = consumer.partitions_for_topic(topic)
+        if found or time.monotonic() >= deadline:
+            return [TopicPartition(topic, p) for p in found or ()]
+        time.sleep(0.2)
+        consumer.topics()  # refreshes the metadata
+
+
+def _collect(
+    consumer: KafkaConsumer, count: int, deadline: float, match: Callable[[Event], bool] | None
+) -> list[Event]:
     found: list[Event] = []
-    deadline = time.monotonic() + timeout
     while len(found) < count and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=200).values():
             for r in records:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ def gateway_env(
             "API_PORT": str(api_port),
             "MLLP_PORT": str(mllp_port),
             "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
             **extra,
         }
     )
@@ -86,3 +88,18 @@ def wait_gone(pid: int, timeout: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def local_client(data_dir: Path, base_url: str) -> httpx.Client:
+    """An HTTP client holding a token for the development partner a first run on loopback creates
+    (DATA_DIR/local-dev-client.json, gateway/auth/bootstrap.py)."""
+    credentials = json.loads((data_dir / "local-dev-client.json").read_text())
+    response = httpx.post(
+        credentials["token_url"],
+        data={"grant_type": "client_credentials"},
+        auth=(credentials["client_id"], credentials["client_secret"]),
+        timeout=10,
+    )
+    response.raise_for_status()
+    token = response.json()["access_token"]
+    return httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {token}"})

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from gateway.bus.kafka_config import producer_options
 from gateway.monitoring import metrics
@@ -68,11 +69,15 @@ class OutboxRelay:
             except (KafkaError, OSError) as exc:
                 log.warning("publishing failed (%s); retrying in %.1fs", exc, backoff)
                 await self._recover()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._settings.retry_backoff_max_s)
+            except Exception:  # the store failing, say: the relay must outlive it, the rows wait
+                log.exception("the relay failed; retrying in %.1fs", backoff)
+                await self._recover()
+            else:
+                if sent == 0:
+                    await self._idle()
                 continue
-            if sent == 0:
-                await self._idle()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._settings.retry_backoff_max_s)
 
     async def _idle(self) -> None:
         try:
@@ -86,11 +91,12 @@ class OutboxRelay:
             if not claim.rows:
                 return 0
             producer = await self._producer_started()
+            await _topics_exist(producer, {r.topic for r in claim.rows})
             sends = [
                 await producer.send(r.topic, r.value.encode(), key=r.key.encode(), headers=_headers(r))
                 for r in claim.rows
             ]
-            results = await asyncio.gather(*sends, return_exceptions=True)
+            results = await _acks(sends, self._settings.ack_timeout_s)
             done = [
                 (row, res.partition, res.offset)
                 for row, res in zip(claim.rows, results, strict=True)
@@ -129,6 +135,27 @@ class OutboxRelay:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+
+
+async def _topics_exist(producer: AIOKafkaProducer, topics: set[str]) -> None:
+    """A broker that restarted empty (the embedded one keeps its log in memory) acknowledges writes to
+    topics it does not have and loses them: ask it first, one metadata round trip per batch."""
+    missing = topics - (await producer.client.fetch_all_metadata()).topics()
+    if missing:
+        raise UnknownTopicOrPartitionError(f"the broker has no topic {', '.join(sorted(missing))}")
+
+
+async def _acks(sends: list[asyncio.Future[Any]], timeout: float) -> list[Any]:
+    """Each send's metadata or error. A broker that came back without the topics (the embedded one
+    forgets them) makes the client retry until its own, much longer, time-out: past `timeout` the
+    rows count as failed, so the relay recovers (restores the topics) and sends them again."""
+    _, pending = await asyncio.wait(sends, timeout=timeout)
+    for future in pending:
+        future.cancel()
+    return [
+        KafkaTimeoutError("no acknowledgement in time") if f in pending else (f.exception() or f.result())
+        for f in sends
+    ]
 
 
 def _count(done: list[tuple[OutboxRow, int, int]], failed: list[OutboxRow]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.conftest import RunningGateway
+from tests.conftest import RunningGateway, sign_in
 from tests.pad.broker import events_for, physiotherapist_source, self_referral_source, source_codes
 from tests.samples import valid_nhs_number
 
@@ -39,10 +39,12 @@ def chromium() -> str:
 
 
 @pytest.fixture
-async def page(chromium: str) -> AsyncIterator[Page]:
+async def page(chromium: str, running_gateway: RunningGateway) -> AsyncIterator[Page]:
+    """A signed-in physiotherapist's tablet."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=ARGS)
         context = await browser.new_context(viewport=TABLET, has_touch=True, locale="en-GB")
+        await sign_in(context, running_gateway)
         yield await context.new_page()
         await browser.close()
 

@@ -8,19 +8,17 @@ import sqlite3
 import time
 from pathlib import Path
 
-import httpx
-
 from tests.conftest import free_port, start_tansu
-from tests.kafka_reader import read_events
-from tests.processes import gateway_env, start_gateway, wait_ready
+from tests.kafka_reader import Event, read_events
+from tests.processes import gateway_env, local_client, start_gateway, wait_ready
 from tests.samples import service_request
 
 COUNT = 20
 
 
-def post_referrals(base_url: str, count: int) -> set[str]:
+def post_referrals(data_dir: Path, base_url: str, count: int) -> set[str]:
     ids = set()
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    with local_client(data_dir, base_url) as client:
         for _ in range(count):
             response = client.post(
                 "/fhir/ServiceRequest",
@@ -33,18 +31,20 @@ def post_referrals(base_url: str, count: int) -> set[str]:
 
 
 def unpublished(data_dir: Path) -> int:
+    """Referral events still waiting in the outbox (audit and status events wait there too)."""
     with sqlite3.connect(data_dir / "gateway.db") as db:
-        return int(db.execute("select count(*) from outbox where published_at is null").fetchone()[0])
+        query = "select count(*) from outbox where published_at is null and topic = 'referrals.msk-pain'"
+        return int(db.execute(query).fetchone()[0])
 
 
 def published_subjects(servers: str, ids: set[str], timeout: float = 30) -> list[str]:
-    events = read_events(
-        servers,
-        "referrals.msk-pain",
-        len(ids) + 5,
-        timeout,
-        lambda e: e.headers["ce_subject"].removeprefix("ServiceRequest/") in ids,
-    )
+    """The subjects of the events about `ids` on the topic: each once, or a duplicate shows."""
+
+    def ours(event: Event) -> bool:
+        return event.headers["ce_subject"].removeprefix("ServiceRequest/") in ids
+
+    read_events(servers, "referrals.msk-pain", len(ids), timeout, ours)  # wait until all are there
+    events = read_events(servers, "referrals.msk-pain", len(ids) + 1, 2, ours)  # then look for more
     return [e.headers["ce_subject"].removeprefix("ServiceRequest/") for e in events]
 
 
@@ -58,7 +58,7 @@ def test_kill_9_between_commit_and_publish_then_broker_restart(tmp_path: Path) -
         wait_ready(gateway, base)
         broker.terminate()
         broker.wait(timeout=10)
-        ids = post_referrals(base, COUNT)  # durably accepted while Kafka is away
+        ids = post_referrals(tmp_path, base, COUNT)  # durably accepted while Kafka is away
         gateway.kill()
         gateway.wait(timeout=10)
         assert unpublished(tmp_path) == COUNT
@@ -80,11 +80,11 @@ def test_relay_carries_on_when_the_broker_restarts_under_it(tmp_path: Path) -> N
     gateway = start_gateway(gateway_env(tmp_path, api, free_port(), kafka=servers), tmp_path / "gateway.log")
     try:
         wait_ready(gateway, base)
-        before = post_referrals(base, 3)
+        before = post_referrals(tmp_path, base, 3)
         assert sorted(published_subjects(servers, before)) == sorted(before)
         broker.terminate()
         broker.wait(timeout=10)
-        during = post_referrals(base, 5)
+        during = post_referrals(tmp_path, base, 5)
         broker = start_tansu(port)
         assert sorted(published_subjects(servers, during, timeout=40)) == sorted(during)
     finally:
