@@ -33,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValidationError as exc:
         sys.exit(f"referral-gateway: the configuration is not valid:\n{exc}")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for chatty in ("httpx", "aiokafka"):  # the commands' own output is what a user reads
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     command: Callable[[argparse.Namespace, Settings], int] = args.func
     try:
         sys.exit(command(args, settings))

@@ -3,36 +3,33 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from gateway import __version__
 from gateway.settings import Settings
 
+TOKEN = "token"
+SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
 
 def statement(settings: Settings) -> CapabilityStatement:
-    search = [{"name": n, "type": "token"} for n in ("identifier", "patient", "requester", "performer", "status")]
+    base = settings.api.public_url
     return CapabilityStatement.model_validate(
         {
             "status": "active",
             "date": datetime.now(UTC).date().isoformat(),
             "kind": "instance",
             "software": {"name": "Referral Gateway", "version": __version__},
-            "implementation": {"description": "Referral Gateway FHIR R4 API", "url": f"{settings.api.public_url}/fhir"},
+            "implementation": {"description": "Referral Gateway FHIR R4 API", "url": f"{base}/fhir"},
             "fhirVersion": "4.0.1",
             "format": ["application/fhir+json", "application/fhir+xml"],
             "rest": [
                 {
                     "mode": "server",
-                    "resource": [
-                        {
-                            "type": "ServiceRequest",
-                            "interaction": [{"code": c} for c in ("create", "read", "vread", "update", "search-type")],
-                            "versioning": "versioned-update",
-                            "conditionalCreate": True,
-                            "searchParam": search,
-                        }
-                    ],
+                    "security": _security(base),
+                    "resource": _resources(),
                     "operation": [
                         {
                             "name": "process-message",
@@ -53,3 +50,48 @@ def statement(settings: Settings) -> CapabilityStatement:
             ],
         }
     )
+
+
+def _security(base: str) -> dict[str, Any]:
+    """OAuth2 client credentials at the gateway's own token endpoint (SMART-style system scopes)."""
+    return {
+        "service": [{"coding": [{"system": SECURITY_SERVICE, "code": "OAuth"}]}],
+        "description": "Bearer tokens from the token endpoint (client credentials), scopes such as "
+        "system/ServiceRequest.write, system/Task.write, system/*.read.",
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": "token", "valueUri": f"{base}/oauth2/token"}],
+            }
+        ],
+    }
+
+
+def _resources() -> list[dict[str, Any]]:
+    # the routers import this module: their search parameters are read when the statement is made
+    from gateway.api.audit_events import SEARCH_PARAMETERS as AUDIT_SEARCH
+    from gateway.api.tasks import SEARCH_PARAMETERS as TASK_SEARCH
+
+    return [
+        _resource(
+            "ServiceRequest",
+            ("create", "read", "vread", "update", "search-type"),
+            ("identifier", "patient", "requester", "performer", "status"),
+            versioning="versioned-update",
+            conditionalCreate=True,
+        ),
+        _resource("Task", ("read", "update", "patch", "history-instance", "search-type"), tuple(TASK_SEARCH)),
+        _resource("AuditEvent", ("read", "search-type"), AUDIT_SEARCH),
+        _resource("QuestionnaireResponse", ("create",), ()),
+        _resource("Questionnaire", ("read",), ()),
+    ]
+
+
+def _resource(kind: str, interactions: tuple[str, ...], search: tuple[str, ...], **more: Any) -> dict[str, Any]:
+    params = [{"name": n, "type": "date" if n == "date" else TOKEN} for n in search]
+    return {
+        "type": kind,
+        "interaction": [{"code": c} for c in interactions],
+        **({"searchParam": params} if params else {}),
+        **more,
+    }

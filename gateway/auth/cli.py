@@ -14,8 +14,12 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 
+import httpx
+
+from gateway.auth.bootstrap import CREDENTIALS_FILE
 from gateway.auth.principal import ROLES, SCOPES
 from gateway.auth.registry import Registry
+from gateway.errors import GatewayError, NotFound, Unauthenticated
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.store.credentials import Credential, Kind
@@ -34,6 +38,34 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         remove = group.add_parser("remove", help="remove one (its tokens stop working within seconds)")
         remove.add_argument("id")
         remove.set_defaults(func=_runner(_remove), kind=kind)
+    _add_token_command(sub)
+
+
+def _add_token_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    token = sub.add_parser("token", help="print an access token for the development partner of a local first run")
+    token.set_defaults(func=_token)
+
+
+def _token(_: argparse.Namespace, settings: Settings) -> int:
+    """Client credentials from DATA_DIR/local-dev-client.json, exchanged at the running gateway's
+    token endpoint, as any partner's system would."""
+    path = settings.data_dir / CREDENTIALS_FILE
+    if not path.exists():
+        raise NotFound(f"{path} does not exist: it is written by the first `referral-gateway serve` on loopback")
+    credentials = json.loads(path.read_text())
+    try:
+        response = httpx.post(
+            credentials["token_url"],
+            data={"grant_type": "client_credentials"},
+            auth=(credentials["client_id"], credentials["client_secret"]),
+            timeout=10,
+        )
+    except httpx.HTTPError as exc:
+        raise GatewayError(f"the gateway at {credentials['token_url']} does not answer: {exc}") from exc
+    if response.status_code != 200:
+        raise Unauthenticated(f"the token endpoint refused the development partner: {response.text}")
+    print(response.json()["access_token"])
+    return 0
 
 
 def _add_parser(group: argparse._SubParsersAction, kind: Kind) -> None:  # type: ignore[type-arg]

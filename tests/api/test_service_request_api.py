@@ -167,6 +167,13 @@ async def test_capability_statement(running_gateway: RunningGateway) -> None:
         response = await client.get("/fhir/metadata")
     statement = response.json()
     assert statement["resourceType"] == "CapabilityStatement" and statement["fhirVersion"] == "4.0.1"
-    (resource,) = statement["rest"][0]["resource"]
-    assert resource["type"] == "ServiceRequest"
-    assert {p["name"] for p in resource["searchParam"]} >= {"identifier", "patient", "requester", "performer", "status"}
+    rest = statement["rest"][0]
+    resources = {r["type"]: r for r in rest["resource"]}
+    assert set(resources) == {"ServiceRequest", "Task", "AuditEvent", "QuestionnaireResponse", "Questionnaire"}
+    referrals = resources["ServiceRequest"]
+    searches = {p["name"] for p in referrals["searchParam"]}
+    assert searches >= {"identifier", "patient", "requester", "performer", "status"}
+    assert {i["code"] for i in resources["Task"]["interaction"]} >= {"read", "update", "patch", "search-type"}
+    assert rest["security"]["service"][0]["coding"][0]["code"] == "OAuth"
+    token_uri = rest["security"]["extension"][0]["extension"][0]["valueUri"]
+    assert token_uri.endswith("/oauth2/token")
