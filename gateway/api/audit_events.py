@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Request, Response
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
+from gateway.api import search
 from gateway.api.deps import RuntimeDep
 from gateway.api.fhir import base_url
 from gateway.api.representation import fhir_response
@@ -60,14 +61,7 @@ async def read_audit_event(request: Request, runtime: RuntimeDep, audit_id: str)
 def _query(request: Request, organisation: str | None) -> AuditQuery:
     values: dict[str, str] = {}
     since = before = None
-    for name, value in request.query_params.multi_items():
-        if name.startswith("_"):
-            continue
-        if name not in SEARCH_PARAMETERS:
-            raise MalformedInput(
-                f"search parameter '{name}' is not supported",
-                Issue(f"supported: {', '.join(SEARCH_PARAMETERS)}", name, "not-supported"),
-            )
+    for name, value in search.parameters(request, SEARCH_PARAMETERS):
         if name == "date":
             since, before = _date_bound(value, since, before)
         else:

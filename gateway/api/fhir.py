@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Request, Response
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
 from adapters.inbound.fhir import messaging, rest
-from gateway.api import capability
+from gateway.api import capability, search
 from gateway.api.deps import CorrelationDep, RuntimeDep
 from gateway.api.representation import fhir_response
 from gateway.api.responses import message_response
@@ -155,14 +155,7 @@ async def _stored(runtime: RuntimeDep, referral_id: str) -> StoredReferral:
 
 def _criteria(request: Request) -> dict[str, str]:
     criteria: dict[str, str] = {}
-    for name, value in request.query_params.items():
-        if name.startswith("_"):
-            continue
-        if name not in SEARCH_PARAMETERS:
-            raise MalformedInput(
-                f"search parameter '{name}' is not supported",
-                Issue(f"supported: {', '.join(SEARCH_PARAMETERS)}", name, "not-supported"),
-            )
+    for name, value in search.parameters(request, SEARCH_PARAMETERS):
         token = value.split("|")[-1]
         if SEARCH_PARAMETERS[name] == "nhs_number":
             token = nhs_number.normalise(token.removeprefix("Patient/"))

@@ -13,6 +13,7 @@ from fhir.resources.R4B.task import Task
 from pydantic import ValidationError
 
 from adapters.inbound.fhir.parse import invalid, parse
+from gateway.api import search
 from gateway.api.deps import RuntimeDep
 from gateway.api.fhir import base_url, version_from_etag
 from gateway.api.representation import fhir_response
@@ -51,14 +52,7 @@ async def task_history(request: Request, runtime: RuntimeDep, task_id: str) -> R
 @router.get("/Task")
 async def search_tasks(request: Request, runtime: RuntimeDep) -> Response:
     criteria: dict[str, str] = {}
-    for name, value in request.query_params.items():
-        if name.startswith("_"):
-            continue
-        if name not in SEARCH_PARAMETERS:
-            raise MalformedInput(
-                f"search parameter '{name}' is not supported",
-                Issue(f"supported: {', '.join(SEARCH_PARAMETERS)}", name, "not-supported"),
-            )
+    for name, value in search.parameters(request, SEARCH_PARAMETERS):
         token = value.split("|")[-1].removeprefix("ServiceRequest/")
         criteria[SEARCH_PARAMETERS[name]] = nhs_number.normalise(token) if name == "patient" else token
     found = await runtime.status.tasks.search(criteria)
