@@ -2,7 +2,7 @@
 receiver (a separate `referral-gateway demo-receiver` process) over FHIR REST.
 
 The delivery component runs in this process on the delivery tests' own bench (store, relay and
-consumers over a real broker), since the gateway process does not start it yet.
+consumers over a real broker, on topics of its own), so the figure is delivery's alone, without intake.
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ from pydantic import ValidationError
 from gateway import commands, logging_config
 from gateway.app import create_app
 from gateway.auth import cli as auth_cli
+from gateway.auth.bootstrap import CREDENTIALS_FILE
 from gateway.demo_receiver import DemoReceiver
+from gateway.demo_receiver.mover import TaskMover
 from gateway.errors import GatewayError
 from gateway.settings import Settings
 
@@ -56,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--http-port", type=int, default=8090, help="FHIR base URL: http://HOST:PORT/fhir")
     demo.add_argument("--mllp-port", type=int, default=2576)
     demo.add_argument("--record", type=Path, help="also append each referral received to this JSON Lines file")
+    demo.add_argument("--gateway", help="the gateway whose Tasks it moves along (default: API_PUBLIC_URL)")
+    demo.add_argument(
+        "--credentials", type=Path, help="client credentials (default: DATA_DIR/local-dev-client.json of a first run)"
+    )
+    demo.add_argument("--pause", type=float, default=2.0, help="seconds between moving a Task from step to step")
+    demo.add_argument("--no-move", action="store_true", help="only take referrals; never move their Tasks")
     demo.set_defaults(func=_demo_receiver)
     return parser
 
@@ -78,7 +86,11 @@ def _serve(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _demo_receiver(args: argparse.Namespace, _: Settings) -> int:
-    receiver = DemoReceiver(args.host, args.http_port, args.mllp_port, args.record)
+def _demo_receiver(args: argparse.Namespace, settings: Settings) -> int:
+    credentials = args.credentials or settings.data_dir / CREDENTIALS_FILE
+    mover = None if args.no_move else TaskMover(args.gateway or settings.api.public_url, credentials, args.pause)
+    if mover is not None and not credentials.exists():
+        log.warning("no %s yet: start `referral-gateway serve` first, or Tasks will not move", credentials)
+    receiver = DemoReceiver(args.host, args.http_port, args.mllp_port, args.record, mover)
     asyncio.run(receiver.run())
     return 0

@@ -16,6 +16,8 @@ from gateway.auth.senders import SenderCheck, SenderPolicy
 from gateway.bus.broker import EmbeddedBroker
 from gateway.bus.relay import OutboxRelay
 from gateway.bus.topics import ensure_topics, load_topics
+from gateway.delivery.destinations import DirectoryDestinations
+from gateway.delivery.service import DeliveryService
 from gateway.intake import Intake
 from gateway.mllp.handler import ReferralHandler
 from gateway.mllp.listener import MllpListener
@@ -52,14 +54,22 @@ class Runtime:
         self.relay = OutboxRelay(self.store, kafka, settings.relay, on_broker_error=self.ensure_topics)
         self.audit = AuditTrail(self.store, self.relay.wake, settings.store.batch_max)
         self.auth = Authority(settings, self.store)
-        self.status = StatusUpdates(self.store, settings.schemas_dir, self.relay.wake, audit=self.audit)
+        self.status = StatusUpdates(
+            self.store,
+            settings.schemas_dir,
+            self.relay.wake,
+            audit=self.audit,
+            referrer_service=self.router.directory.referrer_service,
+        )
         self.intake = Intake(
             self.store, self.router, self.relay.wake, on_cancelled=self.status.referral_cancelled, audit=self.audit
         )
         self.status_listener = StatusTopicListener(kafka, self.status, self.store, self.relay.wake)
+        destinations = DirectoryDestinations(self.router.directory)
+        self.delivery = DeliveryService(kafka, settings.delivery, self.store, destinations, self.relay.wake)
         hl7 = hl7_tables.load(settings.schemas_dir)
         senders = SenderCheck(SenderPolicy(settings.mllp.senders), self.audit)
-        self.mllp = MllpListener(settings.mllp, ReferralHandler(self.intake, hl7, senders), hl7)
+        self.mllp = MllpListener(settings.mllp, ReferralHandler(self.intake, hl7, senders, self.status), hl7)
         self.dead_letters = DeadLetters(
             self.store, settings.delivery.dead_letter_topic, self.relay.wake, self.router.directory.__contains__
         )
@@ -72,6 +82,7 @@ class Runtime:
         """In start order. Later capabilities (listeners, consumers) append themselves here."""
         first: list[Component] = [self.broker] if self.broker else []
         listeners: list[Component] = [self.mllp] if self.settings.mllp.enabled else []
+        delivery: list[Component] = [self.delivery] if self.settings.delivery.enabled else []
         watchers: list[Component] = [self.sampler, self.pruner]
         return [
             *first,
@@ -80,6 +91,7 @@ class Runtime:
             self.audit,
             self.auth,
             self.relay,
+            *delivery,
             self.status_listener,
             *listeners,
             *watchers,

@@ -131,8 +131,14 @@ class DeliverySettings(BaseModel):
     """Outbound delivery: consumer groups read the referral topics and deliver each event to its receiver."""
 
     enabled: bool = True
-    topics: list[str] = Field(
-        default_factory=lambda: ["referrals.msk-pain", "referrals.physiotherapy", "referrals.iapt", "referrals.triage"]
+    topics: list[str] = Field(  # the referral topics, and referrals.status: Task changes back to the referrer
+        default_factory=lambda: [
+            "referrals.msk-pain",
+            "referrals.physiotherapy",
+            "referrals.iapt",
+            "referrals.triage",
+            "referrals.status",
+        ]
     )
     groups: list[DeliveryGroup] = Field(default_factory=lambda: [DeliveryGroup(group_id="delivery")])
     retry_topic: str = "referrals.retry"
@@ -144,6 +150,10 @@ class DeliverySettings(BaseModel):
     http_timeout_s: float = Field(default=15.0, gt=0)
     mllp_timeout_s: float = Field(default=15.0, gt=0)  # connect, send and wait for the ACK
     max_waiting: int = Field(default=1000, ge=1)  # retries held in memory per partition before it pauses
+    # Where a delivery group with no committed offsets starts. "earliest": nothing published is ever
+    # skipped (the ledger keeps a second look harmless). "latest" only for throwaway groups (tests, demos)
+    # on a broker with history they must not replay.
+    new_group_start: Literal["earliest", "latest"] = "earliest"
 
     @model_validator(mode="after")
     def _groups_do_not_overlap(self) -> DeliverySettings:

@@ -5,7 +5,8 @@
         → lifecycle rules (schemas/task-lifecycle.json) → store: new version + outbox event, one commit
 
 A change that repeats the current state is answered with the current version and adds no event,
-so a receiver's retry is harmless.
+so a receiver's retry is harmless. The event's `routing_service` header names the referrer's service
+in the directory, so delivery sends the change back in the referrer's format (none: topic only).
 """
 
 from __future__ import annotations
@@ -32,9 +33,15 @@ STATUS_TOPIC = "referrals.status"
 
 class StatusUpdates:
     def __init__(
-        self, store: Store, schemas_dir: Path, on_commit: Callable[[], None], audit: AuditTrail | None = None
+        self,
+        store: Store,
+        schemas_dir: Path,
+        on_commit: Callable[[], None],
+        audit: AuditTrail | None = None,
+        referrer_service: Callable[[str], str | None] | None = None,
     ) -> None:
         self._store = store
+        self._referrer_service = referrer_service  # the directory service a referrer's ODS code is reached by
         self.tasks = TaskStore(store)
         self._rules = rules.lifecycle(schemas_dir)
         self._on_commit = on_commit
@@ -66,6 +73,27 @@ class StatusUpdates:
         done = f"status {stored.status} ({channel})"
         await spines.task_action(self._audit, task_id, sender, referral, description=done)
         return stored
+
+    async def move(
+        self,
+        task_id: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        business_status: str | None = None,
+        channel: str,
+        sender: str,
+        authorise: Callable[[StoredReferral], None] | None = None,
+    ) -> StoredTask:
+        """A change given as a status and its texts (HL7 v2 RRI^I12): the current Task with those set."""
+        current = await self.tasks.get(task_id)
+        proposed = current.task() if current else Task(status=status, intent="order")
+        proposed.status = status
+        if reason:
+            proposed.statusReason = CodeableConcept(text=reason)
+        if business_status:
+            proposed.businessStatus = CodeableConcept(text=business_status)
+        return await self.change(task_id, proposed, channel=channel, sender=sender, authorise=authorise)
 
     async def _change(
         self, current: StoredTask, proposed: Task, channel: str, sender: str, if_match: int | None
@@ -103,6 +131,7 @@ class StatusUpdates:
                 "referral": f"ServiceRequest/{referral.id}",
                 "task_status": str(task.status),
                 "referrer": referral.requester or "",
+                **self._back_to(referral.requester),
             },
         )
         step = {
@@ -122,6 +151,11 @@ class StatusUpdates:
         metrics.status_changed(str(task.status), channel)
         self._on_commit()
         return stored
+
+    def _back_to(self, requester: str | None) -> dict[str, str]:
+        """Delivery's address for the change: the referrer's service, if the directory knows one."""
+        service = self._referrer_service(requester) if requester and self._referrer_service else None
+        return {"routing_service": service} if service else {}
 
 
 def _same_state(before: Task, after: Task) -> bool:

@@ -25,7 +25,15 @@ from gateway.auth.bootstrap import PEOPLE_SCOPES
 from gateway.auth.principal import SCOPES
 from gateway.auth.web import SESSION_COOKIE
 from gateway.runtime import Runtime
-from gateway.settings import ApiSettings, AuthSettings, KafkaSettings, MllpSettings, Settings, StoreSettings
+from gateway.settings import (
+    ApiSettings,
+    AuthSettings,
+    DeliverySettings,
+    KafkaSettings,
+    MllpSettings,
+    Settings,
+    StoreSettings,
+)
 
 
 def free_port() -> int:
@@ -105,6 +113,8 @@ def gateway_settings(tmp_path: Path, broker_servers: str, store_settings: StoreS
         mllp=MllpSettings(port=free_port()),
         # no development partner (tests add their own); rate limits far above what a test sends
         auth=AuthSettings(local_partner=False, rate_limit_per_s=10_000, rate_limit_burst=10_000),
+        # the session's broker holds every earlier test's events: a test's delivery starts at its own
+        delivery=DeliverySettings(new_group_start="latest"),
     )
 
 

@@ -40,6 +40,7 @@ def gateway_env(
                 "KAFKA_ENABLE_IDEMPOTENCE": "false",
                 "KAFKA_SESSION_TIMEOUT_MS": "2000",
                 "KAFKA_CONSUMER_GROUP_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
+                "DELIVERY_NEW_GROUP_START": "latest",  # not the earlier tests' events on the same broker
             }
         )
     if embedded_port:

@@ -1,5 +1,6 @@
 """FHIR R4 over HTTP to a receiver's FHIR base URL: the ServiceRequest itself (REST), or a BaRS-style
-message Bundle to `$process-message` (messaging).
+message Bundle to `$process-message` (messaging); and the referral's Task back to a FHIR referrer the
+same two ways.
 
 Every copy carries the same identity so the receiver can tell a resend from a new referral: REST uses
 conditional create (`If-None-Exist: identifier=system|value`) and conditional update on the referral's
@@ -46,6 +47,50 @@ async def send_message(client: httpx.AsyncClient, base_url: str, outgoing: Outgo
     bundle = message_bundle(outgoing, base_url)
     response = await _call(client, "POST", f"{base_url.rstrip('/')}/$process-message", bundle, _headers(outgoing))
     return _receipt(response)
+
+
+async def send_task(client: httpx.AsyncClient, base_url: str, outgoing: Outgoing) -> Receipt:
+    """Status back to a FHIR referrer: conditional PUT of the Task on the referral's business identifier."""
+    task: dict[str, Any] = json.loads(outgoing.resource)
+    task.pop("meta", None)
+    url = f"{base_url.rstrip('/')}/Task"
+    params = {"identifier": identifier_search(task)}
+    return _receipt(await _call(client, "PUT", url, task, _headers(outgoing), params=params))
+
+
+async def send_task_message(client: httpx.AsyncClient, base_url: str, outgoing: Outgoing) -> Receipt:
+    """Status back to a messaging referrer: a BaRS `servicerequest-response` Bundle with the Task."""
+    bundle = task_message(outgoing, base_url)
+    response = await _call(client, "POST", f"{base_url.rstrip('/')}/$process-message", bundle, _headers(outgoing))
+    return _receipt(response)
+
+
+def task_message(outgoing: Outgoing, destination: str) -> dict[str, Any]:
+    """A BaRS response message: MessageHeader (from the Task's owner to its requester) then the Task."""
+    task = json.loads(outgoing.resource)
+    task_url = f"urn:uuid:{task['id']}"
+    header_id = str(uuid.uuid5(_HEADER_NAMESPACE, outgoing.event_id))
+    referrer = {"receiver": task["requester"]} if task.get("requester") else {}
+    header: dict[str, Any] = {
+        "resourceType": "MessageHeader",
+        "id": header_id,
+        "eventCoding": {"system": systems.BARS_MESSAGE_EVENTS, "code": systems.BARS_EVENT_SERVICEREQUEST_RESPONSE},
+        "reason": {"coding": [{"system": systems.BARS_MESSAGE_REASON, "code": "update"}]},
+        "source": {"endpoint": "urn:referral-gateway"},
+        "destination": [{"endpoint": destination, **referrer}],
+        "focus": [{"reference": task_url}],
+    }
+    if task.get("owner"):
+        header["sender"] = task["owner"]
+    bundle = {
+        "resourceType": "Bundle",
+        "id": outgoing.event_id,
+        "type": "message",
+        "timestamp": outgoing.sent_at,
+        "entry": [{"fullUrl": f"urn:uuid:{header_id}", "resource": header}, {"fullUrl": task_url, "resource": task}],
+    }
+    Bundle.model_validate(bundle)
+    return bundle
 
 
 def for_receiver(resource: str) -> dict[str, Any]:

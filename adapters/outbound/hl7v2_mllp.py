@@ -1,5 +1,5 @@
 """HL7 v2 over MLLP: the referral as REF^I12 (encoded by `adapters.outbound.hl7v2`) to the receiver's
-host:port, delivered when the ACK says AA.
+host:port, or its Task as RRI^I12 back to the referrer's; delivered when the ACK says AA.
 
 MSH-10 is derived from the event id, so every copy of one event carries the same control id and the
 receiver can tell a resend from a new message. The ACK decides (MSA-1): AA delivered; AR refused,
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from contextlib import suppress
 from typing import Any
 
@@ -34,7 +35,18 @@ def control_id(event_id: str) -> str:
 
 async def send_ref_i12(address: str, outgoing: Outgoing, timeout_s: float) -> Receipt:
     msh_10 = control_id(outgoing.event_id)
-    message = hl7v2.encode_ref_i12(outgoing, msh_10)
+    return await _send(address, hl7v2.encode_ref_i12(outgoing, msh_10), msh_10, timeout_s)
+
+
+async def send_rri_i12(address: str, outgoing: Outgoing, timeout_s: float) -> Receipt:
+    """Status back to an HL7 v2 referrer: the Task as RRI^I12, with the referral it is about."""
+    assert outgoing.referral is not None, "a status event carries its referral"
+    msh_10 = control_id(outgoing.event_id)
+    message = hl7v2.encode_rri_i12(outgoing, json.loads(outgoing.referral), msh_10)
+    return await _send(address, message, msh_10, timeout_s)
+
+
+async def _send(address: str, message: str, msh_10: str, timeout_s: float) -> Receipt:
     host, port = _host_port(address)
     try:
         ack = await asyncio.wait_for(_exchange(host, port, message), timeout_s)

@@ -9,13 +9,19 @@ from gateway.canonical.referral import Reason
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One referral event for one receiver, with the ids that make a resend recognisable."""
+    """One event for one receiver (a referral, or a Task change back to the referrer), with the ids
+    that make a resend recognisable."""
 
-    resource: str  # the ServiceRequest as published (FHIR JSON)
+    resource: str  # the ServiceRequest (or, for a status event, the Task) as published (FHIR JSON)
     event_id: str  # unique per event: the receiver's de-duplication key
     reason: Reason  # new, update or delete
     correlation_id: str
     sent_at: str  # when the event was made (ce_time), so every copy of a message reads the same
+    referral: str | None = None  # a status event: `resource` is the Task, this the ServiceRequest it is about
+
+    @property
+    def is_status(self) -> bool:
+        return self.referral is not None
 
 
 @dataclass(frozen=True)

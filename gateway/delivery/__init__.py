@@ -1,6 +1,7 @@
-"""Outbound delivery: Kafka consumer groups carry each referral event to its receiver.
+"""Outbound delivery: Kafka consumer groups carry each referral event to its receiver, and each Task
+change on referrals.status back to its referrer (destinations.py: both addressed by the directory).
 
-    referral topics ─▶ consumer.py (offsets, due times, rebalances)
+    referral topics, referrals.status ─▶ consumer.py (offsets, due times, rebalances)
                     ─▶ deliver.py (decode → choose outbound adapter → send → record, or retry / dead letter)
                     ─▶ adapters/outbound (FHIR REST, FHIR messaging, HL7 v2 over MLLP; Kafka-only: nothing)
     failures ─▶ referrals.retry (back-off, retry.py) ─▶ … ─▶ referrals.deadletter (dead_letter.py)

@@ -46,6 +46,7 @@ class DeliveryConsumer:
         due_at: Callable[[ConsumerRecord], float],
         max_waiting: int,
         stop_grace_s: float,
+        start_at: str = "earliest",
     ) -> None:
         self.group_id = group_id
         self._kafka = kafka
@@ -54,6 +55,8 @@ class DeliveryConsumer:
         self._due_at = due_at
         self._max_waiting = max_waiting
         self._stop_grace_s = stop_grace_s
+        self._start_at = start_at
+        self.joined = asyncio.Event()  # set once the group gave this member its partitions
         self._schedule: Schedule[ConsumerRecord] = Schedule()
         self._progress = Progress()
         self._lock = asyncio.Lock()  # one round, or one rebalance, at a time
@@ -66,7 +69,8 @@ class DeliveryConsumer:
     async def start(self) -> None:
         if self._task is not None:
             return
-        consumer = AIOKafkaConsumer(**consumer_options(self._kafka, self.group_id))
+        options = {**consumer_options(self._kafka, self.group_id), "auto_offset_reset": self._start_at}
+        consumer = AIOKafkaConsumer(**options)
         consumer.subscribe(self._topics, listener=_Rebalance(self))
         try:
             await consumer.start()
@@ -183,3 +187,4 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("delivery group %s: took %d partitions", self._owner.group_id, len(assigned))
+        self._owner.joined.set()

@@ -4,6 +4,10 @@
            → choose the outbound adapter (directory) → send → record "delivered"
            → or, when it fails: schedule a retry (back-off), or dead-letter it with the reason
 
+A Task event from referrals.status takes the same path back to the referrer (its `routing_service`
+header names the referrer's service; one with none is for the topic's readers only), sent with the
+referral it is about, which the RRI^I12 needs.
+
 Each outcome is written with the referral's history and, for a retry or a dead letter, the record to
 publish, in one store transaction; the consumer commits the offset only after `handle` returns. A copy
 seen again (redelivery after a crash or a rebalance) finds its delivery settled and does nothing, and
@@ -14,7 +18,8 @@ Must not: commit offsets (consumer.py) or speak a wire format (adapters/outbound
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from aiokafka import ConsumerRecord
@@ -58,8 +63,10 @@ class Deliverer:
         settings: DeliverySettings,
         claims: Callable[[str], bool],
         wake_relay: Callable[[], None],
+        referral_of: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self._ledger = ledger
+        self._referral_of = referral_of  # the stored ServiceRequest (FHIR JSON) a status event is about
         self._destinations = destinations
         self._outbound = outbound
         self._settings = settings
@@ -72,6 +79,9 @@ class Deliverer:
             delivery = await self._addressed(envelope.decode(record))
         except MalformedInput as error:
             await self._dead_letter_unaddressed(envelope.undecodable(record), error.message)
+            return
+        if delivery.receiver is None and is_status(delivery):
+            log.debug("event %s: a status change for the topic's readers only", delivery.event_id)
             return
         if delivery.receiver is None:
             await self._dead_letter_unaddressed(delivery, "the event names no receiver (routing_service header)")
@@ -92,7 +102,7 @@ class Deliverer:
 
     async def _addressed(self, delivery: Delivery) -> Delivery:
         """An update or cancellation that names no receiver goes where its referral went."""
-        if delivery.receiver is not None:
+        if delivery.receiver is not None or is_status(delivery):
             return delivery
         receiver = await self._ledger.last_receiver(delivery.referral_id)
         return delivery.for_receiver(receiver) if receiver else delivery
@@ -102,7 +112,7 @@ class Deliverer:
         destination: Destination | None = None
         try:
             destination = self._destinations.destination(delivery.receiver)
-            receipt = await self._outbound.send(destination, outgoing(delivery))
+            receipt = await self._outbound.send(destination, await self._outgoing(delivery))
         except GatewayError as error:
             await self._failed(delivery, current, error, destination)
             return
@@ -112,6 +122,14 @@ class Deliverer:
             await self._failed(delivery, current, unexpected, destination)
             return
         await self._delivered(delivery, current, destination, receipt)
+
+    async def _outgoing(self, delivery: Delivery) -> Outgoing:
+        if not is_status(delivery):
+            return outgoing(delivery)
+        referral = await self._referral_of(delivery.referral_id) if self._referral_of else None
+        if referral is None:
+            raise DeliveryFailed(f"the referral {delivery.referral_id} of this Task is not known here", retriable=False)
+        return replace(outgoing(delivery), referral=referral)
 
     async def _delivered(
         self, delivery: Delivery, current: DeliveryRow | None, destination: Destination, receipt: Receipt
@@ -256,6 +274,11 @@ def settled(current: DeliveryRow | None, delivery: Delivery) -> str | None:
     if current.status == DEAD_LETTERED and replayed:
         return None  # published again after a dead letter: a fresh series of attempts
     return "already being delivered"
+
+
+def is_status(delivery: Delivery) -> bool:
+    """A Task change on its way back to the referrer, not a referral on its way to a receiver."""
+    return delivery.event_type == events.TASK_UPDATED
 
 
 def outgoing(delivery: Delivery) -> Outgoing:

@@ -6,6 +6,9 @@ format it takes and where; `Outbound.send` hands the event to the adapter for th
     hl7v2-mllp      REF^I12 over MLLP to host:port, delivered when the ACK says AA
     kafka           nothing to send: the receiver reads the topic itself
 
+A status event (a Task change, back to the referrer) goes as the Task: conditional PUT (fhir-rest), a
+BaRS response message (fhir-messaging), RRI^I12 (hl7v2-mllp), or nothing (kafka).
+
 Must not: retry, record or commit (the spine and the consumer do).
 """
 
@@ -53,6 +56,8 @@ class Outbound:
             await http.aclose()
 
     async def send(self, destination: Destination, outgoing: Outgoing) -> Receipt:
+        if outgoing.is_status:
+            return await self._send_status(destination, outgoing)
         match destination.format:
             case fhir_http.REST:
                 return await fhir_http.send_service_request(self._client(), destination.address, outgoing)
@@ -62,6 +67,19 @@ class Outbound:
                 return await hl7v2_mllp.send_ref_i12(destination.address, outgoing, self._settings.mllp_timeout_s)
             case "kafka":
                 return Receipt(f"nothing to send: the receiver reads {destination.address or 'the topic'} itself")
+        raise DeliveryFailed(f"no outbound adapter speaks '{destination.format}'", retriable=False)
+
+    async def _send_status(self, destination: Destination, outgoing: Outgoing) -> Receipt:
+        """A Task change back to the referrer, in the format its endpoint takes."""
+        match destination.format:
+            case fhir_http.REST:
+                return await fhir_http.send_task(self._client(), destination.address, outgoing)
+            case fhir_http.MESSAGING:
+                return await fhir_http.send_task_message(self._client(), destination.address, outgoing)
+            case hl7v2_mllp.FORMAT:
+                return await hl7v2_mllp.send_rri_i12(destination.address, outgoing, self._settings.mllp_timeout_s)
+            case "kafka":
+                return Receipt("nothing to send: the referrer reads referrals.status itself")
         raise DeliveryFailed(f"no outbound adapter speaks '{destination.format}'", retriable=False)
 
     def _client(self) -> httpx.AsyncClient:

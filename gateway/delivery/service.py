@@ -1,11 +1,13 @@
 """The delivery component the runtime starts: one consumer per delivery group, each reading the
-referral topics and the retry topic, with one outbound HTTP client and the store shared by all.
+referral topics, referrals.status (Task changes back to referrers) and the retry topic, with one
+outbound HTTP client and the store shared by all.
 
 Idempotent `start()`/`stop()`; disabled by `delivery.enabled = false` (DELIVERY_ENABLED).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -40,11 +42,18 @@ class DeliveryService:
                 group.group_id,
                 topics,
                 Deliverer(
-                    self.ledger, destinations, self._outbound, settings, claims(group, settings.groups), wake_relay
+                    self.ledger,
+                    destinations,
+                    self._outbound,
+                    settings,
+                    claims(group, settings.groups),
+                    wake_relay,
+                    referral_of=lambda referral_id: _resource(store, referral_id),
                 ).handle,
                 envelope.due_at,
                 settings.max_waiting,
                 grace,
+                settings.new_group_start,
             )
             for group in settings.groups
         ]
@@ -63,11 +72,21 @@ class DeliveryService:
             raise
         log.info("delivery started: groups %s", ", ".join(c.group_id for c in self.consumers))
 
+    async def joined(self, timeout_s: float = 30.0) -> None:
+        """Wait until every group has given this process its partitions (what a test or demo needs
+        before publishing, when new groups start at the latest offsets)."""
+        await asyncio.wait_for(asyncio.gather(*(c.joined.wait() for c in self.consumers)), timeout_s)
+
     async def stop(self) -> None:
         for consumer in reversed(self.consumers):
             await consumer.stop()
         await self._outbound.stop()
         self._started = False
+
+
+async def _resource(store: Store, referral_id: str) -> str | None:
+    stored = await store.get(referral_id)
+    return stored.resource if stored else None
 
 
 def claims(group: DeliveryGroup, groups: list[DeliveryGroup]) -> Callable[[str], bool]:

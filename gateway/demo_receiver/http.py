@@ -1,5 +1,7 @@
 """The demo receiver's FHIR endpoint: conditional create and update of ServiceRequests, BaRS
-`$process-message`, and `/_demo/...` routes to read what arrived and to set how it behaves."""
+`$process-message`, and `/_demo/...` routes to read what arrived and to set how it behaves. As a
+referrer it also takes the status coming back: a conditional PUT of the Task, or a BaRS response
+message carrying it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from gateway.canonical import systems
 from gateway.demo_receiver.ledger import Behaviour, ReceivedReferrals
 
 FHIR_JSON = "application/fhir+json"
@@ -23,7 +26,8 @@ def create_app(ledger: ReceivedReferrals) -> FastAPI:
     @app.post("/fhir/ServiceRequest")
     async def create(request: Request) -> Response:
         identity = request.headers.get("if-none-exist", "").removeprefix("identifier=")
-        return await _take(ledger, request, REST, identity, "new")
+        body = json.loads(await request.body())
+        return await _take(ledger, request, REST, identity, "new", _ours(body))
 
     @app.put("/fhir/ServiceRequest")
     async def conditional_update(request: Request) -> Response:
@@ -34,9 +38,20 @@ def create_app(ledger: ReceivedReferrals) -> FastAPI:
     @app.post("/fhir/$process-message")
     async def process_message(request: Request) -> Response:
         bundle = json.loads(await request.body())
-        header, sr = bundle["entry"][0]["resource"], bundle["entry"][1]["resource"]
+        header, focus = bundle["entry"][0]["resource"], bundle["entry"][1]["resource"]
+        if focus.get("resourceType") == "Task":
+            return _status(ledger, MESSAGING, focus)
         reason = header["reason"]["coding"][0]["code"]
-        return await _take(ledger, request, MESSAGING, _identity(sr), reason)
+        referral_id = _ours(focus) or focus.get("id")  # a message keeps the gateway's id as the resource id
+        return await _take(ledger, request, MESSAGING, _identity(focus), reason, referral_id)
+
+    @app.put("/fhir/Task")
+    async def task_update(request: Request) -> Response:
+        return _status(ledger, REST, json.loads(await request.body()))
+
+    @app.get("/_demo/statuses")
+    async def statuses() -> list[dict[str, Any]]:
+        return [asdict(s) for s in ledger.statuses]
 
     @app.get("/_demo/received")
     async def received() -> list[dict[str, Any]]:
@@ -54,7 +69,9 @@ def create_app(ledger: ReceivedReferrals) -> FastAPI:
     return app
 
 
-async def _take(ledger: ReceivedReferrals, request: Request, fmt: str, identity: str, reason: str) -> Response:
+async def _take(
+    ledger: ReceivedReferrals, request: Request, fmt: str, identity: str, reason: str, referral_id: str | None = None
+) -> Response:
     request_id = request.headers.get("x-request-id")
     body = (await request.body()).decode()  # all of it arrived before the receiver starts working
     failure = await ledger.misbehave("http")
@@ -63,13 +80,24 @@ async def _take(ledger: ReceivedReferrals, request: Request, fmt: str, identity:
         return _outcome(int(failure), "exception", "the demo receiver was told to fail")
     if not identity:
         return _outcome(400, "required", "no identifier to keep the referral by")
-    kept, outcome = ledger.keep(fmt, identity, request_id, reason, body)
+    kept, outcome = ledger.keep(fmt, identity, request_id, reason, body, referral_id)
     if fmt == MESSAGING and outcome == "duplicate":
         return _outcome(409, "duplicate", f"request {request_id} was processed before")
     status = 201 if outcome == "created" else 200
     resource_id = uuid.uuid5(uuid.NAMESPACE_URL, kept.identity)
     location = f"{request.base_url}fhir/ServiceRequest/{resource_id}/_history/{kept.version}"
     return Response(body, status, {"location": location}, media_type=FHIR_JSON)
+
+
+def _status(ledger: ReceivedReferrals, fmt: str, task: dict[str, Any]) -> Response:
+    text = (task.get("statusReason") or task.get("businessStatus") or {}).get("text")
+    ledger.heard(fmt, _identity(task), str(task.get("status")), text)
+    return Response(json.dumps(task), 200, media_type=FHIR_JSON)
+
+
+def _ours(sr: dict[str, Any]) -> str | None:
+    """The gateway's referral id, which it sends as an identifier."""
+    return next((i.get("value") for i in sr.get("identifier") or [] if i.get("system") == systems.REFERRAL_ID), None)
 
 
 def _identity(sr: dict[str, Any]) -> str:

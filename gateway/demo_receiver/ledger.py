@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,17 @@ class Received:
     version: int
     at: str
     body: str  # what arrived: FHIR JSON or HL7 v2 text
+
+
+@dataclass(frozen=True)
+class StatusSeen:
+    """A referral's status as the referrer hears it back from the gateway (a Task, or an RRI^I12)."""
+
+    format: str
+    identity: str  # the referral's business identifier (system|value, or RF1-6)
+    status: str
+    text: str | None  # business status or reason, if given
+    at: str
 
 
 @dataclass(frozen=True)
@@ -49,9 +61,18 @@ class ReceivedReferrals:
     behaviour: Behaviour = field(default_factory=Behaviour)
     referrals: dict[str, Received] = field(default_factory=dict)
     hits: list[Hit] = field(default_factory=list)
+    statuses: list[StatusSeen] = field(default_factory=list)
+    on_new: Callable[[str], None] | None = None  # told the gateway's referral id of each new referral
     _request_ids: set[str] = field(default_factory=set)
 
-    def keep(self, fmt: str, identity: str, request_id: str | None, reason: str, body: str) -> tuple[Received, str]:
+    def heard(self, fmt: str, identity: str, status: str, text: str | None) -> StatusSeen:
+        seen = StatusSeen(fmt, identity, status, text, datetime.now(UTC).isoformat())
+        self.statuses.append(seen)
+        return seen
+
+    def keep(
+        self, fmt: str, identity: str, request_id: str | None, reason: str, body: str, referral_id: str | None = None
+    ) -> tuple[Received, str]:
         """Take a referral; returns it as kept and what happened (created, updated, duplicate)."""
         known = self.referrals.get(identity)
         repeated = bool(request_id and request_id in self._request_ids)
@@ -65,6 +86,8 @@ class ReceivedReferrals:
         self.referrals[identity] = kept
         self._write(kept)
         outcome = "updated" if version > 1 else "created"
+        if outcome == "created" and referral_id and self.on_new is not None:
+            self.on_new(referral_id)
         self.hits.append(Hit(fmt, identity, request_id, outcome))
         return kept, outcome
 

@@ -1,6 +1,7 @@
 """The demo receiver's HL7 v2 endpoint: REF^I12 over MLLP, answered with an ACK (AA, or the AE / AR it
 was told to answer with). A message is kept once per referral (RF1-6, else MSH-10); a resend with
-the same MSH-10 is acknowledged again without keeping it twice."""
+the same MSH-10 is acknowledged again without keeping it twice. As a referrer it also takes RRI^I12,
+the status coming back (its NTEs say the exact status and why)."""
 
 from __future__ import annotations
 
@@ -50,11 +51,14 @@ async def answer(ledger: ReceivedReferrals, text: str) -> str:
     except (HL7apyException, AttributeError, IndexError) as exc:
         return ack("", "AR", f"not an HL7 v2 message: {exc}")
     identity = _placer_referral(message) or msh_10
+    if str(message.msh.msh_9.msh_9_1.value) == "RRI":
+        ledger.heard(FORMAT, identity, *_status(message))
+        return ack(msh_10, "AA", "")
     failure = await ledger.misbehave("mllp")
     if failure is not None:
         ledger.failed(FORMAT, identity, msh_10, failure)
         return ack(msh_10, str(failure), "the demo receiver was told to refuse this", error="207")
-    ledger.keep(FORMAT, identity, msh_10, _REASONS.get(event, "update"), text)
+    ledger.keep(FORMAT, identity, msh_10, _REASONS.get(event, "update"), text, _ours(message))
     return ack(msh_10, "AA", "")
 
 
@@ -74,6 +78,20 @@ def ack(msh_10: str, code: str, text: str, error: str | None = None) -> str:
         message.err.err_3 = f"{error}^Application internal error^HL70357"
         message.err.err_4 = "E"
     return str(message.to_er7())
+
+
+def _status(message: Any) -> tuple[str, str | None]:
+    notes = [str(n.nte_3.to_er7()) for n in message.children if n.name == "NTE"]
+    status = next((n.removeprefix("Referral status:").strip() for n in notes if n.startswith("Referral status:")), "")
+    others = [n for n in notes if not n.startswith("Referral status:")]
+    return status or str(message.rf1.rf1_1.to_er7()), "; ".join(others) or None
+
+
+def _ours(message: Any) -> str | None:
+    """RF1-11: the gateway's referral id (^REFERRAL-GATEWAY)."""
+    with suppress(HL7apyException, AttributeError, IndexError):
+        return str(message.rf1.rf1_11.rf1_11_1.to_er7()) or None
+    return None
 
 
 def _placer_referral(message: Any) -> str:

@@ -1,5 +1,6 @@
 """`DemoReceiver`: the demo receiver's HTTP (uvicorn) and MLLP (asyncio) listeners, started and
-stopped together, sharing one record of what arrived. Port 0 picks a free port."""
+stopped together, sharing one record of what arrived, and, if given a `TaskMover`, moving each new
+referral's Task along at the gateway. Port 0 picks a free port."""
 
 from __future__ import annotations
 
@@ -12,18 +13,27 @@ import uvicorn
 
 from gateway.demo_receiver import http, mllp
 from gateway.demo_receiver.ledger import ReceivedReferrals
+from gateway.demo_receiver.mover import TaskMover
 
 log = logging.getLogger(__name__)
 
 
 class DemoReceiver:
     def __init__(
-        self, host: str = "127.0.0.1", http_port: int = 0, mllp_port: int = 0, file: Path | None = None
+        self,
+        host: str = "127.0.0.1",
+        http_port: int = 0,
+        mllp_port: int = 0,
+        file: Path | None = None,
+        mover: TaskMover | None = None,
     ) -> None:
         self.host = host
         self.http_port = http_port
         self.mllp_port = mllp_port
         self.ledger = ReceivedReferrals(file)
+        self.mover = mover
+        if mover is not None:
+            self.ledger.on_new = mover.referral_arrived
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._mllp: asyncio.Server | None = None
@@ -39,6 +49,8 @@ class DemoReceiver:
     async def start(self) -> None:
         if self._http is not None:
             return
+        if self.mover is not None:
+            await self.mover.start()
         self._mllp = await asyncio.start_server(partial(mllp.serve_connection, self.ledger), self.host, self.mllp_port)
         self.mllp_port = self._mllp.sockets[0].getsockname()[1]
         config = uvicorn.Config(
@@ -63,6 +75,8 @@ class DemoReceiver:
         if listener is not None:
             listener.close()
             await listener.wait_closed()
+        if self.mover is not None:
+            await self.mover.stop()
 
     async def run(self) -> None:
         """Serve until the HTTP server is told to stop (Ctrl-C, SIGTERM)."""

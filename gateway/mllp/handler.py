@@ -1,11 +1,13 @@
 """One HL7 v2 message in, its acknowledgements out: the MLLP surface of the intake spine.
 
     text -> parse -> MSH check -> mapping by message structure (REF_I12) -> intake.accept -> ACK(s)
+                                                              (RRI_I12) -> status.move   -> ACK(s)
 
 An AA (or CA) is written only after `accept` returned, so it always means the referral and its
 event are committed. A resend (same MSH-10 from the same sender, or the same RF1-6) is answered AA
-again and adds nothing. A `GatewayError` becomes AE / AR with ERR; anything unexpected an AE
-(table 0357 code 207) with an incident id in the log: no message can stop the listener.
+again and adds nothing. An RRI^I12 moves the referral's Task, if MSH-4 is the Task's owner; a repeat
+of the current status is answered AA and adds nothing. A `GatewayError` becomes AE / AR with ERR;
+anything unexpected an AE (table 0357 code 207) with an incident id in the log: no message can stop the listener.
 Must not: frame, read or write sockets (the listener does), or map fields (the adapters do).
 """
 
@@ -16,13 +18,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from adapters.inbound.hl7v2 import ack, header, parser, ref_i12
+from adapters.inbound.hl7v2 import ack, header, parser, ref_i12, rri_i12
 from adapters.inbound.hl7v2.header import Header
 from adapters.inbound.hl7v2.parser import Message
 from adapters.inbound.hl7v2.tables import Hl7Tables
 from gateway.canonical.referral import InboundReferral
-from gateway.errors import GatewayError, MalformedInput, SenderError, UnsupportedInput
-from gateway.intake import Acceptance
+from gateway.canonical.task import task_id_for
+from gateway.errors import Forbidden, GatewayError, MalformedInput, SenderError, UnsupportedInput
+from gateway.intake import Acceptance, referral_id_for
+from gateway.store import StoredReferral
+from gateway.store.tasks import StoredTask
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +44,26 @@ class Intake(Protocol):
     async def accept(self, inbound: InboundReferral) -> Acceptance: ...
 
 
+class Status(Protocol):
+    async def move(
+        self,
+        task_id: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        business_status: str | None = None,
+        channel: str,
+        sender: str,
+        authorise: Callable[[StoredReferral], None] | None = None,
+    ) -> StoredTask: ...
+
+
 class ReferralHandler:
-    def __init__(self, intake: Intake, hl7: Hl7Tables, check_sender: SenderCheck | None = None) -> None:
+    def __init__(
+        self, intake: Intake, hl7: Hl7Tables, check_sender: SenderCheck | None = None, status: Status | None = None
+    ) -> None:
         self._intake = intake
+        self._status = status  # takes RRI^I12 (status back from a receiver) when given
         self._hl7 = hl7
         self._check_sender = check_sender  # the allowed senders (MSH-4 and address): raises Forbidden
 
@@ -67,12 +89,34 @@ class ReferralHandler:
         kind = header.check(head, self._hl7.profile)
         if self._check_sender is not None:
             await self._check_sender(head)
+        if kind.structure == rri_i12.STRUCTURE and self._status is not None:
+            await self._move_task(message, head)
+            return
         mapping = MAPPINGS.get(kind.structure)
         if mapping is None:
             raise UnsupportedInput(f"no mapping for {kind.structure}")
         acceptance = await self._intake.accept(mapping(message, self._hl7))
         if not acceptance.created:
             log.info("HL7 %s from %s is a resend of referral %s", head.control_id, head.sender, acceptance.referral_id)
+
+    async def _move_task(self, message: Message, head: Header) -> None:
+        assert self._status is not None
+        report = rri_i12.to_status(message, head, self._hl7)
+        referral_id = report.referral_id or referral_id_for(*(report.identifier or ("", "")))
+
+        def owner_only(referral: StoredReferral) -> None:
+            if referral.performer != head.sending_facility:
+                raise Forbidden(f"MSH-4 {head.sending_facility} does not own this referral's Task")
+
+        await self._status.move(
+            task_id_for(referral_id),
+            report.status,
+            reason=report.reason,
+            business_status=report.business_status,
+            channel="hl7v2-mllp",
+            sender=head.sender,
+            authorise=owner_only,
+        )
 
     @staticmethod
     def _log_refusal(head: Header, exc: GatewayError) -> None:

@@ -91,6 +91,10 @@ class Directory:
         """The services an organisation provides, in directory order."""
         return [s for s in self._services.values() if s.ods == ods]
 
+    def referrer_service(self, ods: str) -> str | None:
+        """Where status goes back to a referring organisation: its first service with an endpoint."""
+        return next((s.id for s in self.by_ods(ods) if s.endpoints), None)
+
     def organisation_name(self, ods: str) -> str | None:
         return self._organisations.get(ods)
 

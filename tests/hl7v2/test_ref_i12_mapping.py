@@ -370,7 +370,7 @@ def test_a_missing_required_segment_is_refused_naming_it(segment: str, where: st
 
 
 @pytest.mark.parametrize(
-    ("msh_9", "where"), [("ADT^A01^ADT_A01", "MSH-9"), ("REF^I13^REF_I12", "MSH-9.2"), ("RRI^I12^RRI_I12", "MSH-9")]
+    ("msh_9", "where"), [("ADT^A01^ADT_A01", "MSH-9"), ("REF^I13^REF_I12", "MSH-9.2"), ("ORU^R01^ORU_R01", "MSH-9")]
 )
 def test_a_wrong_message_type_is_unsupported(msh_9: str, where: str) -> None:
     error = refusal(with_field(sample(MSK), "MSH", 9, msh_9))
