@@ -37,6 +37,12 @@ browser:
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench
 
+# The long property-based fuzz run (not part of `make test`): FUZZ_EXAMPLES cases per socket property,
+# four times as many for the HL7 mapping. Each property prints how many cases it tried.
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(VENV)/.test-deps
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/trust/test_fuzz.py -q -s -p no:warnings
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
 

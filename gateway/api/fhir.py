@@ -15,8 +15,12 @@ from gateway.api import capability, search
 from gateway.api.deps import CorrelationDep, RuntimeDep
 from gateway.api.representation import fhir_response
 from gateway.api.responses import message_response
+from gateway.audit import spines
+from gateway.audit.events import REFUSED, Entity
+from gateway.auth import access
+from gateway.auth.guard import principal_of
 from gateway.canonical import nhs_number
-from gateway.errors import DuplicateRequest, Issue, MalformedInput, NotFound
+from gateway.errors import DuplicateRequest, Forbidden, Issue, MalformedInput, NotFound
 from gateway.intake import Acceptance
 from gateway.store import StoredReferral
 
@@ -46,19 +50,22 @@ async def create_service_request(
     x_request_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     sr = rest.service_request(await request.body(), request.headers.get("content-type"))
+    access.check_sender(principal_of(request), sr)
     acceptance = await runtime.intake.accept(rest.inbound(sr, correlation, x_request_id))
     return _acceptance_response(request, acceptance, 201 if acceptance.created else 200)
 
 
 @router.get("/ServiceRequest/{referral_id}")
 async def read_service_request(request: Request, runtime: RuntimeDep, referral_id: str) -> Response:
-    stored = await _stored(runtime, referral_id)
+    stored = await _stored(request, runtime, referral_id)
+    await runtime.audit.record("read", spines.referral_entity(stored))
     return fhir_response(request, stored.resource, headers=_version_headers(request, stored.id, stored.version))
 
 
 @router.get("/ServiceRequest/{referral_id}/_history/{version}")
 async def vread_service_request(request: Request, runtime: RuntimeDep, referral_id: str, version: str) -> Response:
-    stored = await _stored(runtime, referral_id)
+    stored = await _stored(request, runtime, referral_id)
+    await runtime.audit.record("vread", spines.referral_entity(stored))
     if version != str(stored.version):
         raise NotFound(
             f"version {version} of ServiceRequest/{referral_id} is not kept; the current one is {stored.version}"
@@ -82,7 +89,10 @@ async def update_service_request(
             Issue(f"id '{sr.id}' differs from '{referral_id}'", "ServiceRequest.id", "invariant"),
         )
     acceptance = await runtime.intake.update(
-        rest.inbound(sr, correlation, x_request_id), referral_id, version_from_etag(if_match)
+        rest.inbound(sr, correlation, x_request_id),
+        referral_id,
+        version_from_etag(if_match),
+        authorise=access.referral_check(principal_of(request)),
     )
     return _acceptance_response(request, acceptance, 200)
 
@@ -91,7 +101,10 @@ async def update_service_request(
 async def search_service_requests(request: Request, runtime: RuntimeDep) -> Response:
     criteria = _criteria(request)
     count = int(request.query_params.get("_count", "50") or 50)
-    found = await runtime.store.search(criteria, limit=max(1, min(count, 500)))
+    organisation = access.search_filter(principal_of(request))
+    found = await runtime.store.search(criteria, limit=max(1, min(count, 500)), organisation=organisation)
+    query = Entity("ServiceRequest", query=request.url.query or "")
+    await runtime.audit.record("search-type", query, *(spines.referral_entity(s) for s in found))
     return fhir_response(request, _searchset(request, found))
 
 
@@ -115,10 +128,12 @@ async def process_message(
             f"request {x_request_id} has already been processed",
             Issue("a message with this X-Request-Id was processed before", "X-Request-Id", "duplicate"),
         )
+    principal = principal_of(request)
+    access.check_sender(principal, inbound.service_request)
     if inbound.reason == "new":
         acceptance = await runtime.intake.accept(inbound)
     else:
-        acceptance = await runtime.intake.update(inbound)
+        acceptance = await runtime.intake.update(inbound, authorise=access.referral_check(principal))
     return fhir_response(request, message_response(acceptance, inbound), 200)
 
 
@@ -146,10 +161,16 @@ def version_from_etag(etag: str | None) -> int | None:
     return int(value)
 
 
-async def _stored(runtime: RuntimeDep, referral_id: str) -> StoredReferral:
+async def _stored(request: Request, runtime: RuntimeDep, referral_id: str) -> StoredReferral:
+    """The referral, if the caller's organisation is a party to it (Forbidden otherwise)."""
     stored = await runtime.store.get(referral_id)
     if stored is None:
         raise NotFound(f"ServiceRequest/{referral_id} is not known here")
+    try:
+        access.check_referral(principal_of(request), stored)
+    except Forbidden as exc:
+        await runtime.audit.note("read", spines.referral_entity(stored), outcome=REFUSED, description=exc.message)
+        raise
     return stored
 
 

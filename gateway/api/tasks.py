@@ -17,6 +17,8 @@ from gateway.api import search
 from gateway.api.deps import RuntimeDep
 from gateway.api.fhir import base_url, version_from_etag
 from gateway.api.representation import fhir_response
+from gateway.auth import access
+from gateway.auth.guard import principal_of
 from gateway.canonical import nhs_number
 from gateway.errors import Issue, MalformedInput, NotFound, UnsupportedInput
 from gateway.store.tasks import StoredTask
@@ -35,13 +37,13 @@ SEARCH_PARAMETERS = {
 
 @router.get("/Task/{task_id}")
 async def read_task(request: Request, runtime: RuntimeDep, task_id: str) -> Response:
-    stored = await _stored(runtime, task_id)
+    stored = await _stored(request, runtime, task_id)
     return fhir_response(request, stored.resource, headers={"ETag": f'W/"{stored.version}"'})
 
 
 @router.get("/Task/{task_id}/_history")
 async def task_history(request: Request, runtime: RuntimeDep, task_id: str) -> Response:
-    await _stored(runtime, task_id)
+    await _stored(request, runtime, task_id)
     versions = [json.loads(v) for v in reversed(await runtime.status.tasks.versions(task_id))]
     entries = [
         BundleEntry.model_validate({"fullUrl": f"{base_url(request)}/Task/{task_id}", "resource": v}) for v in versions
@@ -55,7 +57,7 @@ async def search_tasks(request: Request, runtime: RuntimeDep) -> Response:
     for name, value in search.parameters(request, SEARCH_PARAMETERS):
         token = value.split("|")[-1].removeprefix("ServiceRequest/")
         criteria[SEARCH_PARAMETERS[name]] = nhs_number.normalise(token) if name == "patient" else token
-    found = await runtime.status.tasks.search(criteria)
+    found = await runtime.status.tasks.search(criteria, organisation=access.search_filter(principal_of(request)))
     entries = [
         BundleEntry.model_validate(
             {
@@ -87,7 +89,7 @@ async def patch_task(
 ) -> Response:
     if not request.headers.get("content-type", "").startswith("application/json-patch+json"):
         raise UnsupportedInput("PATCH takes a JSON Patch (application/json-patch+json)")
-    current = await _stored(runtime, task_id)
+    current = await _stored(request, runtime, task_id)
     return await _change(
         request, runtime, task_id, _patched(json.loads(current.resource), await request.body()), if_match
     )
@@ -98,7 +100,12 @@ async def _change(
 ) -> Response:
     sender = request.headers.get("x-sender-ods") or "fhir-client"
     stored = await runtime.status.change(
-        task_id, proposed, channel="fhir-rest", sender=sender, if_match=version_from_etag(if_match)
+        task_id,
+        proposed,
+        channel="fhir-rest",
+        sender=sender,
+        if_match=version_from_etag(if_match),
+        authorise=access.referral_check(principal_of(request)),
     )
     return fhir_response(request, stored.resource, headers={"ETag": f'W/"{stored.version}"'})
 
@@ -114,8 +121,12 @@ def _patched(current: dict[str, object], body: bytes) -> Task:
         raise invalid(exc, "Task") from exc
 
 
-async def _stored(runtime: RuntimeDep, task_id: str) -> StoredTask:
+async def _stored(request: Request, runtime: RuntimeDep, task_id: str) -> StoredTask:
+    """The Task, if the caller's organisation is a party to its referral (Forbidden otherwise)."""
     stored = await runtime.status.tasks.get(task_id)
     if stored is None:
         raise NotFound(f"Task/{task_id} is not known here")
+    referral = await runtime.store.get(stored.referral_id)
+    if referral is not None:
+        access.check_referral(principal_of(request), referral, f"Task/{task_id}")
     return stored
