@@ -30,6 +30,7 @@ from gateway.settings import Settings
 from gateway.status import StatusUpdates
 from gateway.status_listener import StatusTopicListener
 from gateway.store import Store
+from gateway.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,8 @@ class Runtime:
         watchers: list[Component] = [self.sampler, self.pruner]
         return [
             *first,
-            _Topics(self),
             self.store,
+            _Topics(self),  # after the store: a broker that lost its topics gets the unconfirmed events again
             self.audit,
             self.auth,
             self.relay,
@@ -119,6 +120,15 @@ class Runtime:
         created = await ensure_topics(self.settings.kafka, self.topics)
         if created:
             log.info("topics created: %d", len(created))
+        delivered_from = set(created) & {*self.settings.delivery.topics, self.settings.delivery.retry_topic}
+        if delivered_from:
+            # a broker without these topics lost what it held: publish again what no receiver confirmed
+            topics = delivered_from - {self.settings.delivery.retry_topic}  # retries start again from these
+            count = await Outbox(self.store).republish_unconfirmed(topics)
+            if count:
+                log.warning("the broker had lost its topics: %d unconfirmed events to publish again", count)
+                self.relay.wake()
+                await self.delivery.rewind()
 
 
 class _Topics:

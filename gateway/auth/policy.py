@@ -79,6 +79,27 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/pad/sent/{referral_id}"): page("read", PAD),
     ("POST", "/fhir/QuestionnaireResponse"): api("create", QR_WRITE),
     ("GET", "/fhir/Questionnaire/iapt-prescription-pad"): api("read", QR_WRITE, PAD),
+    # the monitor: web pages and their form POSTs (replay and discard need monitor.replay)
+    ("GET", "/monitor/static/{name}"): page("read", MONITOR_READ),  # stylesheet and script, for signed-in viewers
+    ("GET", "/monitor"): page("read", MONITOR_READ),
+    ("GET", "/monitor/trace"): page("read", MONITOR_READ),
+    ("GET", "/monitor/topics/{topic}"): page("read", MONITOR_READ),
+    ("GET", "/monitor/dead-letters"): page("read", MONITOR_READ),
+    ("GET", "/monitor/dead-letters/{dead_letter_id}"): page("read", MONITOR_READ),
+    ("POST", "/monitor/dead-letters/replay"): page("update", MONITOR_REPLAY),
+    ("POST", "/monitor/dead-letters/replay-window"): page("update", MONITOR_REPLAY),
+    ("POST", "/monitor/dead-letters/{dead_letter_id}/discard"): page("update", MONITOR_REPLAY),
+    # the monitor's JSON API; the overview is also polled by the dashboard page with its session cookie
+    ("GET", "/monitor/api/overview"): page("read", MONITOR_READ),
+    ("GET", "/monitor/api/trace/{q}"): api("read", MONITOR_READ),
+    ("GET", "/monitor/api/topics/{topic}/messages"): api("read", MONITOR_READ),
+    ("GET", "/monitor/api/dead-letters"): api("read", MONITOR_READ),
+    ("GET", "/monitor/api/dead-letters/{dead_letter_id}"): api("read", MONITOR_READ),
+    ("POST", "/monitor/api/dead-letters/replay"): api("update", MONITOR_REPLAY),
+    ("POST", "/monitor/api/dead-letters/replay-window"): api("update", MONITOR_REPLAY),
+    ("POST", "/monitor/api/dead-letters/{dead_letter_id}/discard"): api("update", MONITOR_REPLAY),
+    # Prometheus scrapes with a bearer token holding monitor.read; labels carry no patient data
+    ("GET", "/metrics"): api("read", MONITOR_READ),
 }
 
 

@@ -98,6 +98,20 @@ class DeliveryConsumer:
         self._consumer = None
         await consumer.stop()
 
+    async def rewind(self) -> None:
+        """The broker lost its log and was given the unconfirmed events again: read every partition from
+        its start (positions and offsets from before belong to the lost log; what was delivered already
+        is recognised by the spine and skipped)."""
+        async with self._lock:
+            consumer = self._consumer
+            if consumer is None:
+                return
+            assigned = consumer.assignment()
+            self._schedule.drop(assigned)
+            self._progress.drop(assigned)
+            if assigned:
+                await consumer.seek_to_beginning(*assigned)
+
     async def _run(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer

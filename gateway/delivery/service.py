@@ -77,6 +77,9 @@ class DeliveryService:
         before publishing, when new groups start at the latest offsets)."""
         await asyncio.wait_for(asyncio.gather(*(c.joined.wait() for c in self.consumers)), timeout_s)
 
+    async def rewind(self) -> None:
+        await asyncio.gather(*(c.rewind() for c in self.consumers))
+
     async def stop(self) -> None:
         for consumer in reversed(self.consumers):
             await consumer.stop()

@@ -9,16 +9,17 @@ transaction. SQLite serves one process, whose single relay needs no lock.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store.deliveries import DEAD_LETTERED, DELIVERED, RETRYING
 from gateway.store.store import Store, now
-from gateway.store.tables import history, outbox
+from gateway.store.tables import deliveries, history, outbox
 
 
 @dataclass(frozen=True)
@@ -117,3 +118,22 @@ class Outbox:
                     for r in rows
                 ],
             )
+
+    async def republish_unconfirmed(self, topics: Collection[str]) -> int:
+        """Mark unpublished again the events on `topics` that no receiver has confirmed (delivered or
+        dead-lettered): a broker that lost its log (the embedded one keeps it in memory) must get them
+        again. Receivers never see one twice: delivery is idempotent by event id. The retries under way
+        were lost with the log too: their origin is forgotten, so the new copy carries them on."""
+        confirmed = exists().where(
+            deliveries.c.event_id == outbox.c.event_id,
+            deliveries.c.status.in_((DELIVERED, DEAD_LETTERED)),
+        )
+        statement = (
+            update(outbox)
+            .where(outbox.c.topic.in_(list(topics)), outbox.c.published_at.is_not(None), ~confirmed)
+            .values(published_at=None, partition=None, offset=None)
+        )
+        forget_origin = update(deliveries).where(deliveries.c.status == RETRYING).values(origin_offset=-1)
+        async with self._store.begin() as conn:
+            await conn.execute(forget_origin)
+            return int((await conn.execute(statement)).rowcount)

@@ -37,7 +37,8 @@ def canonicalise(sr: ServiceRequest, resources: Index) -> ServiceRequest:
     """A copy of `sr` whose subject, requester and performers are identifier references."""
     local = {**resources, **{f"#{c.id}": c for c in sr.contained or [] if c.id}}
     out = sr.model_copy(deep=True)
-    out.subject = _resolve(sr.subject, local, _nhs_number, "ServiceRequest.subject", "an NHS number")
+    if sr.subject is not None:  # a missing subject is reported by the UK Core rules, not here
+        out.subject = _resolve(sr.subject, local, _nhs_number, "ServiceRequest.subject", "an NHS number")
     if sr.requester is not None:
         out.requester = _resolve(sr.requester, local, _ods_code, "ServiceRequest.requester", "an ODS code")
     out.performer = [
