@@ -28,7 +28,6 @@ from gateway.monitoring.dead_letters import STATES
 from gateway.monitoring.overview import ALL_TOPICS, overview
 
 router = APIRouter(prefix="/monitor", tags=["monitor"])
-router.include_router(monitor_json.router)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 templates.env.globals.update(points=charts.points, peak=charts.peak, spark=(charts.SPARK_WIDTH, charts.SPARK_HEIGHT))
 STATIC = Path(__file__).resolve().parent / "static"

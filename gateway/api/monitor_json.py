@@ -26,7 +26,7 @@ from gateway.monitoring.dead_letters import STATES, DeadLetter, Replayed
 from gateway.monitoring.masking import mask, mask_key, scrub_text
 from gateway.monitoring.overview import overview
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/monitor/api", tags=["monitor"])
 
 
 class ReplayRequest(BaseModel):
