@@ -3,7 +3,8 @@ development partner (every scope, every organisation) and a development user for
 writes their secrets to DATA_DIR/local-dev-client.json (mode 0600) and says how to get a token.
 
 Only when `AUTH_LOCAL_PARTNER` is on (the default) and the API listens on a loopback address: a
-gateway reachable from elsewhere never makes credentials for itself. Must not: run when any partner
+gateway reachable from elsewhere never makes credentials for itself. Replicas starting together on
+one store make them once: the first writes its data directory's file. Must not: run when any partner
 or user exists.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from gateway.auth.principal import SCOPES
 from gateway.auth.registry import Registry
+from gateway.errors import Conflict
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,12 +36,16 @@ async def local_partner(registry: Registry, settings: Settings) -> bool:
         return False
     if await registry.credentials.count():
         return False
-    secret = await registry.add(
-        "client", CLIENT_ID, ods=ODS, scopes=" ".join(SCOPES), name="Local development", all_organisations=True
-    )
-    password = await registry.add(
-        "person", USER, ods=ODS, scopes=PEOPLE_SCOPES, name="Local developer", all_organisations=True
-    )
+    try:
+        secret = await registry.add(
+            "client", CLIENT_ID, ods=ODS, scopes=" ".join(SCOPES), name="Local development", all_organisations=True
+        )
+        password = await registry.add(
+            "person", USER, ods=ODS, scopes=PEOPLE_SCOPES, name="Local developer", all_organisations=True
+        )
+    except Conflict:  # replicas starting together on one store: another one made them first
+        log.info("the development partner was made by another gateway process on this store")
+        return False
     path = _write(settings.data_dir / CREDENTIALS_FILE, secret, password, settings.api.public_url)
     _announce(path, settings.api.public_url)
     return True

@@ -2,7 +2,8 @@
 
 It keeps its log in memory: the gateway's store, not the broker, is what makes loss impossible.
 The child process is bound to ours (Linux PR_SET_PDEATHSIG), so even a kill -9 of the gateway leaves
-no broker behind; a clean stop sends SIGTERM and waits.
+no broker behind; a clean stop sends SIGTERM and waits. It runs in a session of its own, so a Ctrl-C
+in the terminal stops the gateway, which stops the broker after everything that talks to it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class EmbeddedBroker:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
+                start_new_session=True,  # a terminal's Ctrl-C reaches the gateway, which stops the broker last
             )
         log.info("embedded broker pid %s starting on %s", self._proc.pid, self.bootstrap_servers)
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,30 @@ def test_broker_starts_with_the_gateway_and_stops_on_a_signal(tmp_path: Path, st
     # a graceful stop, then the signal's own exit status (uvicorn re-raises it), as a shell expects
     assert proc.wait(timeout=20) in (0, -stop, 128 + stop)
     assert wait_gone(broker_pid), "the embedded broker outlived the gateway"
+
+
+def test_ctrl_c_in_a_terminal_stops_everything_cleanly_before_the_broker(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals the whole foreground process group: the broker must not die first,
+    or the gateway's consumers fail their shutdown against a broker that is gone."""
+    api = free_port()
+    env = gateway_env(tmp_path, api, free_port(), embedded_port=free_port())
+    log = tmp_path / "gateway.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a shell gives a foreground job
+        )
+    wait_ready(proc, f"http://127.0.0.1:{api}")
+    (broker_pid,) = child_pids(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=20) in (0, -signal.SIGINT, 128 + signal.SIGINT)
+    assert wait_gone(broker_pid), "the embedded broker outlived the gateway"
+    text = log.read_text()
+    assert "Application shutdown complete" in text
+    assert '"level": "ERROR"' not in text, [line for line in text.splitlines() if '"ERROR"' in line][:3]
 
 
 def test_kill_9_of_the_gateway_takes_the_broker_with_it(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import subprocess
 import uuid
 from collections import defaultdict
@@ -20,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import POSTGRES_URL, free_port, start_tansu
-from tests.processes import gateway_env, start_gateway, wait_ready
+from tests.processes import gateway_env, local_client, start_gateway, wait_ready
 
 START_BLOCK, END_BLOCK = b"\x0b", b"\x1c\r"
 FHIR_JSON = {"content-type": "application/fhir+json"}
@@ -33,7 +34,12 @@ class Fleet:
     mllp_ports: list[int]
     servers: str
     schema: str
+    token: str  # the development partner's, good at every gateway
     killed: set[int] = field(default_factory=set)
+
+    def clients(self) -> list[httpx.AsyncClient]:
+        auth = {"Authorization": f"Bearer {self.token}"}
+        return [httpx.AsyncClient(base_url=url, timeout=30, headers=auth) for url in self.urls]
 
     def alive(self, preferred: int) -> int:
         """The gateway to send to: `preferred`, or the next one still running."""
@@ -55,6 +61,7 @@ def fleet(data_dir: Path, schema: str, count: int, **extra: str) -> Iterator[Fle
     broker = start_tansu(broker_port)
     servers = f"127.0.0.1:{broker_port}"
     group_prefix = f"scale-{uuid.uuid4().hex[:8]}"  # the same consumer groups in every process
+    signing_key = secrets.token_urlsafe(32)
     procs: list[subprocess.Popen[bytes]] = []
     urls, mllp_ports = [], []
     try:
@@ -63,14 +70,18 @@ def fleet(data_dir: Path, schema: str, count: int, **extra: str) -> Iterator[Fle
             folder.mkdir()
             env = gateway_env(folder, api, mllp, kafka=servers)
             env.update(
-                STORE_URL=POSTGRES_URL, STORE_DB_SCHEMA=schema, KAFKA_CONSUMER_GROUP_PREFIX=group_prefix, **extra
+                STORE_URL=POSTGRES_URL,
+                STORE_DB_SCHEMA=schema,
+                KAFKA_CONSUMER_GROUP_PREFIX=group_prefix,
+                AUTH_SIGNING_KEY=signing_key,  # replicas share one key: a token from one is good at all
+                **extra,
             )
             procs.append(start_gateway(env, folder / "gateway.log"))
             urls.append(f"http://127.0.0.1:{api}")
             mllp_ports.append(mllp)
         for proc, url in zip(procs, urls, strict=True):
             wait_ready(proc, url, timeout=45)
-        yield Fleet(procs, urls, mllp_ports, servers, schema)
+        yield Fleet(procs, urls, mllp_ports, servers, schema, token(data_dir, count))
     finally:
         for proc in procs:
             proc.kill()
@@ -140,8 +151,9 @@ class OutboxRow:
     offset: int
 
 
-async def store_facts(schema: str, timeout: float = 30) -> tuple[dict[str, str], list[OutboxRow]]:
-    """Once every outbox row is published: each referral's channel, and the outbox rows."""
+async def store_facts(schema: str, topic: str, timeout: float = 30) -> tuple[dict[str, str], list[OutboxRow]]:
+    """Once every outbox row is published: each referral's channel, and the outbox rows for `topic`
+    (the outbox also carries the audit trail's events)."""
     engine = create_async_engine(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
     unpublished = text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
     try:
@@ -151,9 +163,20 @@ async def store_facts(schema: str, timeout: float = 30) -> tuple[dict[str, str],
                     if not (await conn.execute(unpublished)).scalar_one():
                         referrals = (await conn.execute(text("SELECT id, channel FROM referrals"))).all()
                         rows = (
-                            await conn.execute(text('SELECT referral_id, event_id, partition, "offset" FROM outbox'))
+                            await conn.execute(
+                                text('SELECT referral_id, event_id, partition, "offset" FROM outbox WHERE topic = :t'),
+                                {"t": topic},
+                            )
                         ).all()
                         return {r.id: r.channel for r in referrals}, [OutboxRow(*row) for row in rows]
                 await asyncio.sleep(0.2)
     finally:
         await engine.dispose()
+
+
+def token(data_dir: Path, count: int) -> str:
+    """The first of the replicas to start on the empty store made the development partner and wrote
+    its secret to its own data directory."""
+    (credentials,) = [p for i in range(count) if (p := data_dir / f"gateway-{i}" / "local-dev-client.json").exists()]
+    with local_client(credentials.parent, "") as client:
+        return str(client.headers["Authorization"]).removeprefix("Bearer ")

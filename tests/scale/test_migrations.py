@@ -54,7 +54,7 @@ def with_changes(base: MetaData) -> MetaData:
     changed = MetaData(naming_convention=dict(base.naming_convention))
     for table in base.tables.values():
         table.to_metadata(changed)
-    Table("audit_events", changed, Column("seq", Integer, primary_key=True), Column("kind", String(32)))
+    Table("referral_attachments", changed, Column("seq", Integer, primary_key=True), Column("kind", String(32)))
     changed.tables["referrals"].append_column(Column("urgency", String(16)))
     return changed
 
@@ -69,7 +69,7 @@ async def test_the_check_sees_tables_and_columns_without_a_migration(
     finally:
         await store.stop()
     kinds = {(d[0], getattr(d[1], "name", None) if d[0] == "add_table" else d[3].name) for d in diffs}
-    assert kinds == {("add_table", "audit_events"), ("add_column", "urgency")}
+    assert kinds == {("add_table", "referral_attachments"), ("add_column", "urgency")}
 
 
 async def test_a_restart_finds_the_database_at_head(store_settings: StoreSettings, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def gateways(tmp_path: Path, postgres_schema: str) -> Iterator[Fleet]:
 async def send_everything(fleet: Fleet) -> tuple[Answers, set[str]]:
     """All referrals, 16 at a time, spread over the gateways; gateway 1 dies a third of the way."""
     answers, limit = Answers(), asyncio.Semaphore(16)
-    clients = [httpx.AsyncClient(base_url=url, timeout=30) for url in fleet.urls]
+    clients = fleet.clients()
     once, twice = [service_request() for _ in range(FHIR)], [service_request() for _ in range(FHIR_TWICE)]
 
     async def limited(*sends: Awaitable[None]) -> None:
@@ -84,9 +84,9 @@ async def test_three_gateways_one_killed_every_referral_stored_and_published_onc
         answers, sent_twice = await send_everything(gateways)
         assert gateways.killed == {1} and answers.resent > 0, "the kill came after the last referral"
         for index in set(range(GATEWAYS)) - gateways.killed:
-            async with httpx.AsyncClient(base_url=gateways.urls[index], timeout=5) as client:
+            async with httpx.AsyncClient(base_url=gateways.urls[index], timeout=5) as client:  # public
                 assert (await client.get("/readyz")).status_code == 200, f"gateway {index} is not ready"
-        channels, outbox = await store_facts(gateways.schema)
+        channels, outbox = await store_facts(gateways.schema, TOPIC)
         events = await asyncio.to_thread(everything_on, gateways.servers, TOPIC)
     fhir_ids = accepted_over_fhir(answers, sent_twice)
     accepted_over_hl7(answers)
