@@ -125,7 +125,8 @@ def compose_gateways() -> dict[str, dict[str, str]]:
 
 
 def interpolated(value: str) -> str:
-    return re.sub(r"\$\{POSTGRES_PASSWORD[^}]*\}", "secret", value)
+    value = re.sub(r"\$\{POSTGRES_PASSWORD[^}]*\}", "secret", value)
+    return re.sub(r"\$\{AUTH_SIGNING_KEY[^}]*\}", "k" * 32, value)
 
 
 def test_compose_runs_two_gateway_replicas_with_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,6 +140,7 @@ def test_compose_runs_two_gateway_replicas_with_valid_settings(monkeypatch: pyte
         assert settings.kafka.replicas == REPLICAS and settings.kafka.acks == "all"
         assert settings.store_url.startswith("postgresql+asyncpg://") and "@postgres:" in settings.store_url
         assert settings.api.host == "0.0.0.0" and settings.mllp.host == "0.0.0.0"
+        assert settings.auth.signing_key is not None, "replicas must share one token signing key"
 
 
 def kubernetes_env(monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, list[str]]:
@@ -159,6 +161,7 @@ def test_kubernetes_configuration_names_only_settings_and_is_valid(monkeypatch: 
     assert settings.kafka.replicas == REPLICAS and settings.kafka.acks == "all"
     assert settings.kafka.security_protocol == "SASL_SSL" and settings.kafka.sasl_password is not None
     assert settings.store_url.startswith("postgresql+asyncpg://")
+    assert settings.auth.signing_key is not None, "replicas must share one token signing key"
 
 
 # -- the Deployment and Service -----------------------------------------------------------------
