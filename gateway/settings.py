@@ -102,6 +102,9 @@ class MllpSettings(BaseModel):
     senders: list[MllpSender] = Field(default_factory=list)
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+    # Processes that parse, map and validate HL7 v2 messages beside the event loop (gateway/mllp/workers.py);
+    # 0: on the loop. One is worth it under load on two cores or more (bench/hl7_mllp.py measures both).
+    workers: int = Field(default=0, ge=0, le=16)
 
 
 class StoreSettings(BaseModel):
@@ -205,8 +208,8 @@ class MonitorSettings(BaseModel):
 
     sample_interval_s: float = Field(default=5.0, gt=0)  # how often the broker's offsets are sampled
     history_s: float = Field(default=3600.0, gt=0)  # how far back the dashboard's charts reach (kept in memory)
-    # Whether patient identifiers may be shown unmasked (message browser, `tail --unmasked`). The hook
-    # `gateway.monitoring.access` reads it; role-based access will decide it per person.
+    # Whether everyone may see patient identifiers unmasked (message browser, trace, `tail --unmasked`).
+    # Off: only a person or partner with the `patient-data-viewer` role may (gateway/monitoring/access.py).
     unmasked_allowed: bool = False
     browse_limit: int = Field(default=100, ge=1, le=1000)  # messages shown at most per page of the browser
 

@@ -29,7 +29,10 @@ from gateway.monitoring.overview import ALL_TOPICS, overview
 
 router = APIRouter(prefix="/monitor", tags=["monitor"])
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
-templates.env.globals.update(points=charts.points, peak=charts.peak, spark=(charts.SPARK_WIDTH, charts.SPARK_HEIGHT))
+# not `spark`: the chart macro of that name would hide it inside itself
+templates.env.globals.update(
+    points=charts.points, peak=charts.peak, spark_size=(charts.SPARK_WIDTH, charts.SPARK_HEIGHT)
+)
 STATIC = Path(__file__).resolve().parent / "static"
 _STATIC_FILES = {"monitor.css": "text/css", "monitor.js": "text/javascript"}
 FormText = Annotated[str, Form()]

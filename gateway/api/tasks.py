@@ -98,14 +98,14 @@ async def patch_task(
 async def _change(
     request: Request, runtime: RuntimeDep, task_id: str, proposed: Task, if_match: str | None
 ) -> Response:
-    sender = request.headers.get("x-sender-ods") or "fhir-client"
+    caller = principal_of(request)
     stored = await runtime.status.change(
         task_id,
         proposed,
         channel="fhir-rest",
-        sender=sender,
+        sender=caller.ods,  # the authenticated caller's organisation, as the event's ce_source says
         if_match=version_from_etag(if_match),
-        authorise=access.referral_check(principal_of(request)),
+        authorise=access.referral_check(caller),
     )
     return fhir_response(request, stored.resource, headers={"ETag": f'W/"{stored.version}"'})
 

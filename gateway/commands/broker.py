@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import asdict
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
@@ -68,7 +69,7 @@ def _lag(args: argparse.Namespace, settings: Settings) -> int:
         print("no consumer group has committed an offset on the gateway's topics yet")
     for group in snapshot.groups:
         if args.json:
-            print_json(group)
+            print_json({**asdict(group), "lag": group.lag})  # the total is a property, not a field
             continue
         parts = " ".join(
             f"{p.partition}:{'-' if p.committed is None else p.committed}/{p.end}" for p in group.partitions

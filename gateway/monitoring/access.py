@@ -1,9 +1,8 @@
 """Who may see patient identifiers unmasked: the one place the monitor asks.
 
-Today a deployment decides for everyone (`monitor.unmasked_allowed`, MONITOR_UNMASKED_ALLOWED); the
-trust work will tie it to the engineer's role, by replacing `may_unmask` and passing the signed-in
-viewer. Every page, JSON answer and CLI command that can show a message asks here first, and shows it
-masked when the answer is no.
+A deployment may allow it for everyone (`monitor.unmasked_allowed`, MONITOR_UNMASKED_ALLOWED);
+otherwise only a viewer with the `patient-data-viewer` role may. Every page, JSON answer and CLI
+command that can show a message asks here first, and shows it masked when the answer is no.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ UNMASK_ROLE = "patient-data-viewer"
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is looking. Until sign-in exists the monitor knows nobody: an anonymous viewer."""
+    """Who is looking: the signed-in person or the token's partner, with their roles."""
 
     name: str = "anonymous"
     roles: frozenset[str] = field(default_factory=frozenset)

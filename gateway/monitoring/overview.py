@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.bus.topics import TopicSpec
+from gateway.delivery.outbound import FORMATS
 from gateway.monitoring import ledger, metrics
 from gateway.monitoring.broker_view import BrokerSnapshot
 from gateway.monitoring.dead_letters import OPEN, DeadLetters
@@ -96,13 +97,16 @@ class Overview:
             cells.update({f"topic {t.name} p{p} end": str(end) for p, _, end in t.partitions})
         for g in self.groups:
             cells[f"group {g.group} {g.topic} lag"] = str(g.lag)
-        for a in self.adapters:
-            cells.update({f"adapter {a.adapter} {k}": _count(v) for k, v in _adapter_counts(a).items()})
+            cells.update({f"group {g.group} {g.topic} p{p}": _read_to(at, end) for p, at, end, _ in g.partitions})
+        for a in self.adapters:  # an adapter name can be both ways (fhir-rest): the way is in the key
+            cells.update({f"adapter {a.direction} {a.adapter} {k}": _count(v) for k, v in _adapter_counts(a).items()})
         for r in self.receivers:
             cells[f"receiver {r.name} health"] = r.health
             cells.update(
                 {f"receiver {r.name} {k}": str(getattr(r, k)) for k in ("delivered", "retries", "dead_lettered")}
             )
+            cells[f"receiver {r.name} last_delivered"] = _moment(r.last_delivered)
+            cells[f"receiver {r.name} last_error"] = r.last_error or ""
         return cells
 
     def structure(self) -> str:
@@ -176,9 +180,13 @@ def _inbound() -> list[AdapterRow]:
 
 
 def _outbound(by_format: dict[str, ReceiverStats]) -> list[AdapterRow]:
+    """Every outbound format, used or not, so the table (and the page's make-up) stays the same when
+    a format delivers for the first time."""
+    formats = list(FORMATS) + sorted(set(by_format) - set(FORMATS))
+    stats = {fmt: by_format.get(fmt) or ReceiverStats(fmt) for fmt in formats}
     return [
         AdapterRow(fmt, "out", delivered=s.delivered, retried=s.retries, dead_lettered=s.dead_lettered)
-        for fmt, s in sorted(by_format.items())
+        for fmt, s in stats.items()
     ]
 
 
@@ -236,6 +244,14 @@ def _adapter_counts(a: AdapterRow) -> dict[str, int | None]:
 
 def _count(value: int | None) -> str:
     return NOT_APPLICABLE if value is None else str(value)
+
+
+def _read_to(committed: int | None, end: int) -> str:
+    return f"{NOT_APPLICABLE if committed is None else committed}/{end}"
+
+
+def _moment(at: datetime | None) -> str:
+    return at.strftime("%d %b %H:%M:%S") if at else NOT_APPLICABLE
 
 
 def _rate(value: float | None) -> str:
