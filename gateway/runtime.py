@@ -6,7 +6,9 @@ stopped again before the error propagates: no broker process or socket is left b
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import datetime
 from typing import Protocol
 
 from adapters.inbound.hl7v2 import tables as hl7_tables
@@ -52,7 +54,9 @@ class Runtime:
         self.topics = load_topics(settings.schemas_dir)
         self.router = load_router(settings.schemas_dir)
         self.store = Store(settings.store_url, settings.store.batch_max, settings.store.db_schema)
-        self.relay = OutboxRelay(self.store, kafka, settings.relay, on_broker_error=self.ensure_topics)
+        self.relay = OutboxRelay(
+            self.store, kafka, settings.relay, on_broker_error=self.ensure_topics, on_log_lost=self.log_lost
+        )
         self.audit = AuditTrail(self.store, self.relay.wake, settings.store.batch_max)
         self.auth = Authority(settings, self.store)
         self.status = StatusUpdates(
@@ -87,8 +91,8 @@ class Runtime:
         watchers: list[Component] = [self.sampler, self.pruner]
         return [
             *first,
+            _Topics(self),
             self.store,
-            _Topics(self),  # after the store: a broker that lost its topics gets the unconfirmed events again
             self.audit,
             self.auth,
             self.relay,
@@ -113,22 +117,29 @@ class Runtime:
             component = self._started.pop()
             try:
                 await component.stop()
-            except Exception:
+            except (Exception, asyncio.CancelledError):
+                # aiokafka's stop can re-raise its own fetch task's cancellation; the rest must still stop
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
                 log.exception("stopping %s failed", type(component).__name__)
 
     async def ensure_topics(self) -> None:
         created = await ensure_topics(self.settings.kafka, self.topics)
         if created:
             log.info("topics created: %d", len(created))
-        delivered_from = set(created) & {*self.settings.delivery.topics, self.settings.delivery.retry_topic}
-        if delivered_from:
-            # a broker without these topics lost what it held: publish again what no receiver confirmed
-            topics = delivered_from - {self.settings.delivery.retry_topic}  # retries start again from these
-            count = await Outbox(self.store).republish_unconfirmed(topics)
-            if count:
-                log.warning("the broker had lost its topics: %d unconfirmed events to publish again", count)
-                self.relay.wake()
-                await self.delivery.rewind()
+
+    async def log_lost(self, topics: set[str], since: datetime) -> None:
+        """The relay found that the broker lost what it held of `topics` before `since` (restarted empty,
+        a topic deleted and made again, or truncated): publish again what each unconfirmed delivery
+        waits for, and read the topics again from their start (positions there belong to the lost log)."""
+        delivery = self.settings.delivery
+        outbox = Outbox(self.store)
+        count = await outbox.republish_lost(topics, since, delivered=delivery.topics, retries=delivery.retry_topic)
+        if count:
+            log.warning("%d unconfirmed events to publish again", count)
+            self.relay.wake()
+        self.delivery.rewind(topics)
 
 
 class _Topics:

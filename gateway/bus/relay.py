@@ -3,19 +3,28 @@
 It only ever reads what the store has committed, so Kafka is never written before the store. After a
 crash it simply starts again from the rows not yet marked; after a broker outage it backs off, lets
 the caller restore the topics (an embedded broker forgets them), and carries on.
+
+A row marked published is only as safe as the broker's log. The relay watches that log (log_ends.py):
+each batch's acknowledgements, and, once a poll interval, the metadata and the log ends, against how
+far each partition had reached. A broker that lost records (restarted empty, a topic deleted or
+truncated) is reported to the caller (`on_log_lost`), which publishes again what no receiver has
+confirmed; until the caller has taken note, it is reported again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 
-from gateway.bus.kafka_config import producer_options
+from gateway.bus.kafka_config import client_options, producer_options
+from gateway.bus.log_ends import LogEnds
 from gateway.monitoring import metrics
 from gateway.settings import KafkaSettings, RelaySettings
 from gateway.store.outbox import Outbox, OutboxRow
@@ -31,14 +40,20 @@ class OutboxRelay:
         kafka: KafkaSettings,
         settings: RelaySettings,
         on_broker_error: Callable[[], Awaitable[None]] | None = None,
+        on_log_lost: Callable[[set[str], datetime], Awaitable[None]] | None = None,
     ) -> None:
         self._outbox = Outbox(store)
         self._kafka = kafka
         self._settings = settings
         self._on_broker_error = on_broker_error
+        self._on_log_lost = on_log_lost  # (topics, lost what was published before this time)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._offsets: AIOKafkaConsumer | None = None  # no group: reads log ends only
+        self._log: LogEnds | None = None  # from the store's marks at the first round, then from the acks
+        self._lost: dict[str, datetime] = {}  # found lost, not yet taken note of by the caller
+        self._log_checked = 0.0
         self.published = 0
 
     @property
@@ -87,11 +102,13 @@ class OutboxRelay:
         self._wake.clear()
 
     async def _publish_batch(self) -> int:
+        log_ends = await self._watch_log()  # before the claim: what a lost log needs again joins this batch
         async with self._outbox.claim(self._settings.batch_size) as claim:
             if not claim.rows:
                 return 0
             producer = await self._producer_started()
             await _topics_exist(producer, {r.topic for r in claim.rows})
+            sent_at = now()
             sends = [
                 await producer.send(r.topic, r.value.encode(), key=r.key.encode(), headers=_headers(r))
                 for r in claim.rows
@@ -103,14 +120,69 @@ class OutboxRelay:
                 if not isinstance(res, BaseException)
             ]
             failed = [row for row, res in zip(claim.rows, results, strict=True) if isinstance(res, BaseException)]
+            # this batch is the first thing in a new log; what was published before it is gone
+            self._note_lost(log_ends.acknowledged((TopicPartition(r.topic, p), o) for r, p, o in done), sent_at)
             await claim.published(done)
             errors = [res for res in results if isinstance(res, BaseException)]
             await claim.failed(failed, str(errors[0]) if errors else "")
         self.published += len(done)
         _count(done, failed)
+        await self._report_lost()
         if errors:
             raise errors[0] if isinstance(errors[0], KafkaError) else KafkaError(str(errors[0]))
         return len(done)
+
+    async def _watch_log(self) -> LogEnds:
+        """How far the partitions had reached (from the store's marks, the first time); once a poll
+        interval, whether the broker still holds them that far. Reports what was found lost."""
+        if self._log is None:
+            reached = await self._outbox.reached()
+            self._log = LogEnds({TopicPartition(topic, p): end for (topic, p), end in reached.items()})
+        known = self._log.partitions()
+        if known and time.monotonic() - self._log_checked >= self._settings.poll_interval_s:
+            lost = self._log.shorter(*await self._log_now(known))
+            self._log.forget(lost)
+            self._note_lost(lost, now())
+            self._log_checked = time.monotonic()
+        await self._report_lost()
+        return self._log
+
+    async def _log_now(self, known: list[TopicPartition]) -> tuple[dict[str, set[int]], dict[TopicPartition, int]]:
+        """The broker's partitions of the topics of `known`, and the log ends of those of `known` it has."""
+        metadata = await (await self._producer_started()).client.fetch_all_metadata()
+        partitions = {tp.topic: metadata.partitions_for_topic(tp.topic) or set() for tp in known}
+        there = [tp for tp in known if tp.partition in partitions[tp.topic]]
+        ends = await (await self._offsets_started()).end_offsets(there) if there else {}
+        return partitions, ends
+
+    def _note_lost(self, topics: set[str], since: datetime) -> None:
+        """The broker lost what it held of `topics` before `since`."""
+        if topics:
+            log.warning("the broker lost records of %s", ", ".join(sorted(topics)))
+        for topic in topics:
+            self._lost[topic] = min(since, self._lost.get(topic, since))
+
+    async def _report_lost(self) -> None:
+        """Tell the caller what was found lost; what it has not taken note of (the store failing, say) is
+        told again at the next round."""
+        while self._lost:
+            since = min(self._lost.values())
+            lost = {topic for topic, at in self._lost.items() if at == since}
+            if self._on_log_lost is not None:
+                await self._on_log_lost(lost, since)
+            for topic in lost:
+                del self._lost[topic]
+
+    async def _offsets_started(self) -> AIOKafkaConsumer:
+        if self._offsets is None:
+            offsets = AIOKafkaConsumer(**client_options(self._kafka), enable_auto_commit=False)
+            try:
+                await offsets.start()
+            except BaseException:
+                await offsets.stop()
+                raise
+            self._offsets = offsets
+        return self._offsets
 
     async def _producer_started(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -133,8 +205,11 @@ class OutboxRelay:
 
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
+        offsets, self._offsets = self._offsets, None
         if producer is not None:
             await producer.stop()
+        if offsets is not None:
+            await offsets.stop()
 
 
 async def _topics_exist(producer: AIOKafkaProducer, topics: set[str]) -> None:

@@ -9,6 +9,9 @@ and commits offsets only past records the spine has handled.
   owner reads them again from the committed offset, and the spine makes a second look harmless.
 - When handling fails for a reason that is not the receiver's (the store is down), the partition is
   held and the same record tried again: nothing is skipped.
+- A partition is read again from its earliest offset when the broker lost its topic's log (`rewind`,
+  which the relay's watch on the log asks for) and when its position lies past its log's end (offsets
+  from a lost log): fetching there would wait forever. Positions from a lost log are never committed.
 Must not: decide what becomes of a record (deliver.py does).
 """
 
@@ -17,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from gateway.bus.kafka_config import consumer_options
-from gateway.delivery.schedule import Progress, Schedule
+from gateway.delivery.schedule import Progress, Rewinds, Schedule
 from gateway.errors import BrokerUnavailable
 from gateway.settings import KafkaSettings
 
@@ -34,6 +37,7 @@ COMMIT_INTERVAL_S = 1.0
 IDLE_POLL_S = 1.0
 HOLD_AFTER_FAILURE_S = 2.0
 FETCH_MAX_RECORDS = 500
+POSITION_WAIT_S = 1.0
 
 
 class DeliveryConsumer:
@@ -60,6 +64,7 @@ class DeliveryConsumer:
         self._schedule: Schedule[ConsumerRecord] = Schedule()
         self._progress = Progress()
         self._lock = asyncio.Lock()  # one round, or one rebalance, at a time
+        self._rewinds = Rewinds()  # topics whose log the broker lost: read again from the start
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -98,19 +103,11 @@ class DeliveryConsumer:
         self._consumer = None
         await consumer.stop()
 
-    async def rewind(self) -> None:
-        """The broker lost its log and was given the unconfirmed events again: read every partition from
-        its start (positions and offsets from before belong to the lost log; what was delivered already
-        is recognised by the spine and skipped)."""
-        async with self._lock:
-            consumer = self._consumer
-            if consumer is None:
-                return
-            assigned = consumer.assignment()
-            self._schedule.drop(assigned)
-            self._progress.drop(assigned)
-            if assigned:
-                await consumer.seek_to_beginning(*assigned)
+    def rewind(self, topics: Collection[str]) -> None:
+        """The broker lost these topics' log and is given the unconfirmed events again: read their
+        partitions again from the earliest offset, at the next round, or once this member has some of
+        them (a rebalance may be under way). What was delivered already is recognised by the spine."""
+        self._rewinds.ask(set(topics) & set(self._topics))
 
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -123,11 +120,13 @@ class DeliveryConsumer:
                 await asyncio.sleep(IDLE_POLL_S)
 
     async def _round(self, consumer: AIOKafkaConsumer) -> None:
+        async with self._lock:
+            await self._read_again(consumer)  # before fetching: nothing fetched is dropped if this fails
         batch = await consumer.getmany(timeout_ms=self._wait_ms(), max_records=FETCH_MAX_RECORDS)
         async with self._lock:
             assigned = consumer.assignment()
             for tp, records in batch.items():
-                if tp in assigned:
+                if tp in assigned and not self._rewinds.stale(tp):  # else read again from the start
                     for record in records:
                         self._progress.fetched(tp, record.offset)
                         self._schedule.add(tp, record.offset, self._due_at(record), record)
@@ -148,14 +147,50 @@ class DeliveryConsumer:
         self._progress.handled(tp, record.offset)
         self.handled += 1
 
+    async def _read_again(self, consumer: AIOKafkaConsumer) -> None:
+        """Seek to their earliest offset the partitions of rewound topics and those past their log's end,
+        forgetting what is in hand of them; that offset is committed next, over any from the lost log."""
+        assignment, assigned = self._rewinds.assignment, consumer.assignment()
+        rewound = self._rewinds.due(assigned)
+        again = rewound | await self._past_end(consumer, assigned - rewound)
+        again = {tp for tp in again if tp.partition in (consumer.partitions_for_topic(tp.topic) or ())}  # not gone
+        if not again:
+            return
+        starts = await consumer.beginning_offsets(list(again))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+            self._schedule.drop([tp])
+            self._progress.restarted(tp, offset)
+        self._rewinds.sought(starts, assignment)
+        log.warning("delivery group %s: reading %d partitions again from their start", self.group_id, len(again))
+
+    async def _past_end(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> set[TopicPartition]:
+        """The partitions whose position lies past their log's end: the log it was in is gone (a broker
+        restarted empty, a topic truncated, an offset committed in the lost log). Apache Kafka answers
+        a fetch there with OFFSET_OUT_OF_RANGE, which aiokafka resets; Tansu answers with nothing."""
+        past = set()
+        for tp in tps:
+            end = consumer.highwater(tp)  # from this assignment's last fetch of tp
+            if end is None:
+                continue
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), POSITION_WAIT_S)
+            except TimeoutError:  # being reset: nothing to judge by yet
+                continue
+            if position > end:
+                log.warning("delivery group %s: %s is at %d, past its log's end %d", self.group_id, tp, position, end)
+                past.add(tp)
+        return past
+
     def _wait_ms(self) -> int:
         next_due = self._schedule.next_due()
         wait = IDLE_POLL_S if next_due is None else min(IDLE_POLL_S, max(0.0, next_due - time.time()))
         return int(wait * 1000)
 
     async def _commit(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition] | None = None) -> None:
-        assigned = consumer.assignment()
-        offsets = {tp: o for tp, o in self._progress.committable(tps).items() if tp in assigned}
+        assignment, assigned = self._rewinds.assignment, consumer.assignment()
+        committable = self._progress.committable(tps).items()
+        offsets = {tp: o for tp, o in committable if tp in assigned and not self._rewinds.stale(tp)}
         self._last_commit = time.monotonic()
         if not offsets:
             return
@@ -172,6 +207,7 @@ class DeliveryConsumer:
             log.warning("delivery group %s: commit failed (%s); trying again later", self.group_id, exc)
             return
         self._progress.committed(offsets)
+        self._rewinds.committed(offsets, assigned, assignment)
 
     def _throttle(self, consumer: AIOKafkaConsumer) -> None:
         """Stop fetching a partition while too many of its records wait in memory (retries not yet due)."""
@@ -191,6 +227,11 @@ class DeliveryConsumer:
             self._progress.drop(revoked)
         log.info("delivery group %s: gave up %d partitions", self.group_id, len(revoked))
 
+    def _assigned(self, assigned: set[TopicPartition]) -> None:
+        self._rewinds.assigned()
+        log.info("delivery group %s: took %d partitions", self.group_id, len(assigned))
+        self.joined.set()
+
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: DeliveryConsumer) -> None:
@@ -200,5 +241,4 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._owner._revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("delivery group %s: took %d partitions", self._owner.group_id, len(assigned))
-        self._owner.joined.set()
+        self._owner._assigned(assigned)

@@ -271,10 +271,8 @@ def settled(current: DeliveryRow | None, delivery: Delivery) -> str | None:
         current.origin_partition,
         current.origin_offset,
     )
-    if current.status in (DEAD_LETTERED, RETRYING) and replayed:
-        # published again: after a dead letter, a fresh series of attempts; while retrying, the broker
-        # lost its log (and the retry with it), so this copy carries the attempts on
-        return None
+    if current.status == DEAD_LETTERED and replayed:
+        return None  # published again after a dead letter: a fresh series of attempts
     return "already being delivered"
 
 

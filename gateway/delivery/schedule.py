@@ -3,7 +3,8 @@
 `Schedule` keeps fetched records until they are due (a retry waits for its time; an event is due at
 once), per partition, so a retry due in an hour does not block one due now. `Progress` says how far
 each partition may be committed: up to, not past, the first record not yet handled, so no record is
-ever skipped even when later ones finish first.
+ever skipped even when later ones finish first. `Rewinds` says which partitions must be read again
+from the start of their log, because the broker lost the log their positions were in.
 """
 
 from __future__ import annotations
@@ -85,6 +86,13 @@ class Progress:
                 offsets[tp] = position
         return offsets
 
+    def restarted(self, tp: TopicPartition, offset: int) -> None:
+        """Reading `tp` starts again at `offset`: what was fetched is forgotten, and `offset` is committed
+        next, even below an offset committed before (the log that one was in is gone)."""
+        self._open.pop(tp, None)
+        self._next[tp] = offset
+        self._committed.pop(tp, None)
+
     def committed(self, offsets: dict[TopicPartition, int]) -> None:
         self._committed.update(offsets)
 
@@ -93,3 +101,47 @@ class Progress:
             self._open.pop(tp, None)
             self._next.pop(tp, None)
             self._committed.pop(tp, None)
+
+
+class Rewinds:
+    """Topics whose log the broker lost, to be read again from the start. Offsets committed before the
+    loss was found may belong to the lost log, and the group may be replacing the assignment as the
+    rewind is asked for; so a topic is done only once every partition this member has of it was sought
+    to its start within one assignment and that position was committed. Until then, a partition of it
+    not yet sought in this assignment has its records skipped and its position never committed."""
+
+    def __init__(self) -> None:
+        self._topics: set[str] = set()
+        self.assignment = 0  # counts the assignments the group gave this member
+        self._sought: set[TopicPartition] = set()  # in this assignment
+        self._committed: set[TopicPartition] = set()  # sought, and that start committed, in this assignment
+
+    def ask(self, topics: Iterable[str]) -> None:
+        self._topics.update(topics)
+
+    def assigned(self) -> None:
+        """A new assignment: its positions come from committed offsets, which may be the lost log's."""
+        self.assignment += 1
+        self._sought.clear()
+        self._committed.clear()
+
+    def due(self, assigned: Iterable[TopicPartition]) -> set[TopicPartition]:
+        return {tp for tp in assigned if self.stale(tp)}
+
+    def stale(self, tp: TopicPartition) -> bool:
+        """Whether the position of `tp` may be in a lost log (not yet sought to its start in this assignment)."""
+        return tp.topic in self._topics and tp not in self._sought
+
+    def sought(self, tps: Iterable[TopicPartition], assignment: int) -> None:
+        if assignment == self.assignment:
+            self._sought.update(tps)
+
+    def committed(self, tps: Iterable[TopicPartition], assigned: Iterable[TopicPartition], assignment: int) -> None:
+        if assignment != self.assignment:
+            return
+        self._committed.update(set(tps) & self._sought)
+        mine = list(assigned)
+        for topic in list(self._topics):
+            of_topic = {tp for tp in mine if tp.topic == topic}
+            if of_topic and of_topic <= self._committed:
+                self._topics.discard(topic)

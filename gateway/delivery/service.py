@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from gateway.delivery import envelope
 from gateway.delivery.consumer import DeliveryConsumer
@@ -77,8 +77,10 @@ class DeliveryService:
         before publishing, when new groups start at the latest offsets)."""
         await asyncio.wait_for(asyncio.gather(*(c.joined.wait() for c in self.consumers)), timeout_s)
 
-    async def rewind(self) -> None:
-        await asyncio.gather(*(c.rewind() for c in self.consumers))
+    def rewind(self, topics: Collection[str]) -> None:
+        """The broker lost these topics' log: every group reads them again from the start."""
+        for consumer in self.consumers:
+            consumer.rewind(topics)
 
     async def stop(self) -> None:
         for consumer in reversed(self.consumers):

@@ -14,10 +14,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.deliveries import DEAD_LETTERED, DELIVERED, RETRYING
+from gateway.store.deliveries import RETRYING
 from gateway.store.store import Store, now
 from gateway.store.tables import deliveries, history, outbox
 
@@ -119,21 +119,44 @@ class Outbox:
                 ],
             )
 
-    async def republish_unconfirmed(self, topics: Collection[str]) -> int:
-        """Mark unpublished again the events on `topics` that no receiver has confirmed (delivered or
-        dead-lettered): a broker that lost its log (the embedded one keeps it in memory) must get them
-        again. Receivers never see one twice: delivery is idempotent by event id. The retries under way
-        were lost with the log too: their origin is forgotten, so the new copy carries them on."""
-        confirmed = exists().where(
-            deliveries.c.event_id == outbox.c.event_id,
-            deliveries.c.status.in_((DELIVERED, DEAD_LETTERED)),
+    async def reached(self) -> dict[tuple[str, int], int]:
+        """Per partition, one past the first offset of the latest batch Kafka acknowledged there (rows
+        marked at one instant): what the relay checks the broker's log against when it starts."""
+        latest = func.max(outbox.c.published_at).over(partition_by=(outbox.c.topic, outbox.c.partition))
+        marked = (
+            select(outbox.c.topic, outbox.c.partition, outbox.c.offset, outbox.c.published_at, latest.label("latest"))
+            .where(outbox.c.offset.is_not(None))
+            .subquery()
         )
-        statement = (
-            update(outbox)
-            .where(outbox.c.topic.in_(list(topics)), outbox.c.published_at.is_not(None), ~confirmed)
-            .values(published_at=None, partition=None, offset=None)
+        query = (
+            select(marked.c.topic, marked.c.partition, func.min(marked.c.offset))
+            .where(marked.c.published_at == marked.c.latest)
+            .group_by(marked.c.topic, marked.c.partition)
         )
-        forget_origin = update(deliveries).where(deliveries.c.status == RETRYING).values(origin_offset=-1)
+        async with self._store.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(topic, partition): int(top) + 1 for topic, partition, top in rows}
+
+    async def republish_lost(
+        self, lost: Collection[str], before: datetime, *, delivered: Collection[str], retries: str
+    ) -> int:
+        """The broker lost what it held of the topics `lost` up to `before` (the embedded one keeps its log
+        in memory; a Kafka topic can be deleted or truncated). The copy each unconfirmed delivery waits
+        for is marked unpublished again, so the relay sends it once more: an event on a `delivered`
+        topic that no delivery has read yet, or the retry (on `retries`) a retrying delivery waits for,
+        which keeps its attempts and its due time. What receivers confirmed (delivered, dead-lettered)
+        is not sent again; a receiver never gets one event twice, delivery being idempotent by event id.
+        Every other row published there forgets its partition and offset: they belong to a log that is
+        gone. Returns how many rows are to be published again."""
+        gone = outbox.c.topic.in_(list(lost)) & (outbox.c.published_at < before)
+        unread = ~exists().where(deliveries.c.event_id == outbox.c.event_id)
+        awaited = select(deliveries.c.retry_id).where(deliveries.c.status == RETRYING)
+        waited_for = (outbox.c.topic.in_(list(delivered)) & unread) | (
+            (outbox.c.topic == retries) & outbox.c.event_id.in_(awaited)
+        )
+        again = update(outbox).where(gone, waited_for).values(published_at=None, partition=None, offset=None)
+        forget = update(outbox).where(gone, outbox.c.offset.is_not(None)).values(partition=None, offset=None)
         async with self._store.begin() as conn:
-            await conn.execute(forget_origin)
-            return int((await conn.execute(statement)).rowcount)
+            count = int((await conn.execute(again)).rowcount)
+            await conn.execute(forget)
+        return count

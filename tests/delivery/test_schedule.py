@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 
-from gateway.delivery.schedule import Progress, Schedule
+from gateway.delivery.schedule import Progress, Rewinds, Schedule
 
 P0, P1 = TopicPartition("referrals.retry", 0), TopicPartition("referrals.retry", 1)
 
@@ -68,3 +68,39 @@ def test_commit_only_for_the_partitions_asked() -> None:
     assert progress.committable({P1}) == {P1: 5}
     progress.drop([P1])
     assert progress.committable() == {P0: 2}
+
+
+def test_a_rewind_is_done_once_its_start_is_committed_within_one_assignment() -> None:
+    rewinds = Rewinds()
+    rewinds.assigned()
+    rewinds.ask({"referrals.retry"})
+    assert rewinds.due({P0, P1}) == {P0, P1}
+    before = rewinds.assignment
+    rewinds.assigned()  # the group was replacing the assignment the rewind was applied to
+    rewinds.sought({P0, P1}, before)
+    rewinds.committed({P0, P1}, {P0, P1}, before)
+    assert rewinds.due({P0, P1}) == {P0, P1}, "the new assignment's positions may be in the lost log"
+    assert rewinds.stale(P0), "no position of it is committed meanwhile"
+    rewinds.sought({P0, P1}, rewinds.assignment)
+    assert not rewinds.stale(P0) and rewinds.due({P0, P1}) == set()
+    rewinds.committed({P0, P1}, {P0, P1}, rewinds.assignment)
+    rewinds.assigned()
+    assert rewinds.due({P0, P1}) == set(), "done: the next assignment starts from what was committed"
+
+
+def test_a_rewind_waits_for_partitions_of_its_topic() -> None:
+    rewinds = Rewinds()
+    rewinds.ask({"referrals.retry"})
+    other = TopicPartition("referrals.msk-pain", 0)
+    rewinds.committed({other}, {other}, rewinds.assignment)
+    assert not rewinds.stale(other)
+    assert rewinds.due({P0, other}) == {P0}
+
+
+def test_a_partition_read_again_from_its_start_commits_that_start_below_the_old_offset() -> None:
+    progress = Progress()
+    progress.fetched(P0, 7)
+    progress.handled(P0, 7)
+    progress.committed(progress.committable())
+    progress.restarted(P0, 0)  # the log offset 8 was in is gone
+    assert progress.committable() == {P0: 0}
