@@ -1,10 +1,14 @@
 """The intake spine: validate → route → store + outbox, for every inbound adapter.
 
-    InboundReferral ──UK Core rules──▶ Router ──▶ Store (referral + outbox event, one commit) ──▶ relay
+    InboundReferral ──UK Core rules──▶ Router ──▶ Store (referral + outbox event + audit event,
+                                                         one group commit) ──▶ relay
 
 A caller hears back only after the commit, so an HTTP 201 or an HL7 AA always means "durably
-accepted". A resend (same business identifier, or the same sender's message id) returns the first
-referral and adds no event. Updates and cancellations follow the same path with a new version.
+accepted", audit event included. A resend (same business identifier, or the same sender's message id)
+returns the first referral and adds no event. Updates and cancellations follow the same path with a
+new version. The ServiceRequest is validated once (by the adapter) and serialised once: the adapter's
+own JSON when it has it (HL7 v2), else one dump of the model; that one string is the stored row and
+the event's value. The model is never copied.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from fhir.resources.R4B.meta import Meta
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from sqlalchemy.exc import IntegrityError
 
@@ -41,6 +44,7 @@ _ID_NAMESPACE = uuid.UUID("6f1c7c1e-6a43-4c55-9a0b-5a3f0c0b7e21")
 #: Statuses from which a referral may still be cancelled (BaRS: only while active).
 _CANCELLABLE = {"active", "on-hold", "draft"}
 TASK_INITIAL_STATUS = "requested"
+_STAMPED = frozenset({"resourceType", "id", "meta"})  # what `_stamped` sets on the resource
 
 
 @dataclass(frozen=True)
@@ -89,19 +93,18 @@ class Intake:
         finally:
             correlation.reset(token)
         metrics.accepted(inbound.channel, result.created)
-        done = "accepted" if result.created else "a resend: the referral was accepted before"
-        await spines.referral_action(
-            self._audit, "create", inbound.channel, inbound.sender, result.referral, description=done
-        )
         return _acceptance(result.referral, created=result.created)
 
     async def _commit(self, inbound: InboundReferral) -> AcceptResult:
         key = (inbound.sender, inbound.message_id) if inbound.message_id else None
         ukcore.validate(inbound.service_request)
         decision = self._router.route(inbound.service_request)
-        result = await self._store.accept(_new_referral(inbound, decision, key))
+        new = _new_referral(inbound, decision, key)
+        new.audit = spines.referral_accepted(self._audit, inbound.channel, inbound.sender)
+        result = await self._store.accept(new)  # the referral, its event and its audit event: one commit
         if result.created:
             log.info("referral %s accepted from %s, routed by %s", result.referral.id, inbound.channel, decision.rule)
+        if result.created or new.audit is not None:
             self._on_commit()
         return result
 
@@ -147,16 +150,17 @@ class Intake:
         return found
 
     async def _write_version(self, current: StoredReferral, inbound: InboundReferral) -> Acceptance:
-        sr = _stamped(inbound.service_request, current.id, current.version + 1)
+        sr = inbound.service_request
+        resource = _stamped(inbound, current.id, current.version + 1)
         kind = events.SERVICEREQUEST_CANCELLED if sr.status == "revoked" else events.SERVICEREQUEST_UPDATED
-        event = _event(sr, current.topic, kind, inbound, {"routing_rule": current.rule})
+        event = _event(sr, current.id, resource, current.topic, kind, inbound, {"routing_rule": current.rule})
         key = (inbound.sender, inbound.message_id) if inbound.message_id else None
         try:
             async with self._store.begin() as conn:
                 stored = await self._store.update(
                     conn,
                     current,
-                    sr,
+                    str(sr.status),
                     event,
                     [("updated", {"event_type": kind, "status": sr.status, "channel": inbound.channel})],
                     key,
@@ -173,14 +177,14 @@ def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[
     sr = inbound.service_request
     system, value = ref.business_identifier(sr) or ("", "")
     referral_id = referral_id_for(system, value)
-    sr = _stamped(sr, referral_id, 1)
+    resource = _stamped(inbound, referral_id, 1)
     routing = {
         "routing_rule": decision.rule,
         "routing_reason": decision.reason,
         "routing_service": decision.service,
         "routing_ruleset": decision.ruleset_version,
     }
-    event = _event(sr, decision.topic, events.SERVICEREQUEST_CREATED, inbound, routing)
+    event = _event(sr, referral_id, resource, decision.topic, events.SERVICEREQUEST_CREATED, inbound, routing)
     at = now()
     row: dict[str, Any] = {
         "id": referral_id,
@@ -215,29 +219,38 @@ def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[
             },
         ),
     ]
-    task = initial_task(json.loads(event.value), TASK_INITIAL_STATUS)
+    task = initial_task(resource, TASK_INITIAL_STATUS)
     return NewReferral(
         row=row, event=event, steps=steps, message_key=key, task_rows=task_rows(task, referral_id, row["nhs_number"])
     )
 
 
-def _stamped(sr: ServiceRequest, referral_id: str, version: int) -> ServiceRequest:
-    stamped = sr.model_copy(deep=True)
-    stamped.id = referral_id
-    stamped.meta = Meta(versionId=str(version), lastUpdated=now())
-    return stamped
+def _stamped(inbound: InboundReferral, referral_id: str, version: int) -> dict[str, Any]:
+    """The ServiceRequest as FHIR JSON with the gateway's id and meta: the adapter's own JSON when it
+    has it (validated already), else the model dumped once. The model itself is never copied."""
+    body = inbound.resource if inbound.resource is not None else inbound.service_request.model_dump(mode="json")
+    meta = {"versionId": str(version), "lastUpdated": now().isoformat().replace("+00:00", "Z")}
+    rest = {k: v for k, v in body.items() if k not in _STAMPED}
+    return {"resourceType": body.get("resourceType", "ServiceRequest"), "id": referral_id, "meta": meta, **rest}
 
 
 def _event(
-    sr: ServiceRequest, topic: str, kind: str, inbound: InboundReferral, extra: dict[str, str]
+    sr: ServiceRequest,
+    referral_id: str,
+    resource: dict[str, Any],
+    topic: str,
+    kind: str,
+    inbound: InboundReferral,
+    extra: dict[str, str],
 ) -> events.OutboxEvent:
+    """The outbox event; its value is the one serialisation of the resource, stored with the row too."""
     return events.new_event(
         topic=topic,
         key=ref.nhs_number(sr) or "",
         event_type=kind,
         source=f"urn:referral-gateway:{inbound.channel}:{inbound.sender}",
-        subject=f"ServiceRequest/{sr.id}",
-        value=sr.model_dump_json(),
+        subject=f"ServiceRequest/{referral_id}",
+        value=json.dumps(resource, separators=(",", ":"), ensure_ascii=False),
         correlation_id=inbound.correlation_id,
         extra=extra,
     )

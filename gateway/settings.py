@@ -102,9 +102,6 @@ class MllpSettings(BaseModel):
     senders: list[MllpSender] = Field(default_factory=list)
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
-    # Processes that parse, map and validate HL7 v2 messages beside the event loop (gateway/mllp/workers.py);
-    # 0: on the loop. One is worth it under load on two cores or more (bench/hl7_mllp.py measures both).
-    workers: int = Field(default=0, ge=0, le=16)
 
 
 class StoreSettings(BaseModel):

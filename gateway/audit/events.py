@@ -9,6 +9,12 @@
                for a delivery also the receiving service
     entity     what: the resource reference (ServiceRequest/..., Task/...), or the search query
 
+`audit_json` builds the event as FHIR JSON, written as fhir.resources writes it; the trail stores that
+directly: every record passes here, and one model build and dump per record cost more than the rest of
+the audit write. `audit_event` is the same event as a validated fhir.resources AuditEvent, and the
+tests hold the two together for every kind of record (tests/trust/test_audit_events.py). Values are
+never empty strings (FHIR forbids them): an empty optional value is left out.
+
 Pure: no I/O. Must not: decide whether to record (the spines do) or store (trail.py).
 """
 
@@ -76,6 +82,10 @@ class AuditRecord:
 
 
 def audit_event(record: AuditRecord) -> AuditEvent:
+    return AuditEvent.model_validate(audit_json(record))
+
+
+def audit_json(record: AuditRecord) -> dict[str, Any]:
     kind, action, subtype_system = INTERACTIONS[record.interaction]
     system, code, display = _TYPES[kind]
     data: dict[str, Any] = {
@@ -84,7 +94,7 @@ def audit_event(record: AuditRecord) -> AuditEvent:
         "type": {"system": system, "code": code, "display": display},
         "subtype": [{"system": subtype_system, "code": record.interaction}],
         "action": action,
-        "recorded": record.recorded.isoformat(),
+        "recorded": record.recorded.isoformat().replace("+00:00", "Z"),
         "outcome": record.outcome,
         "outcomeDesc": record.description,
         "agent": _agents(record),
@@ -95,7 +105,7 @@ def audit_event(record: AuditRecord) -> AuditEvent:
         },
         "entity": [_entity(e) for e in record.entities] or None,
     }
-    return AuditEvent.model_validate({k: v for k, v in data.items() if v is not None})
+    return {k: v for k, v in data.items() if v}
 
 
 def _agents(record: AuditRecord) -> list[dict[str, Any]]:
@@ -134,7 +144,8 @@ def _entity(entity: Entity) -> dict[str, Any]:
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
     }
     if entity.query is not None:
-        data["query"] = base64.b64encode(entity.query.encode()).decode()
+        if entity.query:
+            data["query"] = base64.b64encode(entity.query.encode()).decode()
         data["description"] = entity.reference
     else:
         data["what"] = {"reference": entity.reference}

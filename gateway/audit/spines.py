@@ -7,11 +7,14 @@ Must not: raise because the trail cannot be written after the action committed (
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gateway.audit import context
 from gateway.audit.context import Actor
 from gateway.audit.events import FAILED, REFUSED, SUCCESS, Entity
 from gateway.audit.trail import AuditTrail
 from gateway.errors import GatewayError, ReceiverError
+from gateway.store.rows import AuditRow
 from gateway.store.store import StoredReferral
 
 HL7_CHANNEL_PREFIX = "hl7"
@@ -27,6 +30,30 @@ def outcome_of(error: GatewayError | None) -> str:
     return FAILED if isinstance(error, ReceiverError) else REFUSED
 
 
+def referral_accepted(
+    trail: AuditTrail | None, channel: str, sender: str
+) -> Callable[[StoredReferral, bool], AuditRow] | None:
+    """The audit row of a referral accepted through any channel, for the store to write in the same
+    transaction as the referral (so an AA or a 201 never comes without its audit event). Who acted is
+    read now, in the caller's context; the row is made once the store knows whether it is a resend."""
+    if trail is None:
+        return None
+    actor = _actor(channel, sender)
+    interaction = "hl7-intake" if channel.startswith(HL7_CHANNEL_PREFIX) else "create"
+
+    def row(stored: StoredReferral, created: bool) -> AuditRow:
+        done = "accepted" if created else "a resend: the referral was accepted before"
+        return trail.row(interaction, referral_entity(stored), outcome=SUCCESS, description=done, actor=actor)
+
+    return row
+
+
+def _actor(channel: str, sender: str) -> Actor:
+    """The authenticated caller, else the HL7 sender (or an unknown one) from the current address."""
+    kind = "hl7-sender" if channel.startswith(HL7_CHANNEL_PREFIX) else "unknown"
+    return context.current_actor() or Actor(sender, kind, None, context.current_address())
+
+
 async def referral_action(
     trail: AuditTrail | None,
     interaction: str,
@@ -40,9 +67,7 @@ async def referral_action(
     if trail is None:
         return
     hl7 = channel.startswith(HL7_CHANNEL_PREFIX)
-    actor = context.current_actor() or Actor(
-        sender, "hl7-sender" if hl7 else "unknown", None, context.current_address()
-    )
+    actor = _actor(channel, sender)
     entities = (referral_entity(stored),) if stored is not None else ()
     text = error.message if error is not None else description or f"{interaction} through {channel}"
     await trail.note(

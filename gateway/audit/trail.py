@@ -2,14 +2,16 @@
 AuditEvent, appended to the store (its own tables) with its `gateway.audit` outbox record.
 
 `record` returns after the commit. Writes from many requests share transactions (group commit, as
-referrals do), so auditing every read costs one fsync per batch, not per read. `rows_for` gives
-the same rows to a spine that writes them inside its own transaction (delivery).
+referrals do), so auditing every read costs one fsync per batch, not per read. `row` gives the
+same row to a spine that writes it inside its own transaction (delivery; the intake, whose accepted
+referrals carry their audit event into the referral's own commit).
 Who and from where come from the current context (context.py) unless given.
 Must not: decide whether an action is allowed (gateway/auth does), or update a written event.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit import context
 from gateway.audit.context import Actor
-from gateway.audit.events import SUCCESS, AuditRecord, Entity, audit_event
+from gateway.audit.events import SUCCESS, AuditRecord, Entity, audit_json
 from gateway.bus import events
 from gateway.errors import StoreUnavailable
 from gateway.store import Store
@@ -107,7 +109,7 @@ class AuditTrail:
 
 
 def audit_row(record: AuditRecord) -> AuditRow:
-    resource = audit_event(record).model_dump_json()
+    resource = json.dumps(audit_json(record), separators=(",", ":"), ensure_ascii=False)
     actor = record.actor
     event = {
         "id": record.id,

@@ -30,6 +30,10 @@ class InboundReferral:
     message_id: str | None = None  # the sender's id for this message (X-Request-Id, MSH-10)
     reason: Reason = "new"
     attachments: tuple[Resource, ...] = field(default=())  # e.g. the pad's QuestionnaireResponse
+    #: `service_request` as the FHIR JSON it was validated from, when the adapter built that JSON itself
+    #: (HL7 v2): the intake then stores and publishes it as it is instead of dumping the model again.
+    #: It must dump exactly as the model does (tests/hl7v2/test_golden.py holds the HL7 mapping to that).
+    resource: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 def identifier_value(reference: object, system: str) -> str | None:

@@ -118,7 +118,8 @@ class MllpListener:
         framer = MllpFramer(self.settings.max_frame_bytes)
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(_READ_SIZE), self.settings.idle_timeout_s)
+                async with asyncio.timeout(self.settings.idle_timeout_s):  # no task per read, as wait_for makes
+                    data = await reader.read(_READ_SIZE)
             except TimeoutError:
                 log.info("MLLP connection from %s idle for %gs: closed", _peer(writer), self.settings.idle_timeout_s)
                 return

@@ -2,31 +2,23 @@
 is no update or delete here, and triggers refuse them in the database) and the searches that
 `GET /fhir/AuditEvent` answers.
 
-Each event is written with its outbox record for `gateway.audit`, in the caller's transaction.
+Each event is written with its outbox record for `gateway.audit`, in the caller's transaction
+(`insert_audit`, in rows.py with the other shared writers).
 Must not: build AuditEvents (gateway/audit does) or decide who may read them beyond the filter given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, insert, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Select, exists, or_, select
 
-from gateway.store.store import OutboxEvent, Store, insert_events
+from gateway.store.rows import AuditRow as AuditRow  # re-exported: the rows live with the other writers
+from gateway.store.rows import insert_audit as insert_audit
+from gateway.store.store import Store
 from gateway.store.tables import audit_entities, audit_events
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    """One event ready to append: its columns, what it is about, and its record for the audit topic."""
-
-    event: dict[str, Any]  # audit_events columns but seq
-    entities: tuple[dict[str, Any], ...]  # audit_entities columns
-    record: OutboxEvent
 
 
 @dataclass(frozen=True)
@@ -38,16 +30,6 @@ class AuditQuery:
     outcome: str | None = None
     organisation: str | None = None  # only events by this organisation or about its referrals
     limit: int = 50
-
-
-async def insert_audit(conn: AsyncConnection, rows: Sequence[AuditRow]) -> None:
-    if not rows:
-        return
-    await conn.execute(insert(audit_events), [r.event for r in rows])
-    entities = [e for r in rows for e in r.entities]
-    if entities:
-        await conn.execute(insert(audit_entities), entities)
-    await insert_events(conn, [r.record for r in rows], "")
 
 
 class AuditLog:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from gateway.errors import StoreUnavailable
 from gateway.store.group_commit import GroupCommitter
 from gateway.store.migrate import upgrade_to_head
+from gateway.store.rows import AuditRow, insert_audit, outbox_rows
+from gateway.store.rows import OutboxEvent as OutboxEvent  # re-exported: the writers' shared rows
+from gateway.store.rows import insert_events as insert_events
+from gateway.store.rows import insert_steps as insert_steps
+from gateway.store.rows import now as now
 from gateway.store.tables import history, outbox, processed_messages, referrals, task_versions, tasks
 
 log = logging.getLogger(__name__)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class OutboxEvent:
-    """One Kafka record waiting in the outbox."""
-
-    event_id: str
-    topic: str
-    key: str
-    headers: dict[str, str]
-    value: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +64,8 @@ class NewReferral:
     steps: list[tuple[str, dict[str, Any]]]
     message_key: tuple[str, str] | None = None
     task_rows: tuple[dict[str, Any], dict[str, Any]] | None = None  # tasks row, first task_versions row
+    #: the audit event of the outcome (the referral stored, created or not), committed with it
+    audit: Callable[[StoredReferral, bool], AuditRow] | None = None
 
     @property
     def identifier(self) -> tuple[str, str]:
@@ -197,16 +189,17 @@ class Store:
         self,
         conn: AsyncConnection,
         referral: StoredReferral,
-        sr: ServiceRequest,
+        status: str,
         event: OutboxEvent,
         steps: list[tuple[str, dict[str, Any]]],
         message_key: tuple[str, str] | None = None,
     ) -> StoredReferral:
-        """Write a new version of a referral with its event, inside the caller's transaction."""
+        """Write a new version of a referral with its event (whose value is the new resource), inside
+        the caller's transaction."""
         values = {
             "version": referral.version + 1,
-            "status": sr.status,
-            "resource": sr.model_dump_json(),
+            "status": status,
+            "resource": event.value,
             "updated_at": now(),
         }
         result = await conn.execute(
@@ -288,35 +281,6 @@ def _stored(row: Row[Any]) -> StoredReferral:
     )
 
 
-async def insert_events(conn: AsyncConnection, events: Sequence[OutboxEvent], referral_id: str) -> None:
-    created = now()
-    await conn.execute(
-        insert(outbox),
-        [
-            {
-                "event_id": e.event_id,
-                "referral_id": referral_id,
-                "topic": e.topic,
-                "key": e.key,
-                "headers": json.dumps(e.headers),
-                "value": e.value,
-                "created_at": created,
-                "attempts": 0,
-            }
-            for e in events
-        ],
-    )
-
-
-async def insert_steps(conn: AsyncConnection, referral_id: str, steps: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    if steps:
-        at = now()
-        await conn.execute(
-            insert(history),
-            [{"referral_id": referral_id, "at": at, "step": s, "detail": json.dumps(d)} for s, d in steps],
-        )
-
-
 async def _apply_accepts(conn: AsyncConnection, items: Sequence[NewReferral]) -> list[AcceptResult]:
     """One transaction for a batch: find duplicates with two queries, insert the rest in bulk."""
     known = await _existing_by_identifier(conn, [i.identifier for i in items])
@@ -337,28 +301,15 @@ async def _apply_accepts(conn: AsyncConnection, items: Sequence[NewReferral]) ->
     if fresh:
         # in key order, so batches of two processes holding the same referrals wait, never deadlock
         await _insert_fresh(conn, sorted(fresh, key=lambda i: i.row["id"]))
+    audits = [i.audit(r.referral, r.created) for i, r in zip(items, results, strict=True) if i.audit is not None]
+    await insert_audit(conn, audits)
     return results
 
 
 async def _insert_fresh(conn: AsyncConnection, fresh: list[NewReferral]) -> None:
     await conn.execute(insert(referrals), [i.row for i in fresh])
     created = now()
-    await conn.execute(
-        insert(outbox),
-        [
-            {
-                "event_id": i.event.event_id,
-                "referral_id": i.row["id"],
-                "topic": i.event.topic,
-                "key": i.event.key,
-                "headers": json.dumps(i.event.headers),
-                "value": i.event.value,
-                "created_at": created,
-                "attempts": 0,
-            }
-            for i in fresh
-        ],
-    )
+    await conn.execute(insert(outbox), [row for i in fresh for row in outbox_rows([i.event], i.row["id"], created)])
     await conn.execute(
         insert(history),
         [

@@ -10,7 +10,19 @@ import pytest
 from gateway.canonical import ukcore
 from gateway.routing import load_router
 from gateway.settings import SCHEMAS_DIR
-from tests.hl7v2.messages import CUSTOM, ESCAPES, IAPT, LF, MSK, ZSEG, expected_path, referral, sample, sample_names
+from tests.hl7v2.messages import (
+    CUSTOM,
+    ESCAPES,
+    IAPT,
+    LF,
+    MSK,
+    ZSEG,
+    expected_path,
+    referral,
+    sample,
+    sample_names,
+    with_field,
+)
 
 ROUTES = {
     MSK: ("referrals.msk-pain", "msk-pain-by-performer"),
@@ -30,6 +42,21 @@ def test_the_samples_are_the_ones_described() -> None:
 def test_sample_maps_to_its_golden_service_request(name: str) -> None:
     expected = json.loads(expected_path(name).read_text(encoding="utf-8"))
     assert json.loads(referral(sample(name)).service_request.model_dump_json()) == expected
+
+
+@pytest.mark.parametrize("name", sample_names())
+def test_the_mapped_json_is_what_the_model_dumps(name: str) -> None:
+    # the intake stores and publishes the mapped JSON instead of dumping the model again
+    inbound = referral(sample(name))
+    assert inbound.resource == json.loads(inbound.service_request.model_dump_json())
+
+
+@pytest.mark.parametrize(
+    "rf1_9", ["20261120093000.5+0000", "20261120093000.1234-0000", "202611200930+0130", "20261120"]
+)
+def test_date_times_are_mapped_as_the_model_dumps_them(rf1_9: str) -> None:
+    inbound = referral(with_field(sample(MSK), "RF1", 9, rf1_9))
+    assert inbound.resource == json.loads(inbound.service_request.model_dump_json())
 
 
 @pytest.mark.parametrize("name", sample_names())

@@ -23,6 +23,7 @@ from gateway.errors import InvalidReferral, Issue
 
 Json = dict[str, Any]
 
+_UTC = ("+00:00", "-00:00")
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,4}))?)?([+-]\d{4})?$")
 
 
@@ -44,7 +45,8 @@ def codeable_concept(ce: Composite, systems: CodingSystems) -> Json | None:
 
 def date_time(ts: str, where: str, time_zone: str) -> str | None:
     """TS / DTM as a FHIR dateTime: a date alone stays a date; a time gets the offset it was sent with,
-    or the local time zone's offset on that day."""
+    or the local time zone's offset on that day. Written as fhir.resources writes a dateTime (six
+    fraction digits, `Z` for UTC), so the mapped JSON is the stored JSON, byte for byte."""
     match = _parts(ts, where)
     if match is None:
         return None
@@ -52,8 +54,9 @@ def date_time(ts: str, where: str, time_zone: str) -> str | None:
     day_part = "-".join(p for p in (year, month, day) if p)
     if hour is None or day is None:
         return day_part
-    clock = f"{hour}:{minute or '00'}:{second or '00'}{f'.{fraction}' if fraction else ''}"
-    return f"{day_part}T{clock}{_offset(offset, f'{day_part}T{clock}', time_zone, where)}"
+    clock = f"{hour}:{minute or '00'}:{second or '00'}"
+    zone = _offset(offset, f"{day_part}T{clock}", time_zone, where)
+    return f"{day_part}T{clock}{f'.{fraction:0<6}' if fraction else ''}{'Z' if zone in _UTC else zone}"
 
 
 def date(ts: str, where: str) -> str | None:

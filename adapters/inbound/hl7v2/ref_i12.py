@@ -42,14 +42,15 @@ def to_referral(message: Message, hl7: Hl7Tables, correlation_id: str | None = N
     """Map a parsed REF^I12; raises `UnsupportedInput` (MSH), `InvalidReferral` naming HL7 fields."""
     head = header.read(message)
     kind = header.check(head, hl7.profile)
-    sr = validated(service_request(message, head, hl7), hl7.profile)
+    data = service_request(message, head, hl7)
     return InboundReferral(
-        service_request=sr,
+        service_request=validated(data, hl7.profile),
         channel=CHANNEL,
         sender=head.sender,
         correlation_id=correlation_id or head.control_id,
         message_id=head.control_id,
         reason=kind.reason,
+        resource=data,
     )
 
 

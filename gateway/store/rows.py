@@ -1,0 +1,83 @@
+"""The rows every write path shares: outbox events, history steps and audit events, appended inside
+the caller's transaction. The referral intake, Task changes, delivery and the audit trail all use
+these, so one transaction can carry a change, its event and its audit record together.
+
+Must not: open or commit a transaction (the caller owns it), or build FHIR resources.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.store.tables import audit_entities, audit_events, history, outbox
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One Kafka record waiting in the outbox."""
+
+    event_id: str
+    topic: str
+    key: str
+    headers: dict[str, str]
+    value: str
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One event ready to append: its columns, what it is about, and its record for the audit topic."""
+
+    event: dict[str, Any]  # audit_events columns but seq
+    entities: tuple[dict[str, Any], ...]  # audit_entities columns
+    record: OutboxEvent
+
+
+def outbox_rows(events: Sequence[OutboxEvent], referral_id: str, created: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": e.event_id,
+            "referral_id": referral_id,
+            "topic": e.topic,
+            "key": e.key,
+            "headers": json.dumps(e.headers),
+            "value": e.value,
+            "created_at": created,
+            "attempts": 0,
+        }
+        for e in events
+    ]
+
+
+async def insert_events(conn: AsyncConnection, events: Sequence[OutboxEvent], referral_id: str) -> None:
+    await conn.execute(insert(outbox), outbox_rows(events, referral_id, now()))
+
+
+async def insert_steps(conn: AsyncConnection, referral_id: str, steps: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    if steps:
+        at = now()
+        await conn.execute(
+            insert(history),
+            [{"referral_id": referral_id, "at": at, "step": s, "detail": json.dumps(d)} for s, d in steps],
+        )
+
+
+async def insert_audit(conn: AsyncConnection, rows: Sequence[AuditRow]) -> None:
+    """Append audit events (append-only: there is no update or delete) with their outbox records."""
+    if not rows:
+        return
+    await conn.execute(insert(audit_events), [r.event for r in rows])
+    entities = [e for r in rows for e in r.entities]
+    if entities:
+        await conn.execute(insert(audit_entities), entities)
+    await insert_events(conn, [r.record for r in rows], "")
