@@ -1,7 +1,7 @@
 """`python -m bench [NAME ...]`: run the benchmarks (all, or those named) and print their figures.
 
 fhir-http   FHIR over HTTP end to end, referrals per second
-hl7-mllp    HL7 v2 over MLLP end to end (bench/hl7_mllp.py, when it is there)
+hl7-mllp    HL7 v2 over MLLP end to end, and the ingest stage against the naive pipeline
 latency     POST latency p50 / p99 at 100 requests per second, SQLite and PostgreSQL
 delivery    outbound delivery throughput
 memory      peak RSS over a long streamed load (--memory-referrals; a million takes hours here)
@@ -12,13 +12,10 @@ Where the CPU goes, per stage and per part of the process: `python -m bench.prof
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib
-import inspect
 import logging
 from collections.abc import Callable
 
-from bench import delivery, fhir_http, latency, memory
+from bench import delivery, fhir_http, hl7_mllp, latency, memory
 from bench.harness import machine
 from bench.report import Report
 
@@ -39,9 +36,9 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     report = Report()
     report.line(f"Referral Gateway benchmarks, one gateway process on: {machine()}")
-    runs: dict[str, Callable[[], None]] = {
+    runs: dict[str, Callable[[], object]] = {
         "fhir-http": lambda: fhir_http.run(report, args.count),
-        "hl7-mllp": lambda: _hl7(report),
+        "hl7-mllp": lambda: hl7_mllp.main([]),  # prints its own figures (`python -m bench.hl7_mllp --help`)
         "latency": lambda: latency.run(report, args.latency_seconds),
         "delivery": lambda: delivery.run(report, args.delivery_count),
         "memory": lambda: memory.run(report, args.memory_referrals),
@@ -52,18 +49,6 @@ def main() -> int:
     report.heading("summary")
     report.line("\n".join(f"missed: {m}" for m in report.missed) or "every target met")
     return 0
-
-
-def _hl7(report: Report) -> None:
-    """bench/hl7_mllp.py measures HL7 v2 over MLLP and prints its own figures."""
-    try:
-        module = importlib.import_module("bench.hl7_mllp")
-    except ModuleNotFoundError:
-        report.line("HL7 v2 over MLLP end to end: measured by bench/hl7_mllp.py, which is not there yet")
-        return
-    result = module.run() if hasattr(module, "run") else module.main([])  # its defaults
-    if inspect.isawaitable(result):
-        asyncio.run(result)  # type: ignore[arg-type]
 
 
 class _Raw(argparse.RawDescriptionHelpFormatter):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from bench.harness import cpu_seconds, gateway
+from bench.harness import Gateway, cpu_seconds, gateway
 from bench.load import Referrals, closed_loop
 from bench.readback import TopicWatcher
 from bench.report import Report
@@ -16,21 +16,21 @@ TOPIC = "referrals.msk-pain"  # where the sample is routed
 
 def run(report: Report, count: int = 5000, clients: int = 64) -> None:
     with gateway() as gw:
-        asyncio.run(_measure(report, gw.host, gw.port, gw.servers, gw.pid, count, clients))
+        asyncio.run(_measure(report, gw, count, clients))
 
 
-async def _measure(report: Report, host: str, port: int, servers: str, pid: int, count: int, clients: int) -> None:
+async def _measure(report: Report, gw: Gateway, count: int, clients: int) -> None:
     referrals = Referrals(uuid.uuid4().hex[:8])
-    await closed_loop(host, port, referrals, min(500, count), clients)  # warm-up, not counted
-    watcher = TopicWatcher(servers, TOPIC)
+    await closed_loop(gw, referrals, min(500, count), clients)  # warm-up, not counted
+    watcher = TopicWatcher(gw.servers, TOPIC)
     await watcher.start()
     try:
         await watcher.wait_for(min(500, count), 30)
-        before, cpu_before = watcher.arrivals.count, cpu_seconds(pid)
+        before, cpu_before = watcher.arrivals.count, cpu_seconds(gw.pid)
         numbered = Referrals(uuid.uuid4().hex[:8])
-        results = await closed_loop(host, port, numbered, count, clients)
+        results = await closed_loop(gw, numbered, count, clients)
         complete = await watcher.wait_for(before + count, 120)
-        cpu = cpu_seconds(pid) - cpu_before
+        cpu = cpu_seconds(gw.pid) - cpu_before
     finally:
         await watcher.stop()
     created = results.statuses.get(201, 0)

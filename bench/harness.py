@@ -19,7 +19,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_URL, free_port, postgres_answers, start_tansu
-from tests.processes import gateway_env, start_gateway, wait_ready
+from tests.processes import gateway_env, local_client, start_gateway, wait_ready
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -33,6 +33,7 @@ class Gateway:
     pid: int
     servers: str  # the broker it publishes to
     data_dir: Path
+    token: str  # the development partner's bearer token
 
 
 def machine() -> str:
@@ -65,13 +66,23 @@ def gateway(store: str = SQLITE, **extra: str) -> Iterator[Gateway]:
     """One `referral-gateway serve` process with its own broker and store, killed afterwards."""
     with TemporaryDirectory(prefix="bench-") as tmp, broker() as servers, _store_env(store) as store_env:
         data_dir, api = Path(tmp), free_port()
-        env = {**gateway_env(data_dir, api, free_port(), kafka=servers), **store_env, **extra}
+        env = {**gateway_env(data_dir, api, free_port(), kafka=servers), **_UNLIMITED, **store_env, **extra}
         proc = start_gateway(env, data_dir / "gateway.log")
+        base_url = f"http://127.0.0.1:{api}"
         try:
-            wait_ready(proc, f"http://127.0.0.1:{api}", timeout=60)
-            yield Gateway(f"http://127.0.0.1:{api}", "127.0.0.1", api, proc.pid, servers, data_dir)
+            wait_ready(proc, base_url, timeout=60)
+            yield Gateway(base_url, "127.0.0.1", api, proc.pid, servers, data_dir, _token(data_dir, base_url))
         finally:
             _stop(proc)
+
+
+# The load comes from one client: its rate limit would measure the limiter, not the gateway.
+_UNLIMITED = {"AUTH_RATE_LIMIT_PER_S": "1000000", "AUTH_RATE_LIMIT_BURST": "1000000"}
+
+
+def _token(data_dir: Path, base_url: str) -> str:
+    with local_client(data_dir, base_url) as client:
+        return str(client.headers["Authorization"]).removeprefix("Bearer ")
 
 
 @contextmanager

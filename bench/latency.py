@@ -16,7 +16,7 @@ RATE = 100.0
 def run(report: Report, seconds: float = 30.0) -> None:
     for store in store_kinds():
         with gateway(store) as gw:
-            results = asyncio.run(fixed_rate(gw.host, gw.port, Referrals(uuid.uuid4().hex[:8]), RATE, seconds))
+            results = asyncio.run(fixed_rate(gw, Referrals(uuid.uuid4().hex[:8]), RATE, seconds))
         latencies = results.latencies_ms
         report.figure(f"POST latency p50 at {RATE:.0f}/s, {store}", percentile(latencies, 50), "ms")
         report.figure(f"POST latency p99 at {RATE:.0f}/s, {store}", percentile(latencies, 99), "ms", ("<=", 10))

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gateway.settings import SCHEMAS_DIR
 from tests.samples import valid_nhs_number
@@ -42,21 +43,33 @@ class Referrals:
         return text.replace(_NHS.encode(), self._patients[i % len(self._patients)])
 
 
+class Target(Protocol):
+    """Where the load goes (bench.harness.Gateway is one), with a bearer token that may write referrals."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def token(self) -> str: ...
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection; requests on it go one after another."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
-        self._reader, self._writer, self._host = reader, writer, host.encode()
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, token: str) -> None:
+        self._reader, self._writer = reader, writer
+        self._head = b"Host: %s\r\nAuthorization: Bearer %s\r\n" % (host.encode(), token.encode())
 
     @classmethod
-    async def open(cls, host: str, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer, host)
+    async def open(cls, target: Target) -> Connection:
+        reader, writer = await asyncio.open_connection(target.host, target.port)
+        return cls(reader, writer, target.host, target.token)
 
     async def post(self, path: str, body: bytes, content_type: str = FHIR_JSON) -> tuple[int, bytes]:
         self._writer.write(
-            b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
-            % (path.encode(), self._host, content_type.encode(), len(body), body)
+            b"POST %s HTTP/1.1\r\n%sContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), self._head, content_type.encode(), len(body), body)
         )
         head = await self._reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
@@ -96,7 +109,7 @@ class Results:
 
 
 async def closed_loop(
-    host: str, port: int, referrals: Referrals, count: int, clients: int, results: Results | None = None
+    target: Target, referrals: Referrals, count: int, clients: int, results: Results | None = None
 ) -> Results:
     """`clients` connections each sending the next referral as soon as the last was answered;
     `results` (optional) is filled as the answers come, for a watcher to read meanwhile."""
@@ -104,7 +117,7 @@ async def closed_loop(
     results.first_sent, numbers = time.perf_counter(), iter(range(count))
 
     async def client() -> None:
-        conn = await Connection.open(host, port)
+        conn = await Connection.open(target)
         try:
             for i in numbers:  # one shared iterator: every referral is sent once
                 status, _ = await conn.post("/fhir/ServiceRequest", referrals.body(i))
@@ -117,7 +130,7 @@ async def closed_loop(
 
 
 async def fixed_rate(
-    host: str, port: int, referrals: Referrals, rate: float, seconds: float, warm_up_s: float = 2.0
+    target: Target, referrals: Referrals, rate: float, seconds: float, warm_up_s: float = 2.0
 ) -> Results:
     """Send at `rate` per second whatever the answers; latency counts from when a request was due,
     so a slow answer that delays the next request is not hidden (no coordinated omission)."""
@@ -127,11 +140,11 @@ async def fixed_rate(
     total = int((seconds + warm_up_s) * rate)
 
     async def send(i: int, due: float) -> None:
-        conn = idle.popleft() if idle else await Connection.open(host, port)
+        conn = idle.popleft() if idle else await Connection.open(target)
         try:
             status, _ = await conn.post("/fhir/ServiceRequest", referrals.body(i))
         except (asyncio.IncompleteReadError, ConnectionError):  # closed while idle: nothing was processed
-            conn = await Connection.open(host, port)
+            conn = await Connection.open(target)
             status, _ = await conn.post("/fhir/ServiceRequest", referrals.body(i))
         done = time.perf_counter()
         idle.append(conn)

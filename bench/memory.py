@@ -56,11 +56,11 @@ def run(report: Report, count: int = 100_000, clients: int = 64) -> None:
 
 async def _load(gw: Gateway, count: int, clients: int) -> tuple[Samples, float]:
     samples, results = Samples(), Results()
-    await closed_loop(gw.host, gw.port, Referrals(uuid.uuid4().hex[:8]), 2000, clients)  # warm-up
+    await closed_loop(gw, Referrals(uuid.uuid4().hex[:8]), 2000, clients)  # warm-up
     sampler = asyncio.create_task(_sample(gw.pid, samples, results))
     started = time.perf_counter()
     try:
-        await closed_loop(gw.host, gw.port, Referrals(uuid.uuid4().hex[:8]), count, clients, results)
+        await closed_loop(gw, Referrals(uuid.uuid4().hex[:8]), count, clients, results)
     finally:
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)

@@ -72,12 +72,12 @@ def sampled(seconds: float, clients: int) -> tuple[Counter[str], int, int] | Non
     if spy is None:
         return None
     with gateway() as gw, tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(closed_loop(gw.host, gw.port, Referrals(uuid.uuid4().hex[:8]), 1000, clients))  # warm-up
+        asyncio.run(closed_loop(gw, Referrals(uuid.uuid4().hex[:8]), 1000, clients))  # warm-up
         out = Path(tmp) / "samples.txt"
         command = [spy, "record", "-p", str(gw.pid), "-o", str(out), "-f", "raw", "-d", str(int(seconds))]
         recorder = subprocess.Popen([*command, "-r", "100", "--threads", "--nonblocking"], stdout=subprocess.DEVNULL)
         count = int(seconds * 150)
-        results = asyncio.run(closed_loop(gw.host, gw.port, Referrals(uuid.uuid4().hex[:8]), count, clients))
+        results = asyncio.run(closed_loop(gw, Referrals(uuid.uuid4().hex[:8]), count, clients))
         recorder.wait()
         groups, total = _grouped(out.read_text())
     return groups, total, results.answered
