@@ -2,7 +2,7 @@
 
 fhir-http   FHIR over HTTP end to end, referrals per second
 hl7-mllp    HL7 v2 over MLLP end to end, and the ingest stage against the naive pipeline
-latency     POST latency p50 / p99 at 100 requests per second, SQLite and PostgreSQL
+latency     POST latency p50 / p99 at a fixed offered rate (100/s), SQLite and PostgreSQL
 delivery    outbound delivery throughput
 memory      peak RSS over a long streamed load (--memory-referrals; a million takes hours here)
 
@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(NAMES)} (all)")
     parser.add_argument("--count", type=int, default=5000, help="referrals for the throughput figure")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--latency-rate", type=float, default=latency.RATE, help="offered requests per second")
     parser.add_argument("--delivery-count", type=int, default=2000)
     parser.add_argument("--memory-referrals", type=int, default=100_000)
     args = parser.parse_args()
@@ -39,7 +40,7 @@ def main() -> int:
     runs: dict[str, Callable[[], object]] = {
         "fhir-http": lambda: fhir_http.run(report, args.count),
         "hl7-mllp": lambda: hl7_mllp.main([]),  # prints its own figures (`python -m bench.hl7_mllp --help`)
-        "latency": lambda: latency.run(report, args.latency_seconds),
+        "latency": lambda: latency.run(report, args.latency_seconds, args.latency_rate),
         "delivery": lambda: delivery.run(report, args.delivery_count),
         "memory": lambda: memory.run(report, args.memory_referrals),
     }

@@ -1,5 +1,5 @@
 """FHIR over HTTP, end to end: `POST /fhir/ServiceRequest` → 201 → the event read back from the
-broker; referrals per second through one gateway process (SQLite store, closed loop)."""
+broker; referrals per second through one gateway process (SQLite store, closed loop, delivery off)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ TOPIC = "referrals.msk-pain"  # where the sample is routed
 
 
 def run(report: Report, count: int = 5000, clients: int = 64) -> None:
-    with gateway() as gw:
+    with gateway(DELIVERY_ENABLED="false") as gw:  # intake only: delivery has its own benchmark
         asyncio.run(_measure(report, gw, count, clients))
 
 

@@ -37,7 +37,7 @@ class Samples:
 
 
 def run(report: Report, count: int = 100_000, clients: int = 64) -> None:
-    with gateway() as gw:
+    with gateway(DELIVERY_ENABLED="false") as gw:  # intake, store and relay: delivery has its own benchmark
         samples, seconds = asyncio.run(_load(gw, count, clients))
         _, peak = rss_kib(gw.pid)
     first, last = samples.points[0][1], samples.points[-1][1]

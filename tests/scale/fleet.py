@@ -9,7 +9,7 @@ import json
 import secrets
 import subprocess
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +36,15 @@ class Fleet:
     schema: str
     token: str  # the development partner's, good at every gateway
     killed: set[int] = field(default_factory=set)
+    in_flight: Counter[int] = field(default_factory=Counter)  # requests under way, per gateway
+
+    @contextmanager
+    def sending(self, index: int) -> Iterator[None]:
+        self.in_flight[index] += 1
+        try:
+            yield
+        finally:
+            self.in_flight[index] -= 1
 
     def clients(self) -> list[httpx.AsyncClient]:
         auth = {"Authorization": f"Bearer {self.token}"}
@@ -107,7 +116,10 @@ async def post_fhir(
     while True:
         index = fleet.alive(to)
         try:
-            response = await clients[index].post("/fhir/ServiceRequest", content=json.dumps(body), headers=FHIR_JSON)
+            with fleet.sending(index):
+                response = await clients[index].post(
+                    "/fhir/ServiceRequest", content=json.dumps(body), headers=FHIR_JSON
+                )
         except httpx.TransportError:  # the gateway died under the request
             answers.resent, to = answers.resent + 1, index + 1
             continue
@@ -122,7 +134,8 @@ async def send_hl7(fleet: Fleet, answers: Answers, message: str, to: int) -> Non
     while True:
         index = fleet.alive(to)
         try:
-            code = await _exchange(fleet.mllp_ports[index], message)
+            with fleet.sending(index):
+                code = await _exchange(fleet.mllp_ports[index], message)
         except (OSError, asyncio.IncompleteReadError):  # the gateway died under the message
             answers.resent, to = answers.resent + 1, index + 1
             continue
