@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 
 from bench import delivery, fhir_http, hl7_mllp, latency, memory
-from bench.harness import machine
+from bench.harness import SQLITE, machine, store_kinds
 from bench.report import Report
 
 NAMES = ("fhir-http", "hl7-mllp", "latency", "delivery", "memory")
@@ -30,6 +30,7 @@ def main() -> int:
     parser.add_argument("--latency-rate", type=float, default=latency.RATE, help="offered requests per second")
     parser.add_argument("--delivery-count", type=int, default=2000)
     parser.add_argument("--memory-referrals", type=int, default=100_000)
+    parser.add_argument("--memory-store", choices=store_kinds(), default=SQLITE)
     args = parser.parse_args()
     unknown = set(args.names) - set(NAMES)
     if unknown:
@@ -42,7 +43,7 @@ def main() -> int:
         "hl7-mllp": lambda: hl7_mllp.main([]),  # prints its own figures (`python -m bench.hl7_mllp --help`)
         "latency": lambda: latency.run(report, args.latency_seconds, args.latency_rate),
         "delivery": lambda: delivery.run(report, args.delivery_count),
-        "memory": lambda: memory.run(report, args.memory_referrals),
+        "memory": lambda: memory.run(report, args.memory_referrals, store=args.memory_store),
     }
     for name in args.names or NAMES:
         report.heading(name)

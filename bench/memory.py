@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from bench.harness import Gateway, gateway, rss_kib
+from bench.harness import SQLITE, Gateway, gateway, rss_kib
 from bench.load import Referrals, Results, closed_loop
 from bench.report import Report
 
@@ -36,8 +36,8 @@ class Samples:
         return cov / var * 100_000 if var else 0.0
 
 
-def run(report: Report, count: int = 100_000, clients: int = 64) -> None:
-    with gateway(DELIVERY_ENABLED="false") as gw:  # intake, store and relay: delivery has its own benchmark
+def run(report: Report, count: int = 100_000, clients: int = 64, store: str = SQLITE) -> None:
+    with gateway(store, DELIVERY_ENABLED="false") as gw:  # intake, store and relay: delivery has its own benchmark
         samples, seconds = asyncio.run(_load(gw, count, clients))
         _, peak = rss_kib(gw.pid)
     first, last = samples.points[0][1], samples.points[-1][1]
@@ -51,7 +51,7 @@ def run(report: Report, count: int = 100_000, clients: int = 64) -> None:
         at_million = last + growth * (MILLION - count) / 100_000
         report.figure("RSS at a million referrals if that growth went on (extrapolated)", at_million / 1024, "MiB")
     rate = count / seconds
-    report.line(f"  ({count:,} referrals in {seconds:.0f}s, {rate:.0f}/s, {clients} keep-alive clients, SQLite)")
+    report.line(f"  ({count:,} referrals in {seconds:.0f}s, {rate:.0f}/s, {clients} keep-alive clients, {store})")
 
 
 async def _load(gw: Gateway, count: int, clients: int) -> tuple[Samples, float]:
