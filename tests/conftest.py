@@ -34,6 +34,7 @@ from gateway.settings import (
     Settings,
     StoreSettings,
 )
+from gateway.store import Store
 
 
 def free_port() -> int:
@@ -66,6 +67,15 @@ def broker_servers() -> Iterator[str]:
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A started SQLite store in the test's own directory."""
+    running = Store(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
+    await running.start()
+    yield running
+    await running.stop()
 
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from gateway.demo_receiver import DemoReceiver
+from gateway.settings import SCHEMAS_DIR
 
 
 @asynccontextmanager
@@ -34,3 +37,13 @@ async def eventually(
 async def _holds(check: Callable[[], bool | Awaitable[bool]]) -> bool:
     result = check()
     return bool(await result) if inspect.isawaitable(result) else bool(result)
+
+
+def schemas_for_receiver(schemas: Path, http_port: int, mllp_port: int) -> Path:
+    """A copy of the gateway's schemas at `schemas` whose service directory sends every receiver's
+    FHIR and MLLP traffic to a test's demo receiver on these ports."""
+    shutil.copytree(SCHEMAS_DIR, schemas)
+    directory = schemas / "directory" / "directory.json"
+    text = directory.read_text().replace("127.0.0.1:8090", f"127.0.0.1:{http_port}")
+    directory.write_text(text.replace("127.0.0.1:2576", f"127.0.0.1:{mllp_port}"))
+    return schemas

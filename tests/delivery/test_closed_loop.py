@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,10 @@ from hl7.client import MLLPClient
 from adapters.outbound import hl7v2
 from gateway.canonical import systems
 from gateway.demo_receiver import DemoReceiver
-from gateway.settings import SCHEMAS_DIR, DeliverySettings, Settings, StoreSettings
+from gateway.settings import DeliverySettings, Settings, StoreSettings
 from tests.api.test_task_status import publish
 from tests.conftest import RunningGateway
-from tests.delivery.receivers import eventually
+from tests.delivery.receivers import eventually, schemas_for_receiver
 from tests.kafka_reader import read_events
 from tests.samples import service_request
 
@@ -52,11 +51,7 @@ async def receiver() -> AsyncIterator[DemoReceiver]:
 @pytest.fixture
 def gateway_settings(gateway_settings: Settings, receiver: DemoReceiver, tmp_path: Path) -> Settings:
     """The test's gateway, with a service directory whose endpoints are this test's demo receiver."""
-    schemas = tmp_path / "schemas"
-    shutil.copytree(SCHEMAS_DIR, schemas)
-    directory = schemas / "directory" / "directory.json"
-    text = directory.read_text().replace("127.0.0.1:8090", f"127.0.0.1:{receiver.http_port}")
-    directory.write_text(text.replace("127.0.0.1:2576", f"127.0.0.1:{receiver.mllp_port}"))
+    schemas = schemas_for_receiver(tmp_path / "schemas", receiver.http_port, receiver.mllp_port)
     delivery = DeliverySettings(new_group_start="latest", backoff_base_s=0.2, backoff_max_s=1.0, max_attempts=3)
     return gateway_settings.model_copy(update={"schemas_dir": schemas, "delivery": delivery})
 

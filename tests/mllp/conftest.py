@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -18,14 +17,6 @@ from gateway.store import Store
 from tests.hl7v2.messages import HL7
 
 VT, END = b"\x0b", b"\x1c\x0d"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    running = Store(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await running.start()
-    yield running
-    await running.stop()
 
 
 @pytest.fixture

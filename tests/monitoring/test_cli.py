@@ -16,7 +16,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -33,9 +32,8 @@ from kafka import KafkaConsumer
 
 from gateway.canonical import systems
 from gateway.cli import main
-from gateway.settings import SCHEMAS_DIR
 from tests.conftest import free_port, start_tansu
-from tests.delivery.receivers import eventually
+from tests.delivery.receivers import eventually, schemas_for_receiver
 from tests.delivery.test_closed_loop import FHIR_JSON, PATCH, rri, send_mllp
 from tests.hl7v2.messages import IAPT, fresh, sample, with_field
 from tests.kafka_reader import read_events
@@ -102,13 +100,6 @@ def answers(url: str) -> bool:
         return False
 
 
-def directory_at(schemas: Path, http_port: int, mllp_port: int) -> None:
-    shutil.copytree(SCHEMAS_DIR, schemas)
-    directory = schemas / "directory" / "directory.json"
-    text = directory.read_text().replace("127.0.0.1:8090", f"127.0.0.1:{http_port}")
-    directory.write_text(text.replace("127.0.0.1:2576", f"127.0.0.1:{mllp_port}"))
-
-
 def named_referral(given: str, family: str) -> dict[str, Any]:
     """A GP's referral whose patient is a contained Patient with a name and a birth date."""
     sr = service_request()
@@ -155,7 +146,7 @@ def open_dead_letters(client: httpx.Client, referral_ids: set[str]) -> list[dict
 def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
     home = tmp_path_factory.mktemp("cli")
     broker_port, api_port, mllp_port, http_port, receiver_mllp = (free_port() for _ in range(5))
-    directory_at(home / "schemas", http_port, receiver_mllp)
+    schemas_for_receiver(home / "schemas", http_port, receiver_mllp)
     servers = f"127.0.0.1:{broker_port}"
     env = gateway_env(
         home / "data",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ from playwright.async_api import Page, ViewportSize, async_playwright, expect
 
 from gateway.demo_receiver import Behaviour, DemoReceiver
 from gateway.monitoring import trace
-from gateway.settings import SCHEMAS_DIR, DeliverySettings, MonitorSettings, Settings, StoreSettings
+from gateway.settings import DeliverySettings, MonitorSettings, Settings, StoreSettings
 from tests.conftest import RunningGateway, sign_in
-from tests.delivery.receivers import demo_receiver, eventually
+from tests.delivery.receivers import demo_receiver, eventually, schemas_for_receiver
 from tests.delivery.test_closed_loop import FHIR_JSON, patch, send_mllp
 from tests.hl7v2.messages import IAPT, fresh, sample, with_field
 from tests.kafka_reader import Event, read_events
@@ -48,11 +47,7 @@ async def receiver() -> AsyncIterator[DemoReceiver]:
 def gateway_settings(gateway_settings: Settings, receiver: DemoReceiver, tmp_path: Path) -> Settings:
     """Every receiver in the directory is this test's demo receiver; the dashboard samples four times
     a second; a failing delivery is dead-lettered after its second attempt."""
-    schemas = tmp_path / "schemas"
-    shutil.copytree(SCHEMAS_DIR, schemas)
-    directory = schemas / "directory" / "directory.json"
-    text = directory.read_text().replace("127.0.0.1:8090", f"127.0.0.1:{receiver.http_port}")
-    directory.write_text(text.replace("127.0.0.1:2576", f"127.0.0.1:{receiver.mllp_port}"))
+    schemas = schemas_for_receiver(tmp_path / "schemas", receiver.http_port, receiver.mllp_port)
     delivery = DeliverySettings(new_group_start="latest", backoff_base_s=0.1, backoff_max_s=0.2, max_attempts=2)
     return gateway_settings.model_copy(
         update={"schemas_dir": schemas, "delivery": delivery, "monitor": MonitorSettings(sample_interval_s=0.25)}

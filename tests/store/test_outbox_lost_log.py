@@ -5,10 +5,7 @@ nor what went to the new log. The store on disk (SQLite)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from gateway.bus.events import new_event
@@ -18,14 +15,6 @@ from gateway.store.store import OutboxEvent, Store, now
 from gateway.store.tables import outbox
 
 MSK, RETRY, AUDIT = "referrals.msk-pain", "referrals.retry", "gateway.audit"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    database = Store(f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}")
-    await database.start()
-    yield database
-    await database.stop()
 
 
 def event(topic: str) -> OutboxEvent:
