@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
@@ -16,7 +16,9 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import __version__
 from gateway.api import audit_events, fhir, metrics, monitor, monitor_json, oauth, operations, pad, signin, tasks
@@ -58,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     _install_error_handlers(app)
-    app.middleware("http")(_transaction_headers)
+    app.add_middleware(_TransactionHeaders)
     app.include_router(fhir.router)
     app.include_router(tasks.router)
     app.include_router(audit_events.router)
@@ -125,27 +127,49 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return fhir_response(request, operation_outcome(GatewayError(f"internal error; incident {incident}")), 500)
 
 
-async def _transaction_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    token = bind_correlation(request.headers.get("x-correlation-id") or request.headers.get("x-request-id"))
-    try:
-        return await _answer(request, call_next)
-    finally:
-        correlation.reset(token)
+class _TransactionHeaders:
+    """Around every request, as plain ASGI (BaseHTTPMiddleware would cost a task and a stream per
+    request): the correlation id bound for the logs, a declared body over the limit refused with
+    413, and X-Request-Id and X-Correlation-Id echoed on the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        token = bind_correlation(request.headers.get("x-correlation-id") or request.headers.get("x-request-id"))
+        try:
+            await self._answer(request, receive, _echoing(request, send))
+        finally:
+            correlation.reset(token)
+
+    async def _answer(self, request: Request, receive: Receive, send: Send) -> None:
+        limit = request.app.state.runtime.settings.api.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            error = SenderError(f"the body is larger than {limit} bytes")
+            error.http_status = 413
+            response = await _gateway_error(request, error)
+            await response(request.scope, receive, send)
+        else:
+            await self.app(request.scope, receive, send)
 
 
-async def _answer(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    limit = request.app.state.runtime.settings.api.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        error = SenderError(f"the body is larger than {limit} bytes")
-        error.http_status = 413
-        response = await _gateway_error(request, error)
-    else:
-        response = await call_next(request)
-    for header in ("x-request-id", "x-correlation-id"):
-        value = request.headers.get(header) or (
-            getattr(request.state, "correlation_id", None) if header == "x-correlation-id" else None
-        )
-        if value:
-            response.headers[header] = value
-    return response
+def _echoing(request: Request, send: Send) -> Send:
+    """`send`, with the transaction headers added to the response's start."""
+
+    async def echo(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            for name in ("x-request-id", "x-correlation-id"):
+                value = request.headers.get(name) or (
+                    getattr(request.state, "correlation_id", None) if name == "x-correlation-id" else None
+                )
+                if value:
+                    headers[name] = value
+        await send(message)
+
+    return echo
