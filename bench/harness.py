@@ -19,7 +19,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_URL, free_port, postgres_answers, start_tansu
-from tests.processes import gateway_env, local_client, start_gateway, wait_ready
+from tests.processes import gateway_env, local_token, start_gateway, wait_ready
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -71,18 +71,13 @@ def gateway(store: str = SQLITE, **extra: str) -> Iterator[Gateway]:
         base_url = f"http://127.0.0.1:{api}"
         try:
             wait_ready(proc, base_url, timeout=60)
-            yield Gateway(base_url, "127.0.0.1", api, proc.pid, servers, data_dir, _token(data_dir, base_url))
+            yield Gateway(base_url, "127.0.0.1", api, proc.pid, servers, data_dir, local_token(data_dir))
         finally:
             _stop(proc)
 
 
 # The load comes from one client: its rate limit would measure the limiter, not the gateway.
 _UNLIMITED = {"AUTH_RATE_LIMIT_PER_S": "1000000", "AUTH_RATE_LIMIT_BURST": "1000000"}
-
-
-def _token(data_dir: Path, base_url: str) -> str:
-    with local_client(data_dir, base_url) as client:
-        return str(client.headers["Authorization"]).removeprefix("Bearer ")
 
 
 @contextmanager

@@ -91,8 +91,8 @@ def wait_gone(pid: int, timeout: float = 10) -> bool:
     return False
 
 
-def local_client(data_dir: Path, base_url: str) -> httpx.Client:
-    """An HTTP client holding a token for the development partner a first run on loopback creates
+def local_token(data_dir: Path) -> str:
+    """A bearer token for the development partner a first run on loopback creates
     (DATA_DIR/local-dev-client.json, gateway/auth/bootstrap.py)."""
     credentials = json.loads((data_dir / "local-dev-client.json").read_text())
     response = httpx.post(
@@ -102,5 +102,10 @@ def local_client(data_dir: Path, base_url: str) -> httpx.Client:
         timeout=10,
     )
     response.raise_for_status()
-    token = response.json()["access_token"]
+    return str(response.json()["access_token"])
+
+
+def local_client(data_dir: Path, base_url: str) -> httpx.Client:
+    """An HTTP client holding the development partner's token."""
+    token = local_token(data_dir)
     return httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {token}"})

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
@@ -175,24 +175,12 @@ class OutboxRelay:
 
     async def _offsets_started(self) -> AIOKafkaConsumer:
         if self._offsets is None:
-            offsets = AIOKafkaConsumer(**client_options(self._kafka), enable_auto_commit=False)
-            try:
-                await offsets.start()
-            except BaseException:
-                await offsets.stop()
-                raise
-            self._offsets = offsets
+            self._offsets = await _started(AIOKafkaConsumer(**client_options(self._kafka), enable_auto_commit=False))
         return self._offsets
 
     async def _producer_started(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(**producer_options(self._kafka))
-            try:
-                await producer.start()
-            except BaseException:
-                await producer.stop()
-                raise
-            self._producer = producer
+            self._producer = await _started(AIOKafkaProducer(**producer_options(self._kafka)))
         return self._producer
 
     async def _recover(self) -> None:
@@ -243,3 +231,16 @@ def _count(done: list[tuple[OutboxRow, int, int]], failed: list[OutboxRow]) -> N
 
 def _headers(row: OutboxRow) -> list[tuple[str, bytes]]:
     return [(k, v.encode()) for k, v in row.headers.items()]
+
+
+Client = TypeVar("Client", AIOKafkaConsumer, AIOKafkaProducer)
+
+
+async def _started(client: Client) -> Client:
+    """`client` started; stopped again if starting fails half way (no connection left open)."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+    return client

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import POSTGRES_URL, free_port, start_tansu
-from tests.processes import gateway_env, local_client, start_gateway, wait_ready
+from tests.processes import gateway_env, local_token, start_gateway, wait_ready
 
 START_BLOCK, END_BLOCK = b"\x0b", b"\x1c\r"
 FHIR_JSON = {"content-type": "application/fhir+json"}
@@ -191,5 +191,4 @@ def token(data_dir: Path, count: int) -> str:
     """The first of the replicas to start on the empty store made the development partner and wrote
     its secret to its own data directory."""
     (credentials,) = [p for i in range(count) if (p := data_dir / f"gateway-{i}" / "local-dev-client.json").exists()]
-    with local_client(credentials.parent, "") as client:
-        return str(client.headers["Authorization"]).removeprefix("Bearer ")
+    return local_token(credentials.parent)
