@@ -3,8 +3,8 @@
     pure       frame -> parse -> map -> fhir.resources validation (once) -> ACK, in this process
     naive      hl7apy parse_message + fhir.resources validation + an hl7apy-built ACK, the same messages
     end to end a gateway process (bench.harness: Tansu broker, SQLite store, relay, MLLP listener) fed
-               over several MLLP connections: ACK rate, then the rate until every event was read
-               back from the broker with kafka-python
+               over several MLLP connections: ACK rate, and the rate until the last event arrived
+               on the broker (read back meanwhile with aiokafka)
 
 Run: `.venv/bin/python -m bench.hl7_mllp [--messages N] [--connections C] [--no-end-to-end]`.
 A script that prints figures, not a test: the numbers depend on the machine and what else runs on it.
@@ -23,10 +23,10 @@ from typing import Any
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from hl7apy.core import Message as Hl7apyMessage
 from hl7apy.parser import parse_message
-from kafka import KafkaConsumer
 
 from adapters.inbound.hl7v2 import ack, header, parser, ref_i12, tables
-from bench.harness import cpu_seconds, gateway
+from bench.harness import Gateway, cpu_seconds, gateway
+from bench.readback import TopicWatcher
 from gateway.canonical import nhs_number
 from gateway.mllp.framer import END_BLOCK, NEED_DATA, START_BLOCK, MllpFramer
 from gateway.settings import SCHEMAS_DIR
@@ -69,10 +69,6 @@ def _nhs_number(seed: int) -> str:
         digit = nhs_number.check_digit(first)
         if digit is not None:
             return f"{first}{digit}"
-
-
-def nhs_of(text: str) -> str:
-    return text.split("PID|1||")[1].split("^")[0]
 
 
 # -- pure pipeline ----------------------------------------------------------------------------
@@ -152,39 +148,35 @@ async def _one_connection(port: int, texts: list[str]) -> list[str]:
     return codes
 
 
-def read_back(servers: str, keys: set[str], timeout: float) -> float | None:
-    """Seconds until every key was seen on the referral topics (None when not all arrived in time)."""
-    consumer = KafkaConsumer(bootstrap_servers=servers, auto_offset_reset="earliest", enable_auto_commit=False)
-    consumer.subscribe(TOPICS)
-    missing, started = set(keys), time.perf_counter()
-    try:
-        while missing and time.perf_counter() - started < timeout:
-            for records in consumer.poll(timeout_ms=200, max_records=5000).values():
-                missing.difference_update((r.key or b"").decode() for r in records)
-    finally:
-        consumer.close()
-    return None if missing else time.perf_counter() - started
-
-
 def end_to_end(count: int, connections: int) -> dict[str, Any]:
-    """A gateway process (bench.harness: its own Tansu broker and SQLite store) fed over MLLP."""
+    """A gateway process (bench.harness: its own Tansu broker and SQLite store) fed over MLLP, its
+    events read back meanwhile (bench.readback), so the last arrival marks the end of the run."""
     mllp_port = free_port()
     extra = {"MLLP_PORT": str(mllp_port), "DELIVERY_ENABLED": "false", "LOG_LEVEL": "WARNING"}
     with gateway(**extra) as running:
-        asyncio.run(send_all(mllp_port, messages(50), 5))  # warm up: connections, topics, caches
-        texts = messages(count)
+        return asyncio.run(_measure(running, mllp_port, count, connections))
+
+
+async def _measure(running: Gateway, mllp_port: int, count: int, connections: int) -> dict[str, Any]:
+    watcher = TopicWatcher(running.servers, *TOPICS)
+    await watcher.start()
+    try:
+        await send_all(mllp_port, messages(50), 5)  # warm up: connections, topics, caches
+        await watcher.wait_for(50, 30)
+        texts, before = messages(count), watcher.arrivals.count
         cpu_before, started = cpu_seconds(running.pid), time.perf_counter()
-        codes = asyncio.run(send_all(mllp_port, texts, connections))
+        codes = await send_all(mllp_port, texts, connections)
         acked = time.perf_counter() - started
+        complete = await watcher.wait_for(before + count, 120)
         cpu = cpu_seconds(running.pid) - cpu_before
-        read = read_back(running.servers, {nhs_of(t) for t in texts}, timeout=120)
-    all_published = acked + read if read is not None else None
+    finally:
+        await watcher.stop()
     return {
         "messages": count,
         "connections": connections,
         "aa": codes.count("AA"),
         "ack_rate": count / acked,
-        "events_rate": count / all_published if all_published else None,
+        "events_rate": count / (watcher.arrivals.last_at - started) if complete else None,
         "cpu_per_message_us": cpu / count * 1e6,
     }
 

@@ -19,11 +19,11 @@ class Arrivals:
 
 
 class TopicWatcher:
-    """Counts the events on one topic (from its start: each benchmark has a broker of its own)."""
+    """Counts the events on some topics (from their start: each benchmark has a broker of its own)."""
 
-    def __init__(self, servers: str, topic: str) -> None:
+    def __init__(self, servers: str, *topics: str) -> None:
         self._consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=servers, auto_offset_reset="earliest", enable_auto_commit=False
+            *topics, bootstrap_servers=servers, auto_offset_reset="earliest", enable_auto_commit=False
         )
         self.arrivals = Arrivals()
         self._task: asyncio.Task[None] | None = None

@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit import context
 from gateway.audit.context import Actor
@@ -26,8 +26,9 @@ from gateway.audit.events import SUCCESS, AuditRecord, Entity, audit_json
 from gateway.bus import events
 from gateway.errors import StoreUnavailable
 from gateway.store import Store
-from gateway.store.audit import AuditLog, AuditRow, insert_audit
+from gateway.store.audit import AuditLog, AuditRow
 from gateway.store.group_commit import GroupCommitter
+from gateway.store.rows import write_audit
 from gateway.store.store import now
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class AuditTrail:
 
     async def start(self) -> None:
         if self._committer is None:
-            self._committer = GroupCommitter(self._store.engine, _append, self._batch_max)
+            self._committer = GroupCommitter(self._store.batch_transaction(_append), self._batch_max)
             self._committer.start()
 
     async def stop(self) -> None:
@@ -150,6 +151,6 @@ def _entity_rows(record: AuditRecord) -> tuple[dict[str, Any], ...]:
     return tuple(rows.values())
 
 
-async def _append(conn: AsyncConnection, rows: Sequence[AuditRow]) -> list[None]:
-    await insert_audit(conn, rows)
+def _append(conn: Connection, rows: Sequence[AuditRow]) -> list[None]:
+    write_audit(conn, rows)
     return [None] * len(rows)

@@ -24,6 +24,7 @@ ALGORITHM = "HS256"
 ACCESS, SESSION = "at+jwt", "session"
 _AUDIENCES = {ACCESS: "referral-gateway/api", SESSION: "referral-gateway/web"}
 _NAMES = {ACCESS: "an access token", SESSION: "a session"}
+_REMEMBERED = 4096  # tokens kept verified: a partner's system sends the same one until it expires
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class TokenSigner:
         self._key = key
         self._issuer = issuer
         self._skew = clock_skew_s
+        self._verified: dict[tuple[str, str], tuple[Principal, float, float]] = {}  # -> (principal, from, to)
 
     def issue(self, principal: Principal, kind: str, ttl_s: int) -> IssuedToken:
         now = int(time.time())
@@ -63,7 +65,24 @@ class TokenSigner:
         return IssuedToken(token, ttl_s, scope)
 
     def verify(self, token: str, kind: str) -> Principal:
+        """The token's principal. A token once verified is remembered until it expires: the same
+        string keeps the same signature and claims, so only the clock is checked again."""
+        key, at = (token, kind), time.time()
+        known = self._verified.get(key)
+        if known is not None:
+            principal, valid_from, valid_to = known
+            if valid_from <= at <= valid_to:
+                return principal
+            del self._verified[key]  # expired (or not yet valid): verified again, to fail with the reason
         claims = self._claims(token, kind)
+        principal = self._principal(claims, kind)
+        if len(self._verified) >= _REMEMBERED:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        valid_from = max(float(claims["nbf"]), float(claims["iat"])) - self._skew
+        self._verified[key] = (principal, valid_from, float(claims["exp"]) + self._skew)
+        return principal
+
+    def _principal(self, claims: dict[str, Any], kind: str) -> Principal:
         try:
             scopes = parse_scopes(str(claims.get("scope", "")))
             roles = parse_roles(str(claims.get("roles", "")))

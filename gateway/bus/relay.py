@@ -122,9 +122,9 @@ class OutboxRelay:
             failed = [row for row, res in zip(claim.rows, results, strict=True) if isinstance(res, BaseException)]
             # this batch is the first thing in a new log; what was published before it is gone
             self._note_lost(log_ends.acknowledged((TopicPartition(r.topic, p), o) for r, p, o in done), sent_at)
-            await claim.published(done)
+            claim.published(done)
             errors = [res for res in results if isinstance(res, BaseException)]
-            await claim.failed(failed, str(errors[0]) if errors else "")
+            claim.failed(failed, str(errors[0]) if errors else "")
         self.published += len(done)
         _count(done, failed)
         await self._report_lost()

@@ -1,9 +1,9 @@
-"""The audit trail as the store keeps it: append-only rows (`insert_audit` is the only write; there
+"""The audit trail as the store keeps it: append-only rows (`write_audit` is the only write; there
 is no update or delete here, and triggers refuse them in the database) and the searches that
 `GET /fhir/AuditEvent` answers.
 
 Each event is written with its outbox record for `gateway.audit`, in the caller's transaction
-(`insert_audit`, in rows.py with the other shared writers).
+(`write_audit`, in rows.py with the other shared writers).
 Must not: build AuditEvents (gateway/audit does) or decide who may read them beyond the filter given.
 """
 
@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Select, exists, or_, select
 
 from gateway.store.rows import AuditRow as AuditRow  # re-exported: the rows live with the other writers
-from gateway.store.rows import insert_audit as insert_audit
 from gateway.store.store import Store
 from gateway.store.tables import audit_entities, audit_events
 

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +28,12 @@ _REPLAYS = 3
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-ApplyBatch = Callable[[AsyncConnection, Sequence[Item]], Awaitable[list[Result]]]
+Transaction = Callable[[Sequence[Item]], Awaitable[list[Result]]]  # one committed transaction per call
 
 
 class GroupCommitter(Generic[Item, Result]):
-    def __init__(self, engine: AsyncEngine, apply: ApplyBatch[Item, Result], batch_max: int) -> None:
-        self._engine = engine
-        self._apply = apply
+    def __init__(self, transaction: Transaction[Item, Result], batch_max: int) -> None:
+        self._transaction = transaction
         self._batch_max = batch_max
         self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -102,10 +100,6 @@ class GroupCommitter(Generic[Item, Result]):
                 if not future.done():
                     future.set_result(result)
             return
-
-    async def _transaction(self, items: list[Item]) -> list[Result]:
-        async with self._engine.begin() as conn:
-            return await self._apply(conn, items)
 
 
 def _conflict(exc: DBAPIError) -> bool:

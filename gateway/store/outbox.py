@@ -14,8 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, exists, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 
 from gateway.store.deliveries import RETRYING
 from gateway.store.store import Store, now
@@ -36,54 +35,82 @@ class OutboxRow:
 
 
 class Claim:
-    """Rows held for one publish round; the marks commit with the claim."""
+    """Rows held for one publish round. What Kafka acknowledged (or refused) is noted here and written
+    when the round ends, in one transaction: the claim's own on PostgreSQL (its row locks last until
+    then), the store's writer on SQLite (one hop, in turn with the group commits)."""
 
-    def __init__(self, conn: AsyncConnection, rows: list[OutboxRow]) -> None:
-        self._conn = conn
+    def __init__(self, rows: list[OutboxRow]) -> None:
         self.rows = rows
+        self._published: list[tuple[OutboxRow, int, int]] = []
+        self._failed: list[OutboxRow] = []
+        self._error = ""
 
-    async def published(self, done: Sequence[tuple[OutboxRow, int, int]]) -> None:
+    def published(self, done: Sequence[tuple[OutboxRow, int, int]]) -> None:
         """Kafka acknowledged these rows at (partition, offset)."""
-        if not done:
-            return
-        at = now()
-        await self._conn.execute(
-            update(outbox)
-            .where(outbox.c.seq == bindparam("b_seq"))
-            .values(published_at=at, partition=bindparam("b_partition"), offset=bindparam("b_offset")),
-            [{"b_seq": row.seq, "b_partition": p, "b_offset": o} for row, p, o in done],
-        )
-        about_referrals = [(row, p, o) for row, p, o in done if row.referral_id]  # audit events are about none
-        if not about_referrals:
-            return
-        await self._conn.execute(
-            insert(history),
-            [
-                {
-                    "referral_id": row.referral_id,
-                    "at": at,
-                    "step": "published",
-                    "detail": json.dumps(
-                        {
-                            "topic": row.topic,
-                            "partition": p,
-                            "offset": o,
-                            "event_id": row.event_id,
-                            "event_type": row.headers.get("ce_type"),
-                        }
-                    ),
-                }
-                for row, p, o in about_referrals
-            ],
-        )
+        self._published.extend(done)
 
-    async def failed(self, rows: Sequence[OutboxRow], error: str) -> None:
-        if rows:
-            await self._conn.execute(
+    def failed(self, rows: Sequence[OutboxRow], error: str) -> None:
+        self._failed.extend(rows)
+        self._error = error
+
+    def write(self, conn: Connection) -> None:
+        if self._published:
+            _mark_published(conn, self._published)
+        if self._failed:
+            conn.execute(
                 update(outbox)
-                .where(outbox.c.seq.in_([r.seq for r in rows]))
-                .values(attempts=outbox.c.attempts + 1, last_error=error[:2000])
+                .where(outbox.c.seq.in_([r.seq for r in self._failed]))
+                .values(attempts=outbox.c.attempts + 1, last_error=self._error[:2000])
             )
+
+
+def _mark_published(conn: Connection, done: Sequence[tuple[OutboxRow, int, int]]) -> None:
+    at = now()
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.seq == bindparam("b_seq"))
+        .values(published_at=at, partition=bindparam("b_partition"), offset=bindparam("b_offset")),
+        [{"b_seq": row.seq, "b_partition": p, "b_offset": o} for row, p, o in done],
+    )
+    about_referrals = [(row, p, o) for row, p, o in done if row.referral_id]  # audit events are about none
+    if not about_referrals:
+        return
+    conn.execute(
+        insert(history),
+        [
+            {
+                "referral_id": row.referral_id,
+                "at": at,
+                "step": "published",
+                "detail": json.dumps(
+                    {
+                        "topic": row.topic,
+                        "partition": p,
+                        "offset": o,
+                        "event_id": row.event_id,
+                        "event_type": row.headers.get("ce_type"),
+                    }
+                ),
+            }
+            for row, p, o in about_referrals
+        ],
+    )
+
+
+def _unpublished(conn: Connection, limit: int) -> list[OutboxRow]:
+    query = (
+        select(outbox)
+        .where(outbox.c.published_at.is_(None))
+        .order_by(outbox.c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [
+        OutboxRow(
+            r.seq, r.event_id, r.referral_id, r.topic, r.key, json.loads(r.headers), r.value, r.attempts, r.created_at
+        )
+        for r in conn.execute(query).all()
+    ]
 
 
 class Outbox:
@@ -92,32 +119,15 @@ class Outbox:
 
     @asynccontextmanager
     async def claim(self, limit: int) -> AsyncIterator[Claim]:
-        query = (
-            select(outbox)
-            .where(outbox.c.published_at.is_(None))
-            .order_by(outbox.c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        async with self._store.begin() as conn:
-            rows = (await conn.execute(query)).all()
-            yield Claim(
-                conn,
-                [
-                    OutboxRow(
-                        r.seq,
-                        r.event_id,
-                        r.referral_id,
-                        r.topic,
-                        r.key,
-                        json.loads(r.headers),
-                        r.value,
-                        r.attempts,
-                        r.created_at,
-                    )
-                    for r in rows
-                ],
-            )
+        if not self._store.locks_rows:  # SQLite: one process, one relay; reads and marks on the writer
+            claim = Claim(await self._store.write(_unpublished, limit))
+            yield claim
+            await self._store.write(claim.write)
+            return
+        async with self._store.begin() as conn:  # FOR UPDATE SKIP LOCKED: held until the marks commit
+            claim = Claim(await conn.run_sync(_unpublished, limit))
+            yield claim
+            await conn.run_sync(claim.write)
 
     async def reached(self) -> dict[tuple[str, int], int]:
         """Per partition, one past the first offset of the latest batch Kafka acknowledged there (rows

@@ -2,6 +2,8 @@
 the caller's transaction. The referral intake, Task changes, delivery and the audit trail all use
 these, so one transaction can carry a change, its event and its audit record together.
 
+Each write is one synchronous function over a SQLAlchemy `Connection`, so a batch can run whole on a
+writer thread (store/writer.py); `insert_events` and `insert_steps` run them in an async transaction.
 Must not: open or commit a transaction (the caller owns it), or build FHIR resources.
 """
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import audit_entities, audit_events, history, outbox
@@ -59,25 +61,36 @@ def outbox_rows(events: Sequence[OutboxEvent], referral_id: str, created: dateti
     ]
 
 
-async def insert_events(conn: AsyncConnection, events: Sequence[OutboxEvent], referral_id: str) -> None:
-    await conn.execute(insert(outbox), outbox_rows(events, referral_id, now()))
+def write_events(conn: Connection, events: Sequence[OutboxEvent], referral_id: str) -> None:
+    conn.execute(insert(outbox), outbox_rows(events, referral_id, now()))
 
 
-async def insert_steps(conn: AsyncConnection, referral_id: str, steps: Sequence[tuple[str, dict[str, Any]]]) -> None:
+def write_steps(conn: Connection, referral_id: str, steps: Sequence[tuple[str, dict[str, Any]]]) -> None:
     if steps:
         at = now()
-        await conn.execute(
+        conn.execute(
             insert(history),
             [{"referral_id": referral_id, "at": at, "step": s, "detail": json.dumps(d)} for s, d in steps],
         )
 
 
-async def insert_audit(conn: AsyncConnection, rows: Sequence[AuditRow]) -> None:
+def write_audit(conn: Connection, rows: Sequence[AuditRow]) -> None:
     """Append audit events (append-only: there is no update or delete) with their outbox records."""
     if not rows:
         return
-    await conn.execute(insert(audit_events), [r.event for r in rows])
+    conn.execute(insert(audit_events), [r.event for r in rows])
     entities = [e for r in rows for e in r.entities]
     if entities:
-        await conn.execute(insert(audit_entities), entities)
-    await insert_events(conn, [r.record for r in rows], "")
+        conn.execute(insert(audit_entities), entities)
+    write_events(conn, [r.record for r in rows], "")
+
+
+# The same writes inside an async transaction.
+
+
+async def insert_events(conn: AsyncConnection, events: Sequence[OutboxEvent], referral_id: str) -> None:
+    await conn.run_sync(write_events, events, referral_id)
+
+
+async def insert_steps(conn: AsyncConnection, referral_id: str, steps: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    await conn.run_sync(write_steps, referral_id, steps)

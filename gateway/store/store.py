@@ -17,20 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
-from sqlalchemy import Row, event, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, event, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.errors import StoreUnavailable
-from gateway.store.group_commit import GroupCommitter
+from gateway.store.group_commit import GroupCommitter, Item, Result, Transaction
 from gateway.store.migrate import upgrade_to_head
-from gateway.store.rows import AuditRow, insert_audit, outbox_rows
+from gateway.store.rows import AuditRow, outbox_rows, write_audit
 from gateway.store.rows import OutboxEvent as OutboxEvent  # re-exported: the writers' shared rows
 from gateway.store.rows import insert_events as insert_events
 from gateway.store.rows import insert_steps as insert_steps
 from gateway.store.rows import now as now
 from gateway.store.tables import history, outbox, processed_messages, referrals, task_versions, tasks
+from gateway.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class Store:
         self.schema = schema
         self._batch_max = batch_max
         self._engine: AsyncEngine | None = None
+        self._writer: BatchWriter | None = None
         self._committer: GroupCommitter[NewReferral, AcceptResult] | None = None
 
     async def start(self) -> None:
@@ -108,13 +110,17 @@ class Store:
             await engine.dispose()
             raise
         self._engine = engine
-        self._committer = GroupCommitter(engine, _apply_accepts, self._batch_max)
+        self._writer = BatchWriter(engine, self.url, _sqlite_pragmas)
+        self._committer = GroupCommitter(self.batch_transaction(_apply_accepts), self._batch_max)
         self._committer.start()
 
     async def stop(self) -> None:
         if self._committer is not None:
             await self._committer.stop()
             self._committer = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -124,6 +130,35 @@ class Store:
         if self._engine is None:
             raise StoreUnavailable("the store is not started")
         return self._engine
+
+    @property
+    def locks_rows(self) -> bool:
+        """Whether writers in several processes share the store, claiming rows with FOR UPDATE SKIP
+        LOCKED (PostgreSQL); SQLite serves one process."""
+        return make_url(self.url).get_backend_name() != "sqlite"
+
+    async def write(self, work: Callable[..., Result], *args: Any) -> Result:
+        """`work(conn, *args)` in one transaction on the store's writer (store/writer.py)."""
+        if self._writer is None:
+            raise StoreUnavailable("the store is not started")
+        try:
+            return await self._writer.run(work, *args)
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise StoreUnavailable(f"the store did not commit: {exc.orig}") from exc
+
+    def batch_transaction(
+        self, work: Callable[[Connection, Sequence[Item]], list[Result]]
+    ) -> Transaction[Item, Result]:
+        """A group committer's transaction: `work` over a batch, on the store's writer."""
+
+        async def transaction(items: Sequence[Item]) -> list[Result]:
+            if self._writer is None:
+                raise StoreUnavailable("the store is not started")
+            return await self._writer.run(work, items)
+
+        return transaction
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -281,10 +316,10 @@ def _stored(row: Row[Any]) -> StoredReferral:
     )
 
 
-async def _apply_accepts(conn: AsyncConnection, items: Sequence[NewReferral]) -> list[AcceptResult]:
+def _apply_accepts(conn: Connection, items: Sequence[NewReferral]) -> list[AcceptResult]:
     """One transaction for a batch: find duplicates with two queries, insert the rest in bulk."""
-    known = await _existing_by_identifier(conn, [i.identifier for i in items])
-    by_message = await _existing_by_message(conn, [i.message_key for i in items if i.message_key])
+    known = _existing_by_identifier(conn, [i.identifier for i in items])
+    by_message = _existing_by_message(conn, [i.message_key for i in items if i.message_key])
     results: list[AcceptResult] = []
     fresh: list[NewReferral] = []
     for item in items:
@@ -300,17 +335,17 @@ async def _apply_accepts(conn: AsyncConnection, items: Sequence[NewReferral]) ->
         results.append(AcceptResult(stored, created=True))
     if fresh:
         # in key order, so batches of two processes holding the same referrals wait, never deadlock
-        await _insert_fresh(conn, sorted(fresh, key=lambda i: i.row["id"]))
+        _insert_fresh(conn, sorted(fresh, key=lambda i: i.row["id"]))
     audits = [i.audit(r.referral, r.created) for i, r in zip(items, results, strict=True) if i.audit is not None]
-    await insert_audit(conn, audits)
+    write_audit(conn, audits)
     return results
 
 
-async def _insert_fresh(conn: AsyncConnection, fresh: list[NewReferral]) -> None:
-    await conn.execute(insert(referrals), [i.row for i in fresh])
+def _insert_fresh(conn: Connection, fresh: list[NewReferral]) -> None:
+    conn.execute(insert(referrals), [i.row for i in fresh])
     created = now()
-    await conn.execute(insert(outbox), [row for i in fresh for row in outbox_rows([i.event], i.row["id"], created)])
-    await conn.execute(
+    conn.execute(insert(outbox), [row for i in fresh for row in outbox_rows([i.event], i.row["id"], created)])
+    conn.execute(
         insert(history),
         [
             {"referral_id": i.row["id"], "at": created, "step": s, "detail": json.dumps(d)}
@@ -320,27 +355,27 @@ async def _insert_fresh(conn: AsyncConnection, fresh: list[NewReferral]) -> None
     )
     tasks_new = [i.task_rows for i in fresh if i.task_rows]
     if tasks_new:
-        await conn.execute(insert(tasks), [t for t, _ in tasks_new])
-        await conn.execute(insert(task_versions), [v for _, v in tasks_new])
+        conn.execute(insert(tasks), [t for t, _ in tasks_new])
+        conn.execute(insert(task_versions), [v for _, v in tasks_new])
     messages = [
         {"sender": i.message_key[0], "message_id": i.message_key[1], "referral_id": i.row["id"], "created_at": created}
         for i in fresh
         if i.message_key
     ]
     if messages:
-        await conn.execute(insert(processed_messages), messages)
+        conn.execute(insert(processed_messages), messages)
 
 
-async def _existing_by_identifier(
-    conn: AsyncConnection, keys: list[tuple[str, str]]
+def _existing_by_identifier(
+    conn: Connection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], StoredReferral]:
     query = select(referrals).where(tuple_(referrals.c.identifier_system, referrals.c.identifier_value).in_(keys))
-    rows = (await conn.execute(query)).all()
+    rows = conn.execute(query).all()
     return {(r.identifier_system, r.identifier_value): _stored(r) for r in rows}
 
 
-async def _existing_by_message(
-    conn: AsyncConnection, keys: list[tuple[str, str]]
+def _existing_by_message(
+    conn: Connection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], StoredReferral]:
     if not keys:
         return {}
@@ -353,7 +388,7 @@ async def _existing_by_message(
         .join(processed_messages, processed_messages.c.referral_id == referrals.c.id)
         .where(tuple_(processed_messages.c.sender, processed_messages.c.message_id).in_(keys))
     )
-    rows = (await conn.execute(query)).all()
+    rows = conn.execute(query).all()
     return {(r.msg_sender, r.msg_id): _stored(r) for r in rows}
 
 

@@ -94,7 +94,7 @@ async def test_relays_in_two_processes_never_claim_the_same_outbox_row(stores: l
         async with Outbox(b).claim(100) as other:
             assert len(held.rows) == 10 and len(other.rows) == 20
             assert not {r.seq for r in held.rows} & {r.seq for r in other.rows}
-            await other.published([(row, 0, i) for i, row in enumerate(other.rows)])
-        await held.published([(row, 1, i) for i, row in enumerate(held.rows)])
+            other.published([(row, 0, i) for i, row in enumerate(other.rows)])
+        held.published([(row, 1, i) for i, row in enumerate(held.rows)])
     async with Outbox(b).claim(100) as after:
         assert after.rows == []

@@ -39,7 +39,7 @@ async def publish(store: Store, *events: OutboxEvent, first: int = 0) -> None:
         for row in claim.rows:
             marked.append((row, 0, first + seen[row.topic]))
             seen[row.topic] += 1
-        await claim.published(marked)
+        claim.published(marked)
 
 
 async def settle(store: Store, e: OutboxEvent, status: str, retry: OutboxEvent | None = None) -> None:

@@ -34,9 +34,10 @@ def index(entries: Iterable[tuple[str | None, Resource]]) -> Index:
 
 
 def canonicalise(sr: ServiceRequest, resources: Index) -> ServiceRequest:
-    """A copy of `sr` whose subject, requester and performers are identifier references."""
+    """A copy of `sr` whose subject, requester and performers are identifier references. Shallow: the
+    fields it replaces are new objects, and nothing shared with `sr` is changed."""
     local = {**resources, **{f"#{c.id}": c for c in sr.contained or [] if c.id}}
-    out = sr.model_copy(deep=True)
+    out = sr.model_copy()
     if sr.subject is not None:  # a missing subject is reported by the UK Core rules, not here
         out.subject = _resolve(sr.subject, local, _nhs_number, "ServiceRequest.subject", "an NHS number")
     if sr.requester is not None:

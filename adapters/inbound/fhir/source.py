@@ -19,8 +19,9 @@ _GP_PRACTICE = re.compile(r"^[A-Z]\d{5}$")
 
 
 def with_source(sr: ServiceRequest, source: tuple[str, str]) -> ServiceRequest:
-    """A copy of `sr` carrying `source` (SNOMED CT code, display), replacing any earlier one."""
-    out = sr.model_copy(deep=True)
+    """A copy of `sr` carrying `source` (SNOMED CT code, display), replacing any earlier one. Shallow:
+    the extension list is a new one, and nothing shared with `sr` is changed."""
+    out = sr.model_copy()
     ext = Extension(
         url=systems.EXT_SOURCE_OF_SERVICE_REQUEST,
         valueCodeableConcept=CodeableConcept(
