@@ -34,19 +34,21 @@ def index(entries: Iterable[tuple[str | None, Resource]]) -> Index:
 
 
 def canonicalise(sr: ServiceRequest, resources: Index) -> ServiceRequest:
-    """A copy of `sr` whose subject, requester and performers are identifier references. Shallow: the
-    fields it replaces are new objects, and nothing shared with `sr` is changed."""
+    """A copy of `sr` whose subject, requester and performers are identifier references. Shallow, and
+    unvalidated (`model_copy(update=...)`): the new values are valid models already, and nothing
+    shared with `sr` is changed."""
     local = {**resources, **{f"#{c.id}": c for c in sr.contained or [] if c.id}}
-    out = sr.model_copy()
+    update: dict[str, object] = {}
     if sr.subject is not None:  # a missing subject is reported by the UK Core rules, not here
-        out.subject = _resolve(sr.subject, local, _nhs_number, "ServiceRequest.subject", "an NHS number")
+        update["subject"] = _resolve(sr.subject, local, _nhs_number, "ServiceRequest.subject", "an NHS number")
     if sr.requester is not None:
-        out.requester = _resolve(sr.requester, local, _ods_code, "ServiceRequest.requester", "an ODS code")
-    out.performer = [
-        _resolve(p, local, _ods_code, f"ServiceRequest.performer[{i}]", "an ODS code")
-        for i, p in enumerate(sr.performer or [])
-    ] or None
-    return out
+        update["requester"] = _resolve(sr.requester, local, _ods_code, "ServiceRequest.requester", "an ODS code")
+    if sr.performer:
+        update["performer"] = [
+            _resolve(p, local, _ods_code, f"ServiceRequest.performer[{i}]", "an ODS code")
+            for i, p in enumerate(sr.performer)
+        ]
+    return sr.model_copy(update=update)
 
 
 def _resolve(ref: Reference, local: Index, pick: object, where: str, what: str) -> Reference:

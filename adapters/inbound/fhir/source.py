@@ -19,18 +19,16 @@ _GP_PRACTICE = re.compile(r"^[A-Z]\d{5}$")
 
 
 def with_source(sr: ServiceRequest, source: tuple[str, str]) -> ServiceRequest:
-    """A copy of `sr` carrying `source` (SNOMED CT code, display), replacing any earlier one. Shallow:
-    the extension list is a new one, and nothing shared with `sr` is changed."""
-    out = sr.model_copy()
+    """A copy of `sr` carrying `source` (SNOMED CT code, display), replacing any earlier one. Shallow
+    and unvalidated, as in references.canonicalise: the extension is built valid."""
     ext = Extension(
         url=systems.EXT_SOURCE_OF_SERVICE_REQUEST,
         valueCodeableConcept=CodeableConcept(
             coding=[Coding(system=systems.SNOMED_CT, code=source[0], display=source[1])]
         ),
     )
-    kept = [e for e in out.extension or [] if e.url != systems.EXT_SOURCE_OF_SERVICE_REQUEST]
-    out.extension = [*kept, ext]
-    return out
+    kept = [e for e in sr.extension or [] if e.url != systems.EXT_SOURCE_OF_SERVICE_REQUEST]
+    return sr.model_copy(update={"extension": [*kept, ext]})
 
 
 def inferred(sr: ServiceRequest) -> ServiceRequest:
