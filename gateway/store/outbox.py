@@ -1,9 +1,10 @@
 """The outbox, as the relay sees it: claim a batch of unpublished rows, then record what Kafka
-acknowledged, in one transaction.
+acknowledged.
 
-On PostgreSQL the claim is `FOR UPDATE SKIP LOCKED`, so relays in several gateway processes share
-the outbox without publishing a row twice; a relay that dies mid-batch releases its rows with its
-transaction. SQLite serves one process, whose single relay needs no lock.
+On PostgreSQL the claim is `FOR UPDATE SKIP LOCKED` and the marks commit in the claim's transaction,
+so relays in several gateway processes share the outbox without publishing a row twice; a relay
+that dies mid-batch releases its rows with its transaction. SQLite serves one process, whose single
+relay needs no lock: it reads the rows, and later writes the marks, on the store's writer thread.
 """
 
 from __future__ import annotations

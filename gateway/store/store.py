@@ -139,10 +139,8 @@ class Store:
 
     async def write(self, work: Callable[..., Result], *args: Any) -> Result:
         """`work(conn, *args)` in one transaction on the store's writer (store/writer.py)."""
-        if self._writer is None:
-            raise StoreUnavailable("the store is not started")
         try:
-            return await self._writer.run(work, *args)
+            return await self._started_writer().run(work, *args)
         except IntegrityError:
             raise
         except DBAPIError as exc:
@@ -151,14 +149,18 @@ class Store:
     def batch_transaction(
         self, work: Callable[[Connection, Sequence[Item]], list[Result]]
     ) -> Transaction[Item, Result]:
-        """A group committer's transaction: `work` over a batch, on the store's writer."""
+        """A group committer's transaction: `work` over a batch on the store's writer, the driver's
+        errors left as they are (the committer replays a batch that hit a constraint)."""
 
         async def transaction(items: Sequence[Item]) -> list[Result]:
-            if self._writer is None:
-                raise StoreUnavailable("the store is not started")
-            return await self._writer.run(work, items)
+            return await self._started_writer().run(work, items)
 
         return transaction
+
+    def _started_writer(self) -> BatchWriter:
+        if self._writer is None:
+            raise StoreUnavailable("the store is not started")
+        return self._writer
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
