@@ -4,7 +4,7 @@ fhir-http   FHIR over HTTP end to end, referrals per second
 hl7-mllp    HL7 v2 over MLLP end to end, and the ingest stage against the naive pipeline
 latency     POST latency p50 / p99 at a fixed offered rate (100/s), SQLite and PostgreSQL
 delivery    outbound delivery throughput
-memory      peak RSS over a long streamed load (--memory-referrals; a million takes hours here)
+memory      peak RSS over a long streamed load (--memory-referrals; a million takes about an hour here)
 
 Where the CPU goes, per stage and per part of the process: `python -m bench.profile`.
 """

@@ -1,9 +1,10 @@
 """Memory of one gateway process under a long, streamed load: RSS sampled from /proc while many
 keep-alive clients send referrals (bodies made on the fly, so the load itself stays bounded).
 
-A million referrals takes hours at this machine's rate, so by default fewer are sent; the figure
-printed then is the RSS growth per 100k referrals over the second half of the run (after caches
-and pools have filled), and what that growth would come to over a million.
+A million referrals takes about an hour at this machine's rate (`--memory-referrals 1000000`), so
+by default fewer are sent; the figures printed are the RSS growth per 100k referrals over the second
+half of the run (after caches and pools have filled) and, for a shorter run, what that growth would
+come to over a million.
 """
 
 from __future__ import annotations
