@@ -76,8 +76,13 @@ def gateway(store: str = SQLITE, **extra: str) -> Iterator[Gateway]:
             _stop(proc)
 
 
-# The load comes from one client: its rate limit would measure the limiter, not the gateway.
-_UNLIMITED = {"AUTH_RATE_LIMIT_PER_S": "1000000", "AUTH_RATE_LIMIT_BURST": "1000000"}
+# The load comes from one client: its rate limit would measure the limiter, not the gateway; and it
+# holds one token for the whole run (the default lifetime, 15 minutes, is shorter than a long run).
+_UNLIMITED = {
+    "AUTH_RATE_LIMIT_PER_S": "1000000",
+    "AUTH_RATE_LIMIT_BURST": "1000000",
+    "AUTH_TOKEN_TTL_S": str(24 * 3600),
+}
 
 
 @contextmanager
