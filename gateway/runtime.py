@@ -161,9 +161,9 @@ class _Topics:
 
 def _settle_garbage_collector() -> None:
     """What start-up made (modules, models, schemas, routes) lives as long as the process: freeze it,
-    so that collections stop walking it for every referral. Collections are also made rarer: a
-    referral makes thousands of short-lived objects, and with the default threshold a collection
-    ran every few hundred, most of them finding nothing, since little a referral makes is cyclic."""
+    so that full collections stop walking it. Young collections are made rarer too (every 20,000
+    allocations rather than 700): what a referral makes is freed by reference counting, nearly all
+    of it. Together worth a quarter more HL7 v2 messages a second (README, Performance)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])

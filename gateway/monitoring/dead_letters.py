@@ -23,14 +23,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, tuple_
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.delivery.dead_letter import replay as original_event
 from gateway.errors import Conflict, Issue, MalformedInput, NotFound
 from gateway.store import Store
 from gateway.store.store import OutboxEvent, insert_events, insert_steps
-from gateway.store.tables import deliveries, history, outbox
+from gateway.store.tables import deliveries, history, outbox, pairs_among
 
 REPLAYED = "dead-letter-replayed"
 DISCARDED = "dead-letter-discarded"
@@ -209,11 +209,12 @@ class DeadLetters:
         if not keys:
             return {}
         query = select(deliveries.c.event_id, deliveries.c.receiver, deliveries.c.status).where(
-            tuple_(deliveries.c.event_id, deliveries.c.receiver).in_(keys)
+            pairs_among(deliveries.c.event_id, deliveries.c.receiver, keys)
         )
         async with self._store.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return {(r.event_id, r.receiver): r.status for r in rows}
+        wanted = set(keys)
+        return {(r.event_id, r.receiver): r.status for r in rows if (r.event_id, r.receiver) in wanted}
 
 
 def _dead_letter(row: Row[Any]) -> DeadLetter:

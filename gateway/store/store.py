@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
-from sqlalchemy import Connection, Row, event, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, event, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -30,7 +30,7 @@ from gateway.store.rows import OutboxEvent as OutboxEvent  # re-exported: the wr
 from gateway.store.rows import insert_events as insert_events
 from gateway.store.rows import insert_steps as insert_steps
 from gateway.store.rows import now as now
-from gateway.store.tables import history, outbox, processed_messages, referrals, task_versions, tasks
+from gateway.store.tables import history, outbox, pairs_among, processed_messages, referrals, task_versions, tasks
 from gateway.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -371,9 +371,10 @@ def _insert_fresh(conn: Connection, fresh: list[NewReferral]) -> None:
 def _existing_by_identifier(
     conn: Connection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], StoredReferral]:
-    query = select(referrals).where(tuple_(referrals.c.identifier_system, referrals.c.identifier_value).in_(keys))
-    rows = conn.execute(query).all()
-    return {(r.identifier_system, r.identifier_value): _stored(r) for r in rows}
+    query = select(referrals).where(pairs_among(referrals.c.identifier_system, referrals.c.identifier_value, keys))
+    wanted = set(keys)
+    found = {(r.identifier_system, r.identifier_value): r for r in conn.execute(query).all()}
+    return {key: _stored(row) for key, row in found.items() if key in wanted}
 
 
 def _existing_by_message(
@@ -388,10 +389,11 @@ def _existing_by_message(
             processed_messages.c.message_id.label("msg_id"),
         )
         .join(processed_messages, processed_messages.c.referral_id == referrals.c.id)
-        .where(tuple_(processed_messages.c.sender, processed_messages.c.message_id).in_(keys))
+        .where(pairs_among(processed_messages.c.sender, processed_messages.c.message_id, keys))
     )
-    rows = conn.execute(query).all()
-    return {(r.msg_sender, r.msg_id): _stored(r) for r in rows}
+    wanted = set(keys)
+    found = {(r.msg_sender, r.msg_id): r for r in conn.execute(query).all()}
+    return {key: _stored(row) for key, row in found.items() if key in wanted}
 
 
 def _stored_from_row(row: dict[str, Any]) -> StoredReferral:

@@ -1,11 +1,13 @@
 """The store's schema, one definition for SQLite and PostgreSQL (SQLAlchemy Core)."""
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     DateTime,
     Index,
     Integer,
@@ -15,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
 )
 from sqlalchemy.engine import Dialect
 
@@ -217,3 +220,11 @@ audit_entities = Table(
     Column("performer", String(16), index=True),
 )
 Index("ix_audit_entities_reference", audit_entities.c.reference)
+
+
+def pairs_among(first: Column[str], second: Column[str], pairs: Collection[tuple[str, str]]) -> ColumnElement[bool]:
+    """Rows whose (first, second) may be one of `pairs`: each column IN its own values, which both
+    stores answer from the two-column index. SQLite scans the whole table for a row-value IN
+    (`(a, b) IN (VALUES ...)`), so a batch's duplicate check grew with the table. A superset of the
+    pairs: the caller keeps the rows whose pair it asked for."""
+    return and_(first.in_(sorted({a for a, _ in pairs})), second.in_(sorted({b for _, b in pairs})))

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from gateway.bus.events import new_event
 from gateway.settings import StoreSettings
 from gateway.store.store import NewReferral, Store, now
-from gateway.store.tables import outbox, referrals
+from gateway.store.tables import outbox, pairs_among, referrals
 
 
 def new_referral(ubrn: str, message: tuple[str, str] | None = None) -> NewReferral:
@@ -95,3 +95,39 @@ async def test_a_constraint_violation_fails_only_its_own_write(store: Store) -> 
     assert isinstance(outcomes[0], Exception)
     assert not isinstance(outcomes[1], Exception) and outcomes[1].created
     assert await counts(store) == (2, 2)
+
+
+def _with_identifier(ubrn: str, system: str, message: tuple[str, str] | None = None) -> NewReferral:
+    new = new_referral(f"{system}|{ubrn}", message)
+    new.row["identifier_system"], new.row["identifier_value"] = system, ubrn
+    return new
+
+
+async def test_values_shared_across_pairs_are_not_taken_for_a_duplicate(store: Store) -> None:
+    """The duplicate checks ask each column for its own values (index-friendly), then keep only the
+    exact pairs: (A, 2) is new although A and 2 are both known, as parts of (A, 1) and (B, 2)."""
+    await asyncio.gather(
+        store.accept(_with_identifier("1", "urn:A", ("GP1", "M-1"))),
+        store.accept(_with_identifier("2", "urn:B", ("GP2", "M-2"))),
+    )
+    crossed = await asyncio.gather(
+        store.accept(_with_identifier("2", "urn:A", ("GP1", "M-2"))),
+        store.accept(_with_identifier("1", "urn:B", ("GP2", "M-1"))),
+    )
+    assert [r.created for r in crossed] == [True, True]
+    again = await store.accept(_with_identifier("2", "urn:A", ("GP9", "M-9")))
+    assert not again.created and again.referral.id == crossed[0].referral.id
+    assert await counts(store) == (4, 4)
+
+
+async def test_the_duplicate_check_searches_the_index_rather_than_scanning(store: Store) -> None:
+    """On SQLite a row-value IN scans the whole table, so every batch grew slower with the store."""
+    if store.locks_rows:
+        pytest.skip("the query plan checked here is SQLite's")
+    query = select(referrals.c.id).where(
+        pairs_among(referrals.c.identifier_system, referrals.c.identifier_value, [("urn:A", "1"), ("urn:B", "2")])
+    )
+    sql = str(query.compile(compile_kwargs={"literal_binds": True}))
+    async with store.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")).all())
+    assert "USING INDEX" in plan and "SCAN referrals" not in plan, plan
