@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -79,11 +80,25 @@ def _serve(_: argparse.Namespace, settings: Settings) -> int:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
+    _settle_garbage_collector()
     asyncio.run(server.serve())
     if not server.started:
         print("referral-gateway: the gateway did not start; see the errors above", file=sys.stderr)
         return 1
     return 0
+
+
+_GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
+
+
+def _settle_garbage_collector() -> None:
+    """Once per serving process, when the app is built: what that made (modules, models, schemas,
+    routes) lives as long as the process, so it is frozen and full collections stop walking it.
+    Young collections are made rarer too: what a referral makes is freed by reference counting,
+    nearly all of it. Together worth a quarter more HL7 v2 messages a second (README, Performance)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _demo_receiver(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,7 +7,6 @@ stopped again before the error propagates: no broker process or socket is left b
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from datetime import datetime
 from typing import Protocol
@@ -36,8 +35,6 @@ from gateway.store import Store
 from gateway.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
-
-_GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
 
 
 class Component(Protocol):
@@ -113,7 +110,6 @@ class Runtime:
         except BaseException:
             await self.stop()
             raise
-        _settle_garbage_collector()
         log.info("gateway started: Kafka %s, store %s", self.settings.kafka.servers, self.store.url.split("://")[0])
 
     async def stop(self) -> None:
@@ -157,13 +153,3 @@ class _Topics:
 
     async def stop(self) -> None:
         return None
-
-
-def _settle_garbage_collector() -> None:
-    """What start-up made (modules, models, schemas, routes) lives as long as the process: freeze it,
-    so that full collections stop walking it. Young collections are made rarer too (every 20,000
-    allocations rather than 700): what a referral makes is freed by reference counting, nearly all
-    of it. Together worth a quarter more HL7 v2 messages a second (README, Performance)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])

@@ -213,8 +213,7 @@ class DeadLetters:
         )
         async with self._store.connect() as conn:
             rows = (await conn.execute(query)).all()
-        wanted = set(keys)
-        return {(r.event_id, r.receiver): r.status for r in rows if (r.event_id, r.receiver) in wanted}
+        return {(r.event_id, r.receiver): r.status for r in rows}
 
 
 def _dead_letter(row: Row[Any]) -> DeadLetter:

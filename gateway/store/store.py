@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -90,6 +90,7 @@ class Store:
     def __init__(self, url: str, batch_max: int = 256, schema: str | None = None) -> None:
         self.url = url
         self.schema = schema
+        self._shared = make_url(url).get_backend_name() != "sqlite"
         self._batch_max = batch_max
         self._engine: AsyncEngine | None = None
         self._writer: BatchWriter | None = None
@@ -135,16 +136,12 @@ class Store:
     def locks_rows(self) -> bool:
         """Whether writers in several processes share the store, claiming rows with FOR UPDATE SKIP
         LOCKED (PostgreSQL); SQLite serves one process."""
-        return make_url(self.url).get_backend_name() != "sqlite"
+        return self._shared
 
     async def write(self, work: Callable[..., Result], *args: Any) -> Result:
         """`work(conn, *args)` in one transaction on the store's writer (store/writer.py)."""
-        try:
+        with _committing():
             return await self._started_writer().run(work, *args)
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"the store did not commit: {exc.orig}") from exc
 
     def batch_transaction(
         self, work: Callable[[Connection, Sequence[Item]], list[Result]]
@@ -165,13 +162,9 @@ class Store:
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction; library errors become `StoreUnavailable`."""
-        try:
+        with _committing():
             async with self.engine.begin() as conn:
                 yield conn
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"the store did not commit: {exc.orig}") from exc
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -280,6 +273,18 @@ class Store:
             return int((await conn.execute(query)).scalar_one())
 
 
+@contextmanager
+def _committing() -> Iterator[None]:
+    """A write's library errors as `StoreUnavailable`; a constraint violation stays itself (callers
+    answer it as a conflict or a resend)."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as exc:
+        raise StoreUnavailable(f"the store did not commit: {exc.orig}") from exc
+
+
 def _create_engine(url: str, schema: str | None) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -372,9 +377,7 @@ def _existing_by_identifier(
     conn: Connection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], StoredReferral]:
     query = select(referrals).where(pairs_among(referrals.c.identifier_system, referrals.c.identifier_value, keys))
-    wanted = set(keys)
-    found = {(r.identifier_system, r.identifier_value): r for r in conn.execute(query).all()}
-    return {key: _stored(row) for key, row in found.items() if key in wanted}
+    return {(r.identifier_system, r.identifier_value): _stored(r) for r in conn.execute(query).all()}
 
 
 def _existing_by_message(
@@ -391,9 +394,7 @@ def _existing_by_message(
         .join(processed_messages, processed_messages.c.referral_id == referrals.c.id)
         .where(pairs_among(processed_messages.c.sender, processed_messages.c.message_id, keys))
     )
-    wanted = set(keys)
-    found = {(r.msg_sender, r.msg_id): r for r in conn.execute(query).all()}
-    return {key: _stored(row) for key, row in found.items() if key in wanted}
+    return {(r.msg_sender, r.msg_id): _stored(r) for r in conn.execute(query).all()}
 
 
 def _stored_from_row(row: dict[str, Any]) -> StoredReferral:

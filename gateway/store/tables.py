@@ -18,6 +18,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     and_,
+    tuple_,
 )
 from sqlalchemy.engine import Dialect
 
@@ -223,8 +224,12 @@ Index("ix_audit_entities_reference", audit_entities.c.reference)
 
 
 def pairs_among(first: Column[str], second: Column[str], pairs: Collection[tuple[str, str]]) -> ColumnElement[bool]:
-    """Rows whose (first, second) may be one of `pairs`: each column IN its own values, which both
-    stores answer from the two-column index. SQLite scans the whole table for a row-value IN
-    (`(a, b) IN (VALUES ...)`), so a batch's duplicate check grew with the table. A superset of the
-    pairs: the caller keeps the rows whose pair it asked for."""
-    return and_(first.in_(sorted({a for a, _ in pairs})), second.in_(sorted({b for _, b in pairs})))
+    """Rows whose (first, second) is one of `pairs`. SQLite scans the whole table for a row-value IN
+    (`(a, b) IN (VALUES ...)`) alone, so a batch's duplicate check grew with the table; with each
+    column also IN its own values, both stores search the two-column index and keep the exact pairs
+    from what it finds."""
+    return and_(
+        first.in_(sorted({a for a, _ in pairs})),
+        second.in_(sorted({b for _, b in pairs})),
+        tuple_(first, second).in_(list(pairs)),
+    )

@@ -32,7 +32,7 @@ class BatchWriter:
 
     async def run(self, work: Work[Result], *args: Any) -> Result:
         """`work(conn, *args)` in one transaction, committed when it returns."""
-        if self._sync is None or self._thread is None:
+        if self._thread is None:
             async with self._engine.begin() as conn:
                 return await conn.run_sync(work, *args)
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, work, args)
