@@ -88,9 +88,7 @@ def _reference(entity: str | None) -> str | None:
     return "/".join(parts[-2:]) if len(parts) >= 2 else entity
 
 
-def _date_bound(
-    value: str, since: datetime | None, before: datetime | None
-) -> tuple[datetime | None, datetime | None]:
+def _date_bound(value: str, since: datetime | None, before: datetime | None) -> tuple[datetime | None, datetime | None]:
     prefix, text = (value[:2], value[2:]) if value[:2] in ("ge", "gt", "le", "lt", "eq") else ("eq", value)
     start, end = _instant_range(text)
     if prefix in ("ge", "gt", "eq"):

@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable, Collection
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from gateway.bus.kafka_config import consumer_options
+from gateway.bus.end_offsets import end_offsets
+from gateway.bus.kafka_config import client_options, consumer_options
 from gateway.delivery.schedule import Progress, Rewinds, Schedule
 from gateway.errors import BrokerUnavailable
 from gateway.settings import KafkaSettings
@@ -69,6 +70,7 @@ class DeliveryConsumer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_commit = 0.0
+        self._positioning: set[TopicPartition] = set()  # paused while a new group's start is found
         self.handled = 0
 
     async def start(self) -> None:
@@ -76,7 +78,7 @@ class DeliveryConsumer:
             return
         options = {**consumer_options(self._kafka, self.group_id), "auto_offset_reset": self._start_at}
         consumer = AIOKafkaConsumer(**options)
-        consumer.subscribe(self._topics, listener=_Rebalance(self))
+        consumer.subscribe(self._topics, listener=_Rebalance(self, consumer))
         try:
             await consumer.start()
         except KafkaError as exc:
@@ -212,7 +214,7 @@ class DeliveryConsumer:
     def _throttle(self, consumer: AIOKafkaConsumer) -> None:
         """Stop fetching a partition while too many of its records wait in memory (retries not yet due)."""
         paused = consumer.paused()
-        for tp in consumer.assignment():
+        for tp in consumer.assignment() - self._positioning:
             waiting = self._schedule.waiting(tp)
             if waiting >= self._max_waiting and tp not in paused:
                 consumer.pause(tp)
@@ -227,18 +229,42 @@ class DeliveryConsumer:
             self._progress.drop(revoked)
         log.info("delivery group %s: gave up %d partitions", self.group_id, len(revoked))
 
-    def _assigned(self, assigned: set[TopicPartition]) -> None:
+    async def _assigned(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
         self._rewinds.assigned()
+        if self._start_at == "latest":
+            await self._start_new_at_end(consumer, assigned)
         log.info("delivery group %s: took %d partitions", self.group_id, len(assigned))
         self.joined.set()
 
+    async def _start_new_at_end(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        """Partitions the group never committed on start at their log's end as a reader sees it
+        (bus/end_offsets.py). aiokafka's own reset asks ListOffsets, which the embedded broker answers
+        within the last batch: the group would take records from before it existed. The partitions
+        are paused before this first waits, so nothing is fetched from where that reset puts them."""
+        self._positioning = set(assigned)
+        consumer.pause(*assigned)
+        probe = AIOKafkaConsumer(**client_options(self._kafka), enable_auto_commit=False)
+        try:
+            fresh = [tp for tp in sorted(assigned) if await consumer.committed(tp) is None]
+            if fresh:
+                await probe.start()
+                for tp, end in (await end_offsets(probe, fresh)).items():
+                    consumer.seek(tp, end)
+        except (KafkaError, OSError) as exc:
+            log.warning("delivery group %s: new partitions start where ListOffsets says (%s)", self.group_id, exc)
+        finally:
+            await probe.stop()
+            self._positioning = set()
+            consumer.resume(*assigned)
+
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: DeliveryConsumer) -> None:
+    def __init__(self, owner: DeliveryConsumer, consumer: AIOKafkaConsumer) -> None:
         self._owner = owner
+        self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         await self._owner._revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._owner._assigned(assigned)
+        await self._owner._assigned(self._consumer, assigned)

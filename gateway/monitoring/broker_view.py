@@ -2,7 +2,8 @@
 offsets, and each group's committed offsets and lag.
 
 Uses aiokafka's admin client (`list_topics`, `describe_topics`, `list_consumer_groups`,
-`list_consumer_group_offsets`) and a consumer without a group (`beginning_offsets`, `end_offsets`).
+`list_consumer_group_offsets`) and a consumer without a group (`beginning_offsets`, and the log ends
+of gateway/bus/end_offsets.py, which the embedded broker answers short with ListOffsets alone).
 Where the broker cannot answer, the snapshot says so in `notes` and shows what it could learn:
 
 - The embedded broker (Tansu) answers OffsetFetch only when the partitions are named (asking for
@@ -25,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from gateway.bus.end_offsets import end_offsets
 from gateway.bus.kafka_config import client_options
 from gateway.settings import KafkaSettings, Settings
 
@@ -174,7 +176,7 @@ async def _topic_offsets(
     partitions = {d["topic"]: sorted(p["partition"] for p in d["partitions"]) for d in described if not d["error_code"]}
     tps = [TopicPartition(name, p) for name in names for p in partitions.get(name, [])]
     beginning = await consumer.beginning_offsets(tps)
-    end = await consumer.end_offsets(tps)
+    end = await end_offsets(consumer, tps)
     return tuple(
         TopicOffsets(
             name,

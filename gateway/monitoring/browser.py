@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from gateway.bus.end_offsets import end_offsets
 from gateway.bus.kafka_config import client_options
 from gateway.errors import BrokerUnavailable, Issue, MalformedInput, NotFound
 from gateway.monitoring.masking import mask, mask_key, scrub_text
@@ -64,8 +65,8 @@ async def browse(kafka: KafkaSettings, ask: Browse, unmasked: bool = False) -> l
     try:
         await consumer.start()
         tps = _partitions(consumer, ask)
+        ends = await end_offsets(consumer, tps)
         consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
         starts = await _seek(consumer, tps, ask, ends)
         records = await _read(consumer, starts, ends, ask.limit)
     except KafkaError as exc:

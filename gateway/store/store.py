@@ -373,16 +373,12 @@ def _insert_fresh(conn: Connection, fresh: list[NewReferral]) -> None:
         conn.execute(insert(processed_messages), messages)
 
 
-def _existing_by_identifier(
-    conn: Connection, keys: list[tuple[str, str]]
-) -> dict[tuple[str, str], StoredReferral]:
+def _existing_by_identifier(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredReferral]:
     query = select(referrals).where(pairs_among(referrals.c.identifier_system, referrals.c.identifier_value, keys))
     return {(r.identifier_system, r.identifier_value): _stored(r) for r in conn.execute(query).all()}
 
 
-def _existing_by_message(
-    conn: Connection, keys: list[tuple[str, str]]
-) -> dict[tuple[str, str], StoredReferral]:
+def _existing_by_message(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredReferral]:
     if not keys:
         return {}
     query = (

@@ -59,4 +59,3 @@ def _sqlite_file_engine(url: str, on_connect: Callable[[Any, Any], None]) -> Eng
     engine = create_engine(parsed.set(drivername="sqlite"))
     event.listen(engine, "connect", on_connect)
     return engine
-
