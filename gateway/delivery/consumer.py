@@ -12,6 +12,8 @@ and commits offsets only past records the spine has handled.
 - A partition is read again from its earliest offset when the broker lost its topic's log (`rewind`,
   which the relay's watch on the log asks for) and when its position lies past its log's end (offsets
   from a lost log): fetching there would wait forever. Positions from a lost log are never committed.
+- A new group told to start at "latest" starts where the log ends (bus/end_offsets.py), found before
+  the member says it has joined: nothing from before it, nothing after it skipped.
 Must not: decide what becomes of a record (deliver.py does).
 """
 
