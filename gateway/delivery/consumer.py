@@ -72,7 +72,7 @@ class DeliveryConsumer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_commit = 0.0
-        self._positioning: set[TopicPartition] = set()  # paused while a new group's start is found
+        self._throttled: set[TopicPartition] = set()  # paused by `_throttle`, which resumes only these
         self.handled = 0
 
     async def start(self) -> None:
@@ -216,12 +216,14 @@ class DeliveryConsumer:
     def _throttle(self, consumer: AIOKafkaConsumer) -> None:
         """Stop fetching a partition while too many of its records wait in memory (retries not yet due)."""
         paused = consumer.paused()
-        for tp in consumer.assignment() - self._positioning:
+        for tp in consumer.assignment():
             waiting = self._schedule.waiting(tp)
             if waiting >= self._max_waiting and tp not in paused:
                 consumer.pause(tp)
-            elif tp in paused and waiting < self._max_waiting // 2:
+                self._throttled.add(tp)
+            elif tp in self._throttled and waiting < self._max_waiting // 2:
                 consumer.resume(tp)
+                self._throttled.discard(tp)
 
     async def _revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
@@ -243,21 +245,25 @@ class DeliveryConsumer:
         (bus/end_offsets.py). aiokafka's own reset asks ListOffsets, which the embedded broker answers
         within the last batch: the group would take records from before it existed. The partitions
         are paused before this first waits, so nothing is fetched from where that reset puts them."""
-        self._positioning = set(assigned)
         consumer.pause(*assigned)
-        probe = AIOKafkaConsumer(**client_options(self._kafka), enable_auto_commit=False)
         try:
             fresh = [tp for tp in sorted(assigned) if await consumer.committed(tp) is None]
             if fresh:
-                await probe.start()
-                for tp, end in (await end_offsets(probe, fresh)).items():
+                for tp, end in (await self._log_ends(fresh)).items():
                     consumer.seek(tp, end)
         except (KafkaError, OSError) as exc:
             log.warning("delivery group %s: new partitions start where ListOffsets says (%s)", self.group_id, exc)
         finally:
-            await probe.stop()
-            self._positioning = set()
             consumer.resume(*assigned)
+
+    async def _log_ends(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Read by a consumer of no group: one in a group cannot be assigned partitions to fetch from."""
+        probe = AIOKafkaConsumer(**client_options(self._kafka), enable_auto_commit=False)
+        await probe.start()
+        try:
+            return await end_offsets(probe, tps)
+        finally:
+            await probe.stop()
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
