@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.store.bulk import Rows, insert_all
 from gateway.store.tables import audit_entities, audit_events, history, outbox
 
 
@@ -76,13 +77,18 @@ def write_steps(conn: Connection, referral_id: str, steps: Sequence[tuple[str, d
 
 def write_audit(conn: Connection, rows: Sequence[AuditRow]) -> None:
     """Append audit events (append-only: there is no update or delete) with their outbox records."""
+    insert_all(conn, audit_rows(rows))
+
+
+def audit_rows(rows: Sequence[AuditRow]) -> Rows:
+    """The rows `write_audit` appends, for a caller that appends them with its own (store/bulk.py)."""
     if not rows:
-        return
-    conn.execute(insert(audit_events), [r.event for r in rows])
-    entities = [e for r in rows for e in r.entities]
-    if entities:
-        conn.execute(insert(audit_entities), entities)
-    write_events(conn, [r.record for r in rows], "")
+        return {}
+    return {
+        audit_events: [r.event for r in rows],
+        audit_entities: [e for r in rows for e in r.entities],
+        outbox: outbox_rows([r.record for r in rows], "", now()),
+    }
 
 
 # The same writes inside an async transaction.

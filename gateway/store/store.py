@@ -23,9 +23,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.errors import StoreUnavailable
+from gateway.store.bulk import Rows, insert_all, merged
 from gateway.store.group_commit import GroupCommitter, Item, Result, Transaction
 from gateway.store.migrate import upgrade_to_head
-from gateway.store.rows import AuditRow, outbox_rows, write_audit
+from gateway.store.rows import AuditRow, audit_rows, outbox_rows
 from gateway.store.rows import OutboxEvent as OutboxEvent  # re-exported: the writers' shared rows
 from gateway.store.rows import insert_events as insert_events
 from gateway.store.rows import insert_steps as insert_steps
@@ -340,37 +341,35 @@ def _apply_accepts(conn: Connection, items: Sequence[NewReferral]) -> list[Accep
             by_message[item.message_key] = stored
         fresh.append(item)
         results.append(AcceptResult(stored, created=True))
-    if fresh:
-        # in key order, so batches of two processes holding the same referrals wait, never deadlock
-        _insert_fresh(conn, sorted(fresh, key=lambda i: i.row["id"]))
+    # in key order, so batches of two processes holding the same referrals wait, never deadlock
+    fresh_rows = _fresh_rows(sorted(fresh, key=lambda i: i.row["id"]))
     audits = [i.audit(r.referral, r.created) for i, r in zip(items, results, strict=True) if i.audit is not None]
-    write_audit(conn, audits)
+    insert_all(conn, merged(fresh_rows, audit_rows(audits)))
     return results
 
 
-def _insert_fresh(conn: Connection, fresh: list[NewReferral]) -> None:
-    conn.execute(insert(referrals), [i.row for i in fresh])
+def _fresh_rows(fresh: list[NewReferral]) -> Rows:
+    if not fresh:
+        return {}
     created = now()
-    conn.execute(insert(outbox), [row for i in fresh for row in outbox_rows([i.event], i.row["id"], created)])
-    conn.execute(
-        insert(history),
-        [
+    tasks_new = [i.task_rows for i in fresh if i.task_rows]
+    return {
+        referrals: [i.row for i in fresh],
+        outbox: [row for i in fresh for row in outbox_rows([i.event], i.row["id"], created)],
+        history: [
             {"referral_id": i.row["id"], "at": created, "step": s, "detail": json.dumps(d)}
             for i in fresh
             for s, d in i.steps
         ],
-    )
-    tasks_new = [i.task_rows for i in fresh if i.task_rows]
-    if tasks_new:
-        conn.execute(insert(tasks), [t for t, _ in tasks_new])
-        conn.execute(insert(task_versions), [v for _, v in tasks_new])
-    messages = [
-        {"sender": i.message_key[0], "message_id": i.message_key[1], "referral_id": i.row["id"], "created_at": created}
-        for i in fresh
-        if i.message_key
-    ]
-    if messages:
-        conn.execute(insert(processed_messages), messages)
+        tasks: [t for t, _ in tasks_new],
+        task_versions: [v for _, v in tasks_new],
+        processed_messages: [
+            {"sender": sender, "message_id": message_id, "referral_id": i.row["id"], "created_at": created}
+            for i in fresh
+            if i.message_key
+            for sender, message_id in [i.message_key]
+        ],
+    }
 
 
 def _existing_by_identifier(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredReferral]:
