@@ -78,6 +78,7 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = self._settings.retry_backoff_s
         while True:
+            self._wake.clear()  # a commit from here on is in this round or wakes the next
             try:
                 sent = await self._publish_batch()
                 backoff = self._settings.retry_backoff_s
@@ -88,7 +89,7 @@ class OutboxRelay:
                 log.exception("the relay failed; retrying in %.1fs", backoff)
                 await self._recover()
             else:
-                if sent == 0:
+                if sent < self._settings.batch_size:  # the outbox held no more: wait for a commit or the poll
                     await self._idle()
                 continue
             await asyncio.sleep(backoff)
@@ -99,7 +100,6 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval_s)
         except TimeoutError:
             pass
-        self._wake.clear()
 
     async def _publish_batch(self) -> int:
         log_ends = await self._watch_log()  # before the claim: what a lost log needs again joins this batch
