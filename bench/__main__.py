@@ -40,7 +40,7 @@ def main() -> int:
     report.line(f"Referral Gateway benchmarks, one gateway process on: {machine()}")
     runs: dict[str, Callable[[], object]] = {
         "fhir-http": lambda: fhir_http.run(report, args.count),
-        "hl7-mllp": lambda: hl7_mllp.main([]),  # prints its own figures (`python -m bench.hl7_mllp --help`)
+        "hl7-mllp": lambda: hl7_mllp.run(report),  # more figures: `python -m bench.hl7_mllp --help`
         "latency": lambda: latency.run(report, args.latency_seconds, args.latency_rate),
         "delivery": lambda: delivery.run(report, args.delivery_count),
         "memory": lambda: memory.run(report, args.memory_referrals, store=args.memory_store),

@@ -27,6 +27,7 @@ from hl7apy.parser import parse_message
 from adapters.inbound.hl7v2 import ack, header, parser, ref_i12, tables
 from bench.harness import Gateway, cpu_seconds, gateway
 from bench.readback import TopicWatcher
+from bench.report import Report
 from gateway.canonical import nhs_number
 from gateway.mllp.framer import END_BLOCK, NEED_DATA, START_BLOCK, MllpFramer
 from gateway.settings import SCHEMAS_DIR
@@ -184,20 +185,32 @@ async def _measure(running: Gateway, mllp_port: int, count: int, connections: in
 # -- report -----------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _arguments(argv)
+def main(argv: list[str] | None = None, report: Report | None = None) -> int:
+    args, own = _arguments(argv), report is None
+    report = report or Report()
     texts = messages(args.messages)
     pure_rate(texts[:200])  # warm up
     pure = pure_rate(texts)
     naive = naive_rate(texts[: args.naive])
-    print(f"pure pipeline  {pure['rate']:8.0f} msg/s   (frame+parse+map+validate+ACK, {args.messages} messages)")
-    print("  per message: " + ", ".join(f"{k} {pure[k]:.0f} us" for k in ("frame", "parse", "map", "validate", "ack")))
-    print(f"naive pipeline {naive:8.0f} msg/s   (hl7apy parse_message + fhir.resources + hl7apy ACK, {args.naive})")
-    print(f"ratio          {pure['rate'] / naive:8.1f} x")
+    report.line(f"pure pipeline  {pure['rate']:8.0f} msg/s   (frame+parse+map+validate+ACK, {args.messages} messages)")
+    report.line(
+        "  per message: " + ", ".join(f"{k} {pure[k]:.0f} us" for k in ("frame", "parse", "map", "validate", "ack"))
+    )
+    report.line(
+        f"naive pipeline {naive:8.0f} msg/s   (hl7apy parse_message + fhir.resources + hl7apy ACK, {args.naive})"
+    )
+    report.line(f"ratio          {pure['rate'] / naive:8.1f} x")
     if args.end_to_end:
         for connections in args.connections:
             result = end_to_end(args.e2e_messages, connections)
-            print(_e2e_line(result))
+            report.line(_e2e_line(result))
+            name = f"HL7 v2 messages end to end (ACK, event on the broker), {connections} connections"
+            if result["events_rate"]:
+                report.figure(name, result["events_rate"], "/s", (">=", 1000))
+            else:
+                report.missed.append(f"{name}: not every event was read back")
+    if own:
+        report.line("\n".join(f"missed: {m}" for m in report.missed) or "every target met")
     return 0
 
 
@@ -220,9 +233,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return cli.parse_args(argv)
 
 
-def run() -> None:
+def run(report: Report) -> None:
     """For `python -m bench hl7-mllp`: every figure, with the defaults."""
-    main([])
+    main([], report)
 
 
 if __name__ == "__main__":
