@@ -10,20 +10,11 @@ import pytest
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
-from gateway.settings import StoreSettings
 from gateway.store.bulk import insert_all, merged
 from gateway.store.store import Store
 from gateway.store.tables import history, outbox, processed_messages
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=1)))
-
-
-@pytest.fixture
-async def store(store_settings: StoreSettings, tmp_path: Any) -> Any:
-    store = Store(store_settings.url or f"sqlite+aiosqlite:///{tmp_path}/g.db", schema=store_settings.db_schema)
-    await store.start()
-    yield store
-    await store.stop()
 
 
 def outbox_row(n: int, **changes: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """When the broker lost a log, the outbox sends again exactly the copies unconfirmed deliveries wait
 for: an event not yet read, the retry a retrying delivery waits on; never what a receiver confirmed,
-nor what went to the new log. The store on disk (SQLite)."""
+nor what went to the new log. On each store."""
 
 from __future__ import annotations
 

@@ -4,24 +4,14 @@ commits when it returns and rolls back when it raises; driver errors become Stor
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 from sqlalchemy import Connection, func, select
 
 from gateway.errors import StoreUnavailable
-from gateway.settings import StoreSettings
 from gateway.store.rows import write_steps
 from gateway.store.store import Store
 from gateway.store.tables import history
-
-
-@pytest.fixture
-async def store(store_settings: StoreSettings, tmp_path: Any) -> Any:
-    store = Store(store_settings.url or f"sqlite+aiosqlite:///{tmp_path}/w.db", schema=store_settings.db_schema)
-    await store.start()
-    yield store
-    await store.stop()
 
 
 def _steps_then(conn: Connection, referral_id: str, fail: bool) -> str:
