@@ -23,6 +23,7 @@ from gateway.errors import NotFound
 from gateway.settings import DeliverySettings, KafkaSettings, RelaySettings, StoreSettings
 from gateway.store import Store
 from gateway.store.deliveries import DeliveryRow
+from tests.delivery.receivers import eventually
 from tests.samples import service_request
 
 
@@ -84,6 +85,18 @@ class Bench:
 
     async def rows(self, referral_id: str) -> list[DeliveryRow]:
         return await self.services[0].ledger.for_referral(referral_id)
+
+    async def recorded(self, referrals: list[dict[str, Any]]) -> list[DeliveryRow]:
+        """The delivery rows of `referrals` once each has one: a delivery is recorded after the receiver
+        answered, so the receiver's count can be ahead of the ledger's for a moment."""
+        rows: list[DeliveryRow] = []
+
+        async def each_has_one() -> bool:
+            rows[:] = [r for sr in referrals for r in await self.rows(sr["id"])]
+            return {r.referral_id for r in rows} >= {sr["id"] for sr in referrals}
+
+        await eventually(each_has_one, timeout=10, what="every delivery recorded")
+        return rows
 
     async def steps(self, referral_id: str) -> list[str]:
         return [h.step for h in await self.store.history(referral_id)]

@@ -24,7 +24,7 @@ async def test_a_group_committed_past_the_end_of_the_log_reads_it_from_the_earli
         await b.add_delivery()
         hits = receiver.ledger.hits
         await eventually(lambda: len(hits) >= len(sent), timeout=20, what="every referral delivered")
-        rows = [r for sr in sent for r in await b.rows(sr["id"])]
+        rows = await b.recorded(sent)
     assert {h.outcome for h in hits} == {"created"} and len(hits) == len(sent), "each once"
     assert [r.status for r in rows] == ["delivered"] * len(sent)
 

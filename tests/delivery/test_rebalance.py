@@ -29,7 +29,7 @@ async def test_a_member_joining_and_one_leaving_mid_stream_loses_nothing_and_rep
         await first.stop()
         sent += [(await b.publish("svc"))[1] for _ in range(BURST)]
         await eventually(lambda: len(hits) >= len(sent), timeout=30, what="every referral delivered")
-        rows = [r for sr in sent for r in await b.rows(sr["id"])]
+        rows = await b.recorded(sent)
     accepted = {f"{sr['identifier'][0]['system']}|{sr['identifier'][0]['value']}" for sr in sent}
     assert {h.identity for h in hits} == accepted, "nothing lost"
     assert len(hits) == len(accepted) and {h.outcome for h in hits} == {"created"}, "nothing sent twice"
