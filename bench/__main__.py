@@ -49,7 +49,7 @@ def main() -> int:
         report.heading(name)
         runs[name]()
     report.heading("summary")
-    report.line("\n".join(f"missed: {m}" for m in report.missed) or "every target met")
+    report.summary()
     return 0
 
 

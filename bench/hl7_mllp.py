@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None, report: Report | None = None) -> int:
             else:
                 report.missed.append(f"{name}: not every event was read back")
     if own:
-        report.line("\n".join(f"missed: {m}" for m in report.missed) or "every target met")
+        report.summary()
     return 0
 
 

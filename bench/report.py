@@ -30,6 +30,9 @@ class Report:
                 self.missed.append(f"{name}: {shown}{unit} (target {sign} {bound:,.0f}{unit})")
         self._print(f"{name:62} {shown:>10} {unit}{verdict}")
 
+    def summary(self) -> None:
+        self._print("\n".join(f"missed: {m}" for m in self.missed) or "every target met")
+
     def _print(self, text: str) -> None:
         print(text, flush=True)
         sys.stdout.flush()

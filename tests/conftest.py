@@ -101,6 +101,15 @@ def store_settings(request: pytest.FixtureRequest) -> StoreSettings:
     return StoreSettings(url=POSTGRES_URL, db_schema=schema)
 
 
+@pytest.fixture
+async def each_store(store_settings: StoreSettings, tmp_path: Path) -> AsyncIterator[Store]:
+    """A started store of each kind: SQLite on disk, and PostgreSQL where a server answers."""
+    started = Store(store_settings.url or f"sqlite+aiosqlite:///{tmp_path}/store.db", schema=store_settings.db_schema)
+    await started.start()
+    yield started
+    await started.stop()
+
+
 async def drop_schema(schema: str) -> None:
     url = make_url(POSTGRES_URL)
     conn = await asyncpg.connect(host=url.host, port=url.port, user=url.username, database=url.database)

@@ -52,8 +52,8 @@ def _one_statement(conn: Connection, tables: list[tuple[Table, list[dict[str, An
     shape = tuple((table, tuple(batch[0])) for table, batch in tables)
     values = {
         f"t{t}_{c}": [row[name] for row in batch]
-        for t, ((_, names), (_, batch)) in enumerate(zip(shape, tables, strict=True))
-        for c, name in enumerate(names)
+        for t, (_, batch) in enumerate(tables)
+        for c, name in enumerate(batch[0])
     }
     conn.execute(_statement(shape, conn.dialect), values)
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 from gateway.bus.events import new_event
 from gateway.bus.relay import OutboxRelay
 from gateway.bus.topics import ensure_topics, load_topics
-from gateway.settings import SCHEMAS_DIR, KafkaSettings, RelaySettings, StoreSettings
+from gateway.settings import SCHEMAS_DIR, KafkaSettings, RelaySettings
 from gateway.store.store import Store
 from tests.delivery.receivers import eventually
 from tests.kafka_reader import read_events
@@ -19,14 +18,10 @@ from tests.kafka_reader import read_events
 TOPIC = "referrals.iapt"
 
 
-async def test_every_commit_is_published_long_before_the_poll(
-    store_settings: StoreSettings, broker_servers: str, tmp_path: Any
-) -> None:
+async def test_every_commit_is_published_long_before_the_poll(each_store: Store, broker_servers: str) -> None:
     kafka = KafkaSettings(bootstrap_servers=broker_servers, enable_idempotence=False)
     await ensure_topics(kafka, [t for t in load_topics(SCHEMAS_DIR) if t.name == TOPIC])
-    store = Store(store_settings.url or f"sqlite+aiosqlite:///{tmp_path}/g.db", schema=store_settings.db_schema)
-    await store.start()
-    relay = OutboxRelay(store, kafka, RelaySettings(poll_interval_s=120, batch_size=5))
+    relay = OutboxRelay(each_store, kafka, RelaySettings(poll_interval_s=120, batch_size=5))
     await relay.start()
     run, committed = uuid.uuid4().hex, 0
 
@@ -41,7 +36,7 @@ async def test_every_commit_is_published_long_before_the_poll(
             value="{}",
             correlation_id=run,
         )
-        await store.enqueue([event], f"{run}-{committed}")
+        await each_store.enqueue([event], f"{run}-{committed}")
         relay.wake()
         committed += 1
 
@@ -54,6 +49,5 @@ async def test_every_commit_is_published_long_before_the_poll(
             await eventually(lambda: relay.published == committed, 5, f"commit {committed} published before the poll")
     finally:
         await relay.stop()
-        await store.stop()
     events = read_events(broker_servers, TOPIC, committed, 20, lambda e: e.headers["ce_subject"].startswith(run))
     assert sorted(e.headers["ce_subject"] for e in events) == sorted(f"{run}/{n}" for n in range(committed))
