@@ -12,6 +12,7 @@ _COMPARE = {">=": operator.ge, "<=": operator.le}
 @dataclass
 class Report:
     missed: list[str] = field(default_factory=list)
+    checked: int = 0  # figures compared with a target
 
     def heading(self, text: str) -> None:
         self._print(f"\n== {text}")
@@ -25,13 +26,17 @@ class Report:
         if target is not None:
             sign, bound = target
             met = _COMPARE[sign](value, bound)
+            self.checked += 1
             verdict = f"   target {sign} {bound:,.0f}{unit}: {'met' if met else 'MISSED'}"
             if not met:
                 self.missed.append(f"{name}: {shown}{unit} (target {sign} {bound:,.0f}{unit})")
         self._print(f"{name:62} {shown:>10} {unit}{verdict}")
 
     def summary(self) -> None:
-        self._print("\n".join(f"missed: {m}" for m in self.missed) or "every target met")
+        if self.missed:
+            self._print("\n".join(f"missed: {m}" for m in self.missed))
+        else:
+            self._print("every target met" if self.checked else "no figure with a target was measured")
 
     def _print(self, text: str) -> None:
         print(text, flush=True)
