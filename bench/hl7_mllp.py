@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None, report: Report | None = None) -> int:
             if result["events_rate"]:
                 report.figure(name, result["events_rate"], "/s", (">=", 1000))
             else:
-                report.missed.append(f"{name}: not every event was read back")
+                report.unmeasured(name, "not every event was read back")
     if own:
         report.summary()
     return 0

@@ -32,6 +32,11 @@ class Report:
                 self.missed.append(f"{name}: {shown}{unit} (target {sign} {bound:,.0f}{unit})")
         self._print(f"{name:62} {shown:>10} {unit}{verdict}")
 
+    def unmeasured(self, name: str, why: str) -> None:
+        """A figure with a target that the run could not produce: a miss, with the reason."""
+        self.checked += 1
+        self.missed.append(f"{name}: {why}")
+
     def summary(self) -> None:
         if self.missed:
             self._print("\n".join(f"missed: {m}" for m in self.missed))

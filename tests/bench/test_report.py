@@ -29,3 +29,10 @@ def test_every_target_met_only_when_one_was_checked(capsys: pytest.CaptureFixtur
     unchecked.figure("ratio", 21.9, "x")
     unchecked.summary()
     assert capsys.readouterr().out.splitlines()[-1] == "no figure with a target was measured"
+
+
+def test_a_figure_the_run_could_not_produce_is_a_miss(capsys: pytest.CaptureFixture[str]) -> None:
+    report = Report()
+    report.unmeasured("HL7 v2 end to end", "not every event was read back")
+    report.summary()
+    assert capsys.readouterr().out.splitlines()[-1] == "missed: HL7 v2 end to end: not every event was read back"
