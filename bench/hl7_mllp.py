@@ -24,7 +24,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from hl7apy.core import Message as Hl7apyMessage
 from hl7apy.parser import parse_message
 
-from adapters.inbound.hl7v2 import ack, header, parser, ref_i12, tables
+from adapters.hl7v2 import ack, header, parser, ref_i12, tables
 from bench.harness import Gateway, cpu_seconds, gateway
 from bench.readback import TopicWatcher
 from bench.report import Report

@@ -27,7 +27,7 @@ from gateway.api.representation import fhir_response
 from gateway.auth import policy, web
 from gateway.auth.guard import guard, route_path
 from gateway.errors import GatewayError, Issue, MalformedInput, NotFound, SenderError, Unauthenticated
-from gateway.logging_config import bind_correlation, correlation
+from gateway.observability.log_context import bind_correlation, correlation
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 

@@ -1,7 +1,7 @@
 """The `referral-gateway` command: `serve` the gateway, and tools for integration engineers.
 
 The integration engineers' commands (topics, lag, tail, trace, dlq) live in gateway/commands/; `serve`
-logs JSON lines (gateway/logging_config.py), the other commands plain text.
+logs JSON lines (gateway/observability/log_context.py), the other commands plain text.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
-from gateway import commands, logging_config
+from gateway import commands
 from gateway.app import create_app
 from gateway.auth import cli as auth_cli
 from gateway.auth.bootstrap import CREDENTIALS_FILE
 from gateway.demo_receiver import DemoReceiver
 from gateway.demo_receiver.mover import TaskMover
 from gateway.errors import GatewayError
+from gateway.observability import log_context
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
@@ -70,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(_: argparse.Namespace, settings: Settings) -> int:
-    logging_config.configure(settings.log_level)
+    log_context.configure(settings.log_level)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.api.host,

@@ -32,8 +32,8 @@ from gateway.canonical import ukcore
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import initial_task
 from gateway.errors import Conflict, GatewayError, NotFound, PreconditionFailed
-from gateway.logging_config import bind_correlation, correlation
-from gateway.monitoring import metrics
+from gateway.observability import metrics
+from gateway.observability.log_context import bind_correlation, correlation
 from gateway.routing import RouteDecision, Router
 from gateway.store.store import AcceptResult, NewReferral, Store, StoredReferral, now
 from gateway.store.tasks import task_rows

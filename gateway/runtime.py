@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Protocol
 
-from adapters.inbound.hl7v2 import tables as hl7_tables
+from adapters.hl7v2 import tables as hl7_tables
 from gateway.audit.trail import AuditTrail
 from gateway.auth.authority import Authority
 from gateway.auth.senders import SenderCheck, SenderPolicy

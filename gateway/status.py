@@ -23,7 +23,7 @@ from gateway.audit.trail import AuditTrail
 from gateway.bus import events
 from gateway.canonical import task as rules
 from gateway.errors import Conflict, GatewayError, NotFound, PreconditionFailed
-from gateway.monitoring import metrics
+from gateway.observability import metrics
 from gateway.store import Store, StoredReferral
 from gateway.store.tasks import StaleTask, StoredTask, TaskStore
 

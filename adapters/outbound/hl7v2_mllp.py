@@ -1,4 +1,4 @@
-"""HL7 v2 over MLLP: the referral as REF^I12 (encoded by `adapters.outbound.hl7v2`) to the receiver's
+"""HL7 v2 over MLLP: the referral as REF^I12 (encoded by `adapters.hl7v2.encode`) to the receiver's
 host:port, or its Task as RRI^I12 back to the referrer's; delivered when the ACK says AA.
 
 MSH-10 is derived from the event id, so every copy of one event carries the same control id and the
@@ -19,7 +19,7 @@ from typing import Any
 from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
 
-from adapters.outbound import hl7v2
+from adapters.hl7v2 import encode as hl7v2
 from adapters.outbound.receipt import Outgoing, Receipt
 from gateway.errors import DeliveryFailed
 

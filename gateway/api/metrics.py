@@ -1,5 +1,5 @@
 """Prometheus metrics at /metrics (text exposition format), for scraping. No patient data: labels are
-adapters, topics, receivers and error classes (gateway/monitoring/metrics.py)."""
+adapters, topics, receivers and error classes (gateway/observability/metrics.py)."""
 
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ from gateway.errors import NotFound
 from gateway.monitoring import access, trace
 from gateway.monitoring.browser import Browse, browse
 from gateway.monitoring.dead_letters import STATES, DeadLetter, Replayed
-from gateway.monitoring.masking import mask, mask_key, scrub_text
 from gateway.monitoring.overview import overview
+from gateway.observability.masking import mask, mask_key, scrub_text
 
 router = APIRouter(prefix="/monitor/api", tags=["monitor"])
 

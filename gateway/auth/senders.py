@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from adapters.inbound.hl7v2.header import Header
+from adapters.hl7v2.header import Header
 from gateway.audit import context
 from gateway.audit.context import Actor
 from gateway.audit.events import REFUSED

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartiti
 
 from gateway.bus.kafka_config import client_options, producer_options
 from gateway.bus.log_ends import LogEnds
-from gateway.monitoring import metrics
+from gateway.observability import metrics
 from gateway.settings import KafkaSettings, RelaySettings
 from gateway.store.outbox import Outbox, OutboxRow
 from gateway.store.store import Store, now

@@ -18,10 +18,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from adapters.inbound.hl7v2 import ack, header, parser, ref_i12, rri_i12
-from adapters.inbound.hl7v2.header import Header
-from adapters.inbound.hl7v2.parser import Message
-from adapters.inbound.hl7v2.tables import Hl7Tables
+from adapters.hl7v2 import ack, header, parser, ref_i12, rri_i12
+from adapters.hl7v2.header import Header
+from adapters.hl7v2.parser import Message
+from adapters.hl7v2.tables import Hl7Tables
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import task_id_for
 from gateway.errors import Forbidden, GatewayError, MalformedInput, SenderError, UnsupportedInput

@@ -18,8 +18,8 @@ import logging
 import ssl
 from contextlib import suppress
 
-from adapters.inbound.hl7v2 import ack
-from adapters.inbound.hl7v2.tables import Hl7Tables
+from adapters.hl7v2 import ack
+from adapters.hl7v2.tables import Hl7Tables
 from gateway.audit import context as audit_context
 from gateway.mllp.framer import END_BLOCK, NEED_DATA, START_BLOCK, FrameTooLarge, MllpFramer
 from gateway.mllp.handler import Handler

@@ -10,8 +10,7 @@ faces of these modules:
     dead_letters.py  dead letters, and replaying or discarding them (recorded in the history)
     browser.py       a topic's messages from an offset or a time, masked
     retention.py     the pruning job
-    masking.py       `mask(resource_json)`: patient identifiers hidden; access.py decides who may unmask
-    metrics.py       Prometheus counters and histograms the spines feed
+    access.py        who may unmask (masking and metrics themselves are in gateway/observability)
 
 Must not: change a referral, or take part in intake or delivery; replaying a dead letter only puts
 the original event back in the outbox, and the delivery spine does the rest.

@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from gateway.bus.end_offsets import end_offsets
 from gateway.bus.kafka_config import client_options
 from gateway.errors import BrokerUnavailable, Issue, MalformedInput, NotFound
-from gateway.monitoring.masking import mask, mask_key, scrub_text
+from gateway.observability.masking import mask, mask_key, scrub_text
 from gateway.settings import KafkaSettings
 
 READ_TIMEOUT_S = 5.0

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.monitoring.masking import scrub_text
+from gateway.observability.masking import scrub_text
 from gateway.store import Store
 from gateway.store.deliveries import DEAD_LETTERED, DELIVERED, RETRYING
 from gateway.store.tables import deliveries, outbox

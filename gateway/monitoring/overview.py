@@ -15,11 +15,12 @@ from typing import Any
 
 from gateway.bus.topics import TopicSpec
 from gateway.delivery.outbound import FORMATS
-from gateway.monitoring import ledger, metrics
+from gateway.monitoring import ledger
 from gateway.monitoring.broker_view import BrokerSnapshot
 from gateway.monitoring.dead_letters import OPEN, DeadLetters
 from gateway.monitoring.ledger import ReceiverStats
 from gateway.monitoring.sampler import Sampler
+from gateway.observability import metrics
 from gateway.routing import Router
 from gateway.store import Store
 

@@ -12,9 +12,10 @@ import asyncio
 import logging
 
 from gateway.errors import StoreUnavailable
-from gateway.monitoring import ledger, metrics
+from gateway.monitoring import ledger
 from gateway.monitoring.broker_view import BrokerSnapshot, BrokerView
 from gateway.monitoring.samples import Sample, Samples
+from gateway.observability import metrics
 from gateway.settings import MonitorSettings
 from gateway.store import Store
 from gateway.store.deliveries import DEAD_LETTERED, DELIVERED, RETRYING

@@ -21,7 +21,7 @@ from sqlalchemy import or_, select
 
 from gateway.canonical import nhs_number
 from gateway.monitoring.dead_letters import DISCARDED, REPLAYED
-from gateway.monitoring.masking import NHS_NUMBER_MASK, scrub_text
+from gateway.observability.masking import NHS_NUMBER_MASK, scrub_text
 from gateway.store import Store
 from gateway.store.store import HistoryEntry
 from gateway.store.tables import referrals, tasks

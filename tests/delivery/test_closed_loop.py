@@ -21,7 +21,7 @@ import httpx
 import pytest
 from hl7.client import MLLPClient
 
-from adapters.outbound import hl7v2
+from adapters.hl7v2 import encode as hl7v2
 from gateway.canonical import systems
 from gateway.demo_receiver import DemoReceiver
 from gateway.settings import DeliverySettings, Settings, StoreSettings

@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from adapters.inbound.hl7v2 import parser, ref_i12, tables
-from adapters.inbound.hl7v2.tables import Hl7Tables
+from adapters.hl7v2 import parser, ref_i12, tables
+from adapters.hl7v2.tables import Hl7Tables
 from gateway.canonical.referral import InboundReferral
 from gateway.settings import SCHEMAS_DIR
 from tests.samples import valid_nhs_number

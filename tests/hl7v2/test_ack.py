@@ -10,8 +10,8 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 from hl7apy.validation import Validator
 
-from adapters.inbound.hl7v2 import ack, header, parser
-from adapters.inbound.hl7v2.header import Header
+from adapters.hl7v2 import ack, header, parser
+from adapters.hl7v2.header import Header
 from gateway.errors import (
     GatewayError,
     InvalidReferral,

@@ -11,8 +11,8 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 from hl7apy.validation import Validator
 
-from adapters.inbound.hl7v2 import parser
-from adapters.outbound import hl7v2
+from adapters.hl7v2 import encode as hl7v2
+from adapters.hl7v2 import parser
 from adapters.outbound.receipt import Outgoing
 from gateway.canonical import referral as ref
 from gateway.canonical.task import initial_task

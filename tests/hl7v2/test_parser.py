@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.inbound.hl7v2 import escapes, parser
-from adapters.inbound.hl7v2.parser import Encoding
+from adapters.hl7v2 import escapes, parser
+from adapters.hl7v2.parser import Encoding
 from gateway.errors import MalformedInput
 from tests.hl7v2.messages import CUSTOM, LF, MSK, ZSEG, sample, segments
 

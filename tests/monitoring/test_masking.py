@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gateway.monitoring.masking import mask, mask_key, scrub_text
+from gateway.observability.masking import mask, mask_key, scrub_text
 
 NHS = "9434765919"
 

@@ -27,11 +27,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from adapters.inbound.hl7v2 import writer
-from adapters.inbound.hl7v2.header import Header
-from adapters.inbound.hl7v2.parser import STANDARD
-from adapters.inbound.hl7v2.tables import Hl7Tables
-from adapters.inbound.hl7v2.writer import Component, Value
+from adapters.hl7v2 import writer
+from adapters.hl7v2.header import Header
+from adapters.hl7v2.parser import STANDARD
+from adapters.hl7v2.tables import Hl7Tables
+from adapters.hl7v2.writer import Component, Value
 from gateway.errors import GatewayError, Issue
 
 _LOCATION = re.compile(r"^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+)(?:\[(\d+)\])?(?:\.(\d+))?)?$")

@@ -23,12 +23,12 @@ from typing import Any
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
-from adapters.inbound.hl7v2 import clinical, datatypes, header, patient, providers
-from adapters.inbound.hl7v2.datatypes import Json
-from adapters.inbound.hl7v2.header import Header
-from adapters.inbound.hl7v2.parser import Composite, Message, Segment
-from adapters.inbound.hl7v2.providers import Provider
-from adapters.inbound.hl7v2.tables import Hl7Tables, Profile
+from adapters.hl7v2 import clinical, datatypes, header, patient, providers
+from adapters.hl7v2.datatypes import Json
+from adapters.hl7v2.header import Header
+from adapters.hl7v2.parser import Composite, Message, Segment
+from adapters.hl7v2.providers import Provider
+from adapters.hl7v2.tables import Hl7Tables, Profile
 from gateway.canonical import systems
 from gateway.canonical.referral import InboundReferral
 from gateway.errors import InvalidReferral, Issue

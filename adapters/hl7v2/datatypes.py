@@ -17,8 +17,8 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from adapters.inbound.hl7v2.parser import Composite
-from adapters.inbound.hl7v2.tables import CodeTable, CodingSystems, Tables
+from adapters.hl7v2.parser import Composite
+from adapters.hl7v2.tables import CodeTable, CodingSystems, Tables
 from gateway.errors import InvalidReferral, Issue
 
 Json = dict[str, Any]

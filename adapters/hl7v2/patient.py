@@ -13,10 +13,10 @@ Must not: log any of it.
 
 from __future__ import annotations
 
-from adapters.inbound.hl7v2 import datatypes
-from adapters.inbound.hl7v2.datatypes import Json
-from adapters.inbound.hl7v2.parser import Composite, Segment
-from adapters.inbound.hl7v2.tables import Hl7Tables, NhsNumberRule
+from adapters.hl7v2 import datatypes
+from adapters.hl7v2.datatypes import Json
+from adapters.hl7v2.parser import Composite, Segment
+from adapters.hl7v2.tables import Hl7Tables, NhsNumberRule
 from gateway.canonical import nhs_number, systems
 from gateway.errors import InvalidReferral, Issue
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.inbound.hl7v2 import datatypes
-from adapters.inbound.hl7v2.datatypes import Json
-from adapters.inbound.hl7v2.parser import Composite, Message, Segment
-from adapters.inbound.hl7v2.tables import Hl7Tables, Identifiers
+from adapters.hl7v2 import datatypes
+from adapters.hl7v2.datatypes import Json
+from adapters.hl7v2.parser import Composite, Message, Segment
+from adapters.hl7v2.tables import Hl7Tables, Identifiers
 from gateway.canonical import ods
 from gateway.errors import InvalidReferral, Issue
 

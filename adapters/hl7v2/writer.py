@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adapters.inbound.hl7v2.escapes import escape
-from adapters.inbound.hl7v2.parser import STANDARD, Encoding
+from adapters.hl7v2.escapes import escape
+from adapters.hl7v2.parser import STANDARD, Encoding
 
 Component = str | None | tuple[str | None, ...]
 Repetition = str | None | tuple[Component, ...]

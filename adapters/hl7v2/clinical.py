@@ -13,10 +13,10 @@ Must not: judge the clinical content (routing criteria do).
 
 from __future__ import annotations
 
-from adapters.inbound.hl7v2 import datatypes
-from adapters.inbound.hl7v2.datatypes import Json
-from adapters.inbound.hl7v2.parser import Message, Segment
-from adapters.inbound.hl7v2.tables import Hl7Tables
+from adapters.hl7v2 import datatypes
+from adapters.hl7v2.datatypes import Json
+from adapters.hl7v2.parser import Message, Segment
+from adapters.hl7v2.tables import Hl7Tables
 from gateway.errors import InvalidReferral, Issue
 
 _CODED_TYPES = {"CE", "CWE", "CNE"}

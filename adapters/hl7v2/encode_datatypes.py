@@ -1,5 +1,5 @@
 """FHIR R4 data types (JSON) as HL7 v2 values for the ER7 writer: the inverse of
-adapters/inbound/hl7v2/datatypes.py, so a referral read from HL7 is written back field for field.
+adapters/hl7v2/datatypes.py, so a referral read from HL7 is written back field for field.
 
     CodeableConcept -> CE       dateTime / date -> TS / DT      HumanName -> XPN
     Address -> XAD              ContactPoint -> XTN             Identifier -> EI
@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from adapters.inbound.hl7v2.tables import CodeTable, CodingSystems, Tables
-from adapters.inbound.hl7v2.writer import Component, Repetition
+from adapters.hl7v2.tables import CodeTable, CodingSystems, Tables
+from adapters.hl7v2.writer import Component, Repetition
 
 Json = dict[str, Any]
 

@@ -18,7 +18,7 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import TextIO
 
-from gateway.monitoring.masking import scrub_text
+from gateway.observability.masking import scrub_text
 
 correlation: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 

@@ -2,7 +2,7 @@
 receiver that speaks HL7, and RRI^I12 (return referral information) telling a referrer where its
 referral stands, from the referral's FHIR Task.
 
-REF^I12 is the inverse of adapters/inbound/hl7v2/ref_i12.py (schemas/hl7v2/ref_i12_mapping.md), so
+REF^I12 is the inverse of adapters/hl7v2/ref_i12.py (schemas/hl7v2/ref_i12_mapping.md), so
 HL7 -> FHIR -> HL7 keeps every mapped field:
 
     MSH   REFERRAL-GATEWAY ^ requester ODS -> performer ODS; MSH-7 when the event was made
@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from adapters.inbound.hl7v2 import tables as hl7_tables
-from adapters.inbound.hl7v2 import writer
-from adapters.inbound.hl7v2.tables import Hl7Tables
-from adapters.inbound.hl7v2.writer import Repetition, Value
-from adapters.outbound.hl7v2 import datatypes as dt
+from adapters.hl7v2 import encode_datatypes as dt
+from adapters.hl7v2 import tables as hl7_tables
+from adapters.hl7v2 import writer
+from adapters.hl7v2.tables import Hl7Tables
+from adapters.hl7v2.writer import Repetition, Value
 from adapters.outbound.receipt import Outgoing
 from gateway.canonical import systems
 from gateway.settings import SCHEMAS_DIR

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from adapters.inbound.hl7v2.escapes import unescape
+from adapters.hl7v2.escapes import unescape
 from gateway.errors import Issue, MalformedInput
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.inbound.hl7v2.header import Header
-from adapters.inbound.hl7v2.parser import Message
-from adapters.inbound.hl7v2.ref_i12 import _from_table, _identifier, _required
-from adapters.inbound.hl7v2.tables import Hl7Tables
+from adapters.hl7v2.header import Header
+from adapters.hl7v2.parser import Message
+from adapters.hl7v2.ref_i12 import _from_table, _identifier, _required
+from adapters.hl7v2.tables import Hl7Tables
 from gateway.errors import InvalidReferral, Issue
 
 STRUCTURE = "RRI_I12"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.inbound.hl7v2.parser import Encoding, Message
-from adapters.inbound.hl7v2.tables import MessageType, Profile
+from adapters.hl7v2.parser import Encoding, Message
+from adapters.hl7v2.tables import MessageType, Profile
 from gateway.errors import Issue, MalformedInput, UnsupportedInput
 
 #: MSH-15 / MSH-16 (HL7 table 0155): when an acknowledgement of that kind is wanted.
