@@ -13,6 +13,7 @@ from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 from adapters.inbound.fhir import messaging, rest
 from gateway.api import capability, search
 from gateway.api.deps import CorrelationDep, RuntimeDep
+from gateway.api.links import base_url, version_from_etag
 from gateway.api.representation import fhir_response
 from gateway.api.responses import message_response
 from gateway.audit import spines
@@ -25,16 +26,6 @@ from gateway.intake import Acceptance
 from gateway.store import StoredReferral
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
-
-#: Search parameters and the store column each one reads (system|value tokens are accepted).
-SEARCH_PARAMETERS = {
-    "identifier": "identifier_value",
-    "patient": "nhs_number",
-    "subject": "nhs_number",
-    "requester": "requester",
-    "performer": "performer",
-    "status": "status",
-}
 
 
 @router.get("/metadata")
@@ -147,20 +138,6 @@ def _version_headers(request: Request, referral_id: str, version: int) -> dict[s
     return {"ETag": f'W/"{version}"', "Content-Location": f"{base_url(request)}/ServiceRequest/{referral_id}"}
 
 
-def base_url(request: Request) -> str:
-    configured = request.app.state.runtime.settings.api.base_url
-    return f"{configured.rstrip('/')}/fhir" if configured else str(request.base_url).rstrip("/") + "/fhir"
-
-
-def version_from_etag(etag: str | None) -> int | None:
-    if etag is None:
-        return None
-    value = etag.removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise MalformedInput('If-Match must be an ETag such as W/"1"', Issue(f"If-Match '{etag}'", "If-Match", "value"))
-    return int(value)
-
-
 async def _stored(request: Request, runtime: RuntimeDep, referral_id: str) -> StoredReferral:
     """The referral, if the caller's organisation is a party to it (Forbidden otherwise)."""
     stored = await runtime.store.get(referral_id)
@@ -176,11 +153,11 @@ async def _stored(request: Request, runtime: RuntimeDep, referral_id: str) -> St
 
 def _criteria(request: Request) -> dict[str, str]:
     criteria: dict[str, str] = {}
-    for name, value in search.parameters(request, SEARCH_PARAMETERS):
+    for name, value in search.parameters(request, search.SERVICE_REQUEST):
         token = value.split("|")[-1]
-        if SEARCH_PARAMETERS[name] == "nhs_number":
+        if search.SERVICE_REQUEST[name] == "nhs_number":
             token = nhs_number.normalise(token.removeprefix("Patient/"))
-        criteria[SEARCH_PARAMETERS[name]] = token
+        criteria[search.SERVICE_REQUEST[name]] = token
     return criteria
 
 
