@@ -26,7 +26,15 @@ from gateway.api.outcome import operation_outcome
 from gateway.api.representation import fhir_response
 from gateway.auth import policy, web
 from gateway.auth.guard import guard, route_path
-from gateway.errors import GatewayError, Issue, MalformedInput, NotFound, SenderError, Unauthenticated
+from gateway.errors import (
+    GatewayError,
+    Issue,
+    MalformedInput,
+    MethodNotAllowed,
+    NotFound,
+    SenderError,
+    Unauthenticated,
+)
 from gateway.observability.log_context import bind_correlation, correlation
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -115,6 +123,11 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     error: GatewayError
     if exc.status_code == 404:
         error = NotFound(f"{request.method} {request.url.path} is not a route of this server")
+    elif exc.status_code == 405:
+        allowed = tuple((exc.headers or {}).get("Allow", "").replace(" ", "").split(","))
+        error = MethodNotAllowed(
+            f"{request.url.path} does not take {request.method}; it takes {', '.join(allowed)}", allowed
+        )
     else:
         error = SenderError(str(exc.detail))
         error.http_status = exc.status_code

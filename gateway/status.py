@@ -22,13 +22,16 @@ from gateway.audit import spines
 from gateway.audit.trail import AuditTrail
 from gateway.bus import events
 from gateway.canonical import task as rules
-from gateway.errors import Conflict, GatewayError, NotFound, PreconditionFailed
+from gateway.canonical.response import InboundResponse
+from gateway.errors import Conflict, GatewayError, Issue, NotFound, PreconditionFailed
+from gateway.intake import referral_id_for
 from gateway.observability import metrics
 from gateway.store import Store, StoredReferral
 from gateway.store.tasks import StaleTask, StoredTask, TaskStore
 
 log = logging.getLogger(__name__)
 STATUS_TOPIC = "referrals.status"
+RESPONSE_CHANNEL = "fhir-messaging"
 
 
 class StatusUpdates:
@@ -95,6 +98,36 @@ class StatusUpdates:
             proposed.businessStatus = CodeableConcept(text=business_status)
         return await self.change(task_id, proposed, channel=channel, sender=sender, authorise=authorise)
 
+    async def answer(
+        self, response: InboundResponse, *, sender: str, authorise: Callable[[StoredReferral], None] | None = None
+    ) -> StoredTask:
+        """A BaRS response from the receiver: the named referral's Task moved to its outcome, and (as
+        every change) sent back to the referrer. `NotFound` when it names no referral known here."""
+        referral = await self._named(response)
+        current = await self.tasks.for_referral(referral.id)
+        if current is None:
+            raise NotFound(f"ServiceRequest/{referral.id} has no Task to move")
+        proposed = current.task()
+        outcome = response.outcome
+        proposed.status = outcome.status
+        proposed.businessStatus = outcome.business_status or proposed.businessStatus
+        proposed.statusReason = outcome.reason or proposed.statusReason
+        log.info("response %s moves task %s to %s (%s)", response.message_id, current.id, outcome.status, outcome.how)
+        return await self.change(current.id, proposed, channel=RESPONSE_CHANNEL, sender=sender, authorise=authorise)
+
+    async def _named(self, response: InboundResponse) -> StoredReferral:
+        candidates = [*response.referral_ids, *(referral_id_for(s, v) for s, v in response.identifiers)]
+        for referral_id in dict.fromkeys(candidates):
+            found = await self._store.get(referral_id)
+            if found is not None:
+                return found
+        raise NotFound(
+            "the response is about no referral known here",
+            Issue(
+                f"no referral is known by {', '.join(response.names)}", "MessageHeader.focus[0].reference", "not-found"
+            ),
+        )
+
     async def _change(
         self, current: StoredTask, proposed: Task, channel: str, sender: str, if_match: int | None
     ) -> StoredTask:
@@ -107,13 +140,16 @@ class StatusUpdates:
         return await self._save(current, after, channel, sender)
 
     async def referral_cancelled(self, referral_id: str) -> None:
-        """The referrer withdrew the referral: its Task is cancelled too, where the life cycle allows."""
+        """The referrer ended the referral: withdrawn (revoked) cancels its Task, deleted as made in error
+        (entered-in-error) marks the Task so too; each where the life cycle allows."""
+        referral = await self._store.get(referral_id)
         current = await self.tasks.for_referral(referral_id)
-        if current is None or "cancelled" not in self._rules.transitions.get(current.status, []):
+        ending = _ENDINGS.get(referral.status) if referral is not None else None
+        if current is None or ending is None or ending[0] not in self._rules.transitions.get(current.status, []):
             return
         proposed = current.task()
-        proposed.status = "cancelled"
-        proposed.statusReason = CodeableConcept(text="Referral withdrawn by the referrer")
+        proposed.status, reason = ending
+        proposed.statusReason = CodeableConcept(text=reason)
         await self.change(current.id, proposed, channel="gateway", sender="referrer-cancellation")
 
     async def _save(self, current: StoredTask, task: Task, channel: str, sender: str) -> StoredTask:
@@ -156,6 +192,13 @@ class StatusUpdates:
         """Delivery's address for the change: the referrer's service, if the directory knows one."""
         service = self._referrer_service(requester) if requester and self._referrer_service else None
         return {"routing_service": service} if service else {}
+
+
+#: The referral's status when the referrer ends it, and the Task status and reason that follow.
+_ENDINGS = {
+    "revoked": ("cancelled", "Referral withdrawn by the referrer"),
+    "entered-in-error": ("entered-in-error", "Referral entered in error: deleted by the referrer"),
+}
 
 
 def _same_state(before: Task, after: Task) -> bool:

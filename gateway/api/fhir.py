@@ -1,5 +1,6 @@
-"""The FHIR R4 API under /fhir: ServiceRequest create / read / update / search, BaRS-style
-$process-message, and the CapabilityStatement. Handlers parse with an adapter, call the intake and
+"""The FHIR R4 API under /fhir: ServiceRequest create / read / update / search, BaRS
+$process-message (referrals in, and the receivers' responses that move their Tasks), and the
+CapabilityStatement. Handlers parse with an adapter, call the intake and
 render; errors propagate as `GatewayError`s and are rendered as OperationOutcomes by the app.
 """
 
@@ -10,18 +11,18 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
-from adapters.inbound.fhir import messaging, rest
-from gateway.api import capability, search
+from adapters.inbound.fhir import messaging, response, rest
+from gateway.api import capability, search, transaction
 from gateway.api.deps import CorrelationDep, RuntimeDep
 from gateway.api.links import base_url, version_from_etag
 from gateway.api.representation import fhir_response
-from gateway.api.responses import message_response
+from gateway.api.responses import message_response, task_response
 from gateway.audit import spines
 from gateway.audit.events import REFUSED, Entity
 from gateway.auth import access
 from gateway.auth.guard import principal_of
-from gateway.canonical import nhs_number
-from gateway.errors import DuplicateRequest, Forbidden, Issue, MalformedInput, NotFound
+from gateway.canonical import nhs_number, systems
+from gateway.errors import Forbidden, Issue, MalformedInput, NotFound
 from gateway.intake import Acceptance
 from gateway.store import StoredReferral
 
@@ -100,30 +101,24 @@ async def search_service_requests(request: Request, runtime: RuntimeDep) -> Resp
 
 
 @router.post("/$process-message")
-async def process_message(
-    request: Request,
-    runtime: RuntimeDep,
-    correlation: CorrelationDep,
-    x_request_id: Annotated[str | None, Header()] = None,
-) -> Response:
-    if not x_request_id:
-        raise MalformedInput(
-            "X-Request-Id is required (BaRS transactional integrity)",
-            Issue("the X-Request-Id header is missing", "X-Request-Id", "required"),
-        )
-    inbound = messaging.from_bundle(
-        await request.body(), request.headers.get("content-type"), x_request_id, correlation
-    )
-    if await runtime.store.message_referral(inbound.sender, x_request_id):
-        raise DuplicateRequest(
-            f"request {x_request_id} has already been processed",
-            Issue("a message with this X-Request-Id was processed before", "X-Request-Id", "duplicate"),
-        )
+async def process_message(request: Request, runtime: RuntimeDep, correlation: CorrelationDep) -> Response:
+    """BaRS messaging: a `servicerequest-request` is a referral (new, update, delete); a
+    `servicerequest-response` is its receiver's answer, which moves the referral's Task."""
+    body = await request.body()
+    sent = transaction.read(request, body)
     principal = principal_of(request)
+    transaction.check_claims(request, principal)
+    message = messaging.read(body, request.headers.get("content-type"))
+    if message.event == systems.BARS_EVENT_SERVICEREQUEST_RESPONSE:
+        answer = response.from_message(message, sent.request_id)
+        moved = await runtime.status.answer(answer, sender=principal.ods, authorise=access.referral_check(principal))
+        return fhir_response(request, task_response(moved.resource, sent.request_id), 200)
+    inbound = messaging.referral(message, sent.request_id, correlation, sent.digest)
     access.check_sender(principal, inbound.service_request)
-    if inbound.reason == "new":
+    acceptance = await runtime.intake.replayed(inbound)
+    if acceptance is None and inbound.reason == "new":
         acceptance = await runtime.intake.accept(inbound)
-    else:
+    elif acceptance is None:
         acceptance = await runtime.intake.update(inbound, authorise=access.referral_check(principal))
     return fhir_response(request, message_response(acceptance, inbound), 200)
 

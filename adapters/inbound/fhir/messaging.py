@@ -1,6 +1,11 @@
 """FHIR messaging, NHS Booking and Referral Standard (BaRS) style: a `message` Bundle whose first
 entry is a MessageHeader (event `servicerequest-request`, reason new / update / delete, focus the
-ServiceRequest) to the canonical referral.
+ServiceRequest) to the canonical referral. `read` parses the Bundle once and names its event, so a
+`servicerequest-response` goes to `adapters.inbound.fhir.response` without a second parse.
+
+BaRS reasons: `new` is a referral; `update` changes it, or cancels it when the ServiceRequest is
+`revoked` (circumstances changed); `delete` marks it `entered-in-error` (it should never have been
+sent), whatever status the sender wrote.
 
 BaRS rules enforced here: the MessageHeader comes first; the event and reason come from the BaRS code
 systems; the focus resolves within the Bundle; a ServiceRequest's references resolve against the
@@ -10,6 +15,7 @@ intake does, against the stored referral).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
 from fhir.resources.R4B.bundle import Bundle
@@ -24,9 +30,21 @@ from gateway.errors import InvalidReferral, Issue, MalformedInput, UnsupportedIn
 
 CHANNEL = "fhir-messaging"
 _REASONS: dict[str, Reason] = {"new": "new", "update": "update", "delete": "delete"}
+EVENTS = (systems.BARS_EVENT_SERVICEREQUEST_REQUEST, systems.BARS_EVENT_SERVICEREQUEST_RESPONSE)
 
 
-def from_bundle(body: bytes, content_type: str | None, request_id: str, correlation_id: str) -> InboundReferral:
+@dataclass(frozen=True)
+class Message:
+    """A message Bundle as read: its header, its event code and its entries by every name a
+    reference may use."""
+
+    bundle: Bundle
+    header: MessageHeader
+    event: str
+    entries: references.Index
+
+
+def read(body: bytes, content_type: str | None) -> Message:
     bundle = cast(Bundle, parse(body, content_type, Bundle))
     if bundle.type != "message":
         raise MalformedInput(
@@ -34,20 +52,36 @@ def from_bundle(body: bytes, content_type: str | None, request_id: str, correlat
             Issue(f"type is '{bundle.type}'", "Bundle.type", "value"),
         )
     header = _header(bundle)
-    _check_event(header)
-    reason = _reason(header)
+    event = _event(header)
     entries = references.index((e.fullUrl, e.resource) for e in bundle.entry or [] if e.resource)
+    return Message(bundle, header, event, entries)
+
+
+def from_bundle(body: bytes, content_type: str | None, request_id: str, correlation_id: str) -> InboundReferral:
+    return referral(read(body, content_type), request_id, correlation_id)
+
+
+def referral(message: Message, request_id: str, correlation_id: str, digest: str | None = None) -> InboundReferral:
+    """The referral a `servicerequest-request` message carries."""
+    header, entries = message.header, message.entries
+    if message.event != systems.BARS_EVENT_SERVICEREQUEST_REQUEST:
+        raise UnsupportedInput(
+            f"a {message.event} message is not a referral",
+            Issue(f"eventCoding is {message.event}", "MessageHeader.eventCoding", "not-supported"),
+        )
+    reason = _reason(header)
     sr = _focus(header, entries)
     sr = source.inferred(references.canonicalise(sr, entries))
     if reason == "delete":
-        sr.status = "revoked"
+        sr.status = "entered-in-error"
     return InboundReferral(
         service_request=sr,
         channel=CHANNEL,
-        sender=_sender(header),
+        sender=sender(header),
         correlation_id=correlation_id,
         message_id=request_id,
         reason=reason,
+        message_digest=digest,
     )
 
 
@@ -61,18 +95,15 @@ def _header(bundle: Bundle) -> MessageHeader:
     return cast(MessageHeader, first)
 
 
-def _check_event(header: MessageHeader) -> None:
+def _event(header: MessageHeader) -> str:
     event = header.eventCoding
-    if (
-        event is None
-        or event.system != systems.BARS_MESSAGE_EVENTS
-        or event.code != systems.BARS_EVENT_SERVICEREQUEST_REQUEST
-    ):
+    if event is None or event.system != systems.BARS_MESSAGE_EVENTS or event.code not in EVENTS:
         got = f"{event.system}|{event.code}" if event else "nothing"
         raise UnsupportedInput(
-            f"only the BaRS event {systems.BARS_EVENT_SERVICEREQUEST_REQUEST} is processed here",
+            f"the BaRS events processed here are {' and '.join(EVENTS)}",
             Issue(f"eventCoding is {got}", "MessageHeader.eventCoding", "not-supported"),
         )
+    return str(event.code)
 
 
 def _reason(header: MessageHeader) -> Reason:
@@ -100,7 +131,7 @@ def _focus(header: MessageHeader, entries: references.Index) -> ServiceRequest:
     return cast(ServiceRequest, target)
 
 
-def _sender(header: MessageHeader) -> str:
+def sender(header: MessageHeader) -> str:
     ident = header.sender.identifier if header.sender else None
     if ident is not None and ident.value:
         return str(ident.value)
