@@ -9,7 +9,8 @@ Which referral: the MessageHeader's focus.
 
 What became of it, the first that applies (BaRS carries the outcome in the resources, not in a code):
 1. a Task in the Bundle: its status, businessStatus and statusReason, as they are;
-2. an Appointment with status `noshow`: did not attend, so the Task is `cancelled` with that reason;
+2. an Appointment with status `noshow`: did not attend, so the Task is `cancelled`, its statusReason
+   the appointment status `noshow` ("Did not attend");
 3. an Encounter whose reasonCode is a BaRS rejected reason: `rejected`, with that reason;
 4. the ServiceRequest's status: `revoked` is cancelled by the receiver, `completed`, `on-hold`, and
    `active` (taken on) is accepted.
@@ -104,7 +105,7 @@ def _outcome(message: Message, focus: Resource) -> Outcome:
         data = cast(Any, task)
         return Outcome(str(data.status), data.businessStatus, data.statusReason, "the Task in the response")
     if any(getattr(a, "status", None) == "noshow" for a in _resources(message, "Appointment")):
-        return Outcome("cancelled", _DID_NOT_ATTEND, _DID_NOT_ATTEND, "an Appointment with status noshow")
+        return Outcome("cancelled", reason=_DID_NOT_ATTEND, how="an Appointment with status noshow")
     rejected = _rejected_reason(message)
     if rejected is not None:
         return Outcome("rejected", None, rejected, "an Encounter with a BaRS rejected reason")
