@@ -108,3 +108,46 @@ async def test_unresolvable_subject_is_rejected_with_the_reason(running_gateway:
         response = await send(client, bundle)
     assert response.status_code == 422
     assert "cannot be resolved to an NHS number" in response.json()["issue"][0]["details"]["text"]
+
+
+async def task_for(client: httpx.AsyncClient, referral_id: str) -> dict[str, Any]:
+    found = (await client.get("/fhir/Task", params={"focus": f"ServiceRequest/{referral_id}"})).json()
+    task: dict[str, Any] = found["entry"][0]["resource"]
+    return task
+
+
+async def test_a_delete_marks_the_referral_entered_in_error_unlike_a_cancellation(
+    running_gateway: RunningGateway,
+) -> None:
+    deleted, cancelled = bars_bundle("new"), bars_bundle("new")
+    async with running_gateway.client() as client:
+        await send(client, deleted)
+        await send(client, cancelled)
+        gone = referral_in(await send(client, with_reason(deleted, "delete")))
+        withdrawn = referral_in(await send(client, with_reason(cancelled, "update", status="revoked")))
+        tasks = [await task_for(client, sr["id"]) for sr in (gone, withdrawn)]
+        again = await send(client, with_reason(deleted, "update", priority="urgent"))
+    assert (gone["status"], withdrawn["status"]) == ("entered-in-error", "revoked")
+    assert [t["status"] for t in tasks] == ["entered-in-error", "cancelled"]
+    assert "entered in error" in tasks[0]["statusReason"]["text"]
+    assert again.status_code == 409 and again.json()["issue"][0]["details"]["coding"][0]["code"] == "REC_CONFLICT"
+    nhs = gone["subject"]["identifier"]["value"]
+    events = await asyncio.to_thread(
+        read_events, running_gateway.settings.kafka.servers, "referrals.iapt", 2, 10, lambda e: e.key == nhs
+    )
+    assert [e.headers["ce_type"] for e in events] == [
+        "uk.nhs.referral.servicerequest.created",
+        "uk.nhs.referral.servicerequest.entered-in-error",
+    ]
+    assert events[1].value["status"] == "entered-in-error"
+
+
+async def test_a_cancelled_referral_may_still_be_deleted_as_entered_in_error(running_gateway: RunningGateway) -> None:
+    bundle = bars_bundle("new")
+    async with running_gateway.client() as client:
+        await send(client, bundle)
+        await send(client, with_reason(bundle, "update", status="revoked"))
+        deleted = await send(client, with_reason(bundle, "delete"))
+        task = await task_for(client, referral_in(deleted)["id"])
+    assert referral_in(deleted)["status"] == "entered-in-error"
+    assert task["status"] == "entered-in-error"
