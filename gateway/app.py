@@ -21,7 +21,19 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import __version__
-from gateway.api import audit_events, fhir, metrics, monitor, monitor_json, oauth, operations, pad, signin, tasks
+from gateway.api import (
+    audit_events,
+    fhir,
+    message_definitions,
+    metrics,
+    monitor,
+    monitor_json,
+    oauth,
+    operations,
+    pad,
+    signin,
+    tasks,
+)
 from gateway.api.outcome import operation_outcome
 from gateway.api.representation import fhir_response
 from gateway.auth import policy, web
@@ -72,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir.router)
     app.include_router(tasks.router)
     app.include_router(audit_events.router)
+    app.include_router(message_definitions.router)
     app.include_router(operations.router)
     app.include_router(oauth.router)
     app.include_router(signin.router)

@@ -7,6 +7,7 @@ from typing import Any
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
+from adapters.inbound.fhir import definitions
 from gateway import __version__
 from gateway.api import search
 from gateway.settings import Settings
@@ -41,12 +42,10 @@ def statement(settings: Settings) -> CapabilityStatement:
             ],
             "messaging": [
                 {
+                    "documentation": "BaRS messages to $process-message; GET /fhir/MessageDefinition describes each.",
                     "supportedMessage": [
-                        {
-                            "mode": "receiver",
-                            "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral",
-                        }
-                    ]
+                        {"mode": "receiver", "definition": d.url} for d in definitions.load(settings.schemas_dir)
+                    ],
                 }
             ],
         }
@@ -79,6 +78,7 @@ def _resources() -> list[dict[str, Any]]:
         ),
         _resource("Task", ("read", "update", "patch", "history-instance", "search-type"), tuple(search.TASK)),
         _resource("AuditEvent", ("read", "search-type"), search.AUDIT_EVENT),
+        _resource("MessageDefinition", ("read", "search-type"), search.MESSAGE_DEFINITION),
         _resource("QuestionnaireResponse", ("create",), ()),
         _resource("Questionnaire", ("read",), ()),
     ]

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
-from adapters.inbound.fhir import messaging, response, rest
+from adapters.inbound.fhir import definitions, messaging, response, rest
 from gateway.api import capability, search, transaction
 from gateway.api.deps import CorrelationDep, RuntimeDep
 from gateway.api.links import base_url, version_from_etag
@@ -109,6 +109,7 @@ async def process_message(request: Request, runtime: RuntimeDep, correlation: Co
     principal = principal_of(request)
     transaction.check_claims(request, principal)
     message = messaging.read(body, request.headers.get("content-type"))
+    definitions.check(message, definitions.load(runtime.settings.schemas_dir))
     if message.event == systems.BARS_EVENT_SERVICEREQUEST_RESPONSE:
         answer = response.from_message(message, sent.request_id)
         moved = await runtime.status.answer(answer, sender=principal.ods, authorise=access.referral_check(principal))

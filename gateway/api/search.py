@@ -32,6 +32,7 @@ TASK = {
     "status": "status",
 }
 AUDIT_EVENT = ("entity", "agent", "date", "outcome")
+MESSAGE_DEFINITION = ("context", "event", "url", "name", "status")
 
 
 def parameters(request: Request, supported: Collection[str]) -> list[tuple[str, str]]:
