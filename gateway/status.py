@@ -17,13 +17,14 @@ from pathlib import Path
 
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.task import Task
+from sqlalchemy.exc import IntegrityError
 
 from gateway.audit import spines
 from gateway.audit.trail import AuditTrail
 from gateway.bus import events
 from gateway.canonical import task as rules
 from gateway.canonical.response import InboundResponse
-from gateway.errors import Conflict, GatewayError, Issue, NotFound, PreconditionFailed
+from gateway.errors import Conflict, DuplicateRequest, GatewayError, Issue, NotFound, PreconditionFailed
 from gateway.intake import referral_id_for
 from gateway.observability import metrics
 from gateway.store import Store, StoredReferral
@@ -59,8 +60,10 @@ class StatusUpdates:
         sender: str,
         if_match: int | None = None,
         authorise: Callable[[StoredReferral], None] | None = None,
+        message: InboundResponse | None = None,
     ) -> StoredTask:
-        """Move a Task along. `authorise` sees the Task's referral first and raises if the caller may not."""
+        """Move a Task along. `authorise` sees the Task's referral first and raises if the caller may not;
+        `message` is the sender's message that asks for it, kept with the change."""
         referral: StoredReferral | None = None
         try:
             current = await self.tasks.get(task_id)
@@ -69,7 +72,11 @@ class StatusUpdates:
             referral = await self._store.get(current.referral_id)
             if authorise is not None and referral is not None:
                 authorise(referral)
-            stored = await self._change(current, proposed, channel, sender, if_match)
+            if message is not None and await self._replayed(message):
+                log.info("message %s from %s is a retry; answered again", message.message_id, message.sender)
+                stored = current
+            else:
+                stored = await self._change(current, proposed, channel, sender, if_match, message)
         except GatewayError as error:
             await spines.task_action(self._audit, task_id, sender, referral, error)
             raise
@@ -113,7 +120,22 @@ class StatusUpdates:
         proposed.businessStatus = outcome.business_status or proposed.businessStatus
         proposed.statusReason = outcome.reason or proposed.statusReason
         log.info("response %s moves task %s to %s (%s)", response.message_id, current.id, outcome.status, outcome.how)
-        return await self.change(current.id, proposed, channel=RESPONSE_CHANNEL, sender=sender, authorise=authorise)
+        return await self.change(
+            current.id, proposed, channel=RESPONSE_CHANNEL, sender=sender, authorise=authorise, message=response
+        )
+
+    async def _replayed(self, response: InboundResponse) -> bool:
+        """True for a retry of a response taken before (same sender, X-Request-Id and fingerprint);
+        `DuplicateRequest` when that id came with another message."""
+        earlier = await self._store.message_referral(response.sender, response.message_id)
+        if earlier is None:
+            return False
+        steps = [h.detail for h in await self._store.history(earlier.id) if h.step == "status"]
+        if response.digest and any(
+            d.get("message_id") == response.message_id and d.get("digest") == response.digest for d in steps
+        ):
+            return True
+        raise _duplicate(response.message_id)
 
     async def _named(self, response: InboundResponse) -> StoredReferral:
         candidates = [*response.referral_ids, *(referral_id_for(s, v) for s, v in response.identifiers)]
@@ -129,7 +151,13 @@ class StatusUpdates:
         )
 
     async def _change(
-        self, current: StoredTask, proposed: Task, channel: str, sender: str, if_match: int | None
+        self,
+        current: StoredTask,
+        proposed: Task,
+        channel: str,
+        sender: str,
+        if_match: int | None,
+        message: InboundResponse | None = None,
     ) -> StoredTask:
         if if_match is not None and if_match != current.version:
             raise PreconditionFailed(f"If-Match names version {if_match}; the current version is {current.version}")
@@ -137,7 +165,7 @@ class StatusUpdates:
         after = rules.next_version(before, proposed, self._rules)
         if _same_state(before, after):
             return current
-        return await self._save(current, after, channel, sender)
+        return await self._save(current, after, channel, sender, message)
 
     async def referral_cancelled(self, referral_id: str) -> None:
         """The referrer ended the referral: withdrawn (revoked) cancels its Task, deleted as made in error
@@ -152,7 +180,9 @@ class StatusUpdates:
         proposed.statusReason = CodeableConcept(text=reason)
         await self.change(current.id, proposed, channel="gateway", sender="referrer-cancellation")
 
-    async def _save(self, current: StoredTask, task: Task, channel: str, sender: str) -> StoredTask:
+    async def _save(
+        self, current: StoredTask, task: Task, channel: str, sender: str, message: InboundResponse | None = None
+    ) -> StoredTask:
         referral = await self._store.get(current.referral_id)
         assert referral is not None  # a Task is created with its referral, in one commit
         event = events.new_event(
@@ -177,12 +207,16 @@ class StatusUpdates:
             "channel": channel,
             "sender": sender,
             "task_version": current.version + 1,
+            **({"message_id": message.message_id, "digest": message.digest} if message else {}),
         }
+        key = (message.sender, message.message_id) if message else None
         try:
             async with self._store.begin() as conn:
-                stored = await self.tasks.save_version(conn, current, task, event, [("status", step)])
+                stored = await self.tasks.save_version(conn, current, task, event, [("status", step)], key)
         except StaleTask as exc:
             raise Conflict("the Task changed while this update was being made; read it and try again") from exc
+        except IntegrityError as exc:  # the same message id, committed by another request meanwhile
+            raise _duplicate(message.message_id if message else "") from exc
         log.info("task %s is now %s", task.id, task.status)
         metrics.status_changed(str(task.status), channel)
         self._on_commit()
@@ -199,6 +233,13 @@ _ENDINGS = {
     "revoked": ("cancelled", "Referral withdrawn by the referrer"),
     "entered-in-error": ("entered-in-error", "Referral entered in error: deleted by the referrer"),
 }
+
+
+def _duplicate(message_id: str) -> DuplicateRequest:
+    return DuplicateRequest(
+        f"request {message_id} has already been processed, with another body or correlation id",
+        Issue("a message with this X-Request-Id was processed before", "X-Request-Id", "duplicate"),
+    )
 
 
 def _same_state(before: Task, after: Task) -> bool:

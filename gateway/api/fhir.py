@@ -111,7 +111,7 @@ async def process_message(request: Request, runtime: RuntimeDep, correlation: Co
     message = messaging.read(body, request.headers.get("content-type"))
     definitions.check(message, definitions.load(runtime.settings.schemas_dir))
     if message.event == systems.BARS_EVENT_SERVICEREQUEST_RESPONSE:
-        answer = response.from_message(message, sent.request_id)
+        answer = response.from_message(message, sent.request_id, sent.digest)
         moved = await runtime.status.answer(answer, sender=principal.ods, authorise=access.referral_check(principal))
         return fhir_response(request, task_response(moved.resource, sent.request_id), 200)
     inbound = messaging.referral(message, sent.request_id, correlation, sent.digest)

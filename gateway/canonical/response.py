@@ -26,4 +26,5 @@ class InboundResponse:
     outcome: Outcome
     sender: str
     message_id: str
+    digest: str | None = None  # the message's fingerprint (BaRS: X-Correlation-Id and body)
     names: list[str] = field(default_factory=list)  # how it named the referral, for a refusal's text

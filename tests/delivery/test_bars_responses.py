@@ -172,3 +172,21 @@ async def refer_by_hl7(gateway: RunningGateway, receiver: DemoReceiver) -> tuple
     ubrn = sr["identifier"][0]["value"]
     await eventually(lambda: any(ubrn in r for r in receiver.ledger.referrals), what="the referral at its receiver")
     return created.json(), ubrn
+
+
+async def test_a_retried_response_is_answered_again_and_a_reused_request_id_is_a_409(
+    gateway: RunningGateway, receiver: DemoReceiver
+) -> None:
+    sr = await refer_by_bars(gateway, receiver)
+    sent = headers()
+    async with await performer_client(gateway) as iapt:
+        first = await iapt.post("/fhir/$process-message", content=json.dumps(rejection(sr)), headers=sent)
+        retry = await iapt.post("/fhir/$process-message", content=json.dumps(rejection(sr)), headers=sent)
+        other = did_not_attend(sr)
+        reused = await iapt.post("/fhir/$process-message", content=json.dumps(other), headers=sent)
+    assert (first.status_code, retry.status_code, reused.status_code) == (200, 200, 409)
+    assert retry.json()["entry"][1]["resource"] == first.json()["entry"][1]["resource"]
+    assert reused.json()["issue"][0]["details"]["coding"][0]["code"] == "REC_CONFLICT"
+    ubrn = sr["identifier"][0]["value"]
+    await eventually(lambda: heard(receiver, ubrn) != [], what="the rejection back at A81002")
+    assert [s for _, s, _ in heard(receiver, ubrn)] == ["rejected"], "one change, sent back once"

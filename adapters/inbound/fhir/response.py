@@ -45,7 +45,7 @@ _DID_NOT_ATTEND = CodeableConcept(
 )
 
 
-def from_message(message: Message, request_id: str) -> InboundResponse:
+def from_message(message: Message, request_id: str, digest: str | None = None) -> InboundResponse:
     focus = _focus(message)
     ids, identifiers = _names(focus)
     if not ids and not identifiers:
@@ -59,6 +59,7 @@ def from_message(message: Message, request_id: str) -> InboundResponse:
         outcome=_outcome(message, focus),
         sender=sender(message.header),
         message_id=request_id,
+        digest=digest,
         names=[*(f"ServiceRequest/{i}" for i in ids), *(f"{s}|{v}" for s, v in identifiers)],
     )
 
