@@ -1,7 +1,7 @@
 """The status spine: a receiver moves a referral's Task along; each change is stored with an event on
 `referrals.status`, which delivery carries back to the referrer in its own format.
 
-    proposed Task (FHIR PUT/PATCH, HL7 RRI^I12, status-updates topic)
+    proposed Task (FHIR PUT/PATCH, HL7 RRI^I12, BaRS servicerequest-response, status-updates topic)
         → lifecycle rules (schemas/task-lifecycle.json) → store: new version + outbox event, one commit
 
 A change that repeats the current state is answered with the current version and adds no event,
