@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from typing import Any
 
 import pytest
 
 from adapters.inbound.fhir import claims, messaging, response
+from adapters.outbound import fhir_http
+from adapters.outbound.receipt import Outgoing
 from gateway.canonical import systems
+from gateway.canonical.task import initial_task
 from gateway.errors import InvalidHeader, InvalidReferral
-from tests.samples import entry, load
+from tests.samples import entry, load, service_request
 
 JSON = "application/fhir+json"
 
@@ -112,3 +116,14 @@ def test_an_organisation_without_an_ods_code_is_refused_at_the_header() -> None:
     with pytest.raises(InvalidHeader) as caught:
         claims.read({claims.END_USER_ORGANISATION: encoded({"resourceType": "Organization", "name": "Somewhere"})})
     assert [i.expression for i in caught.value.issues] == ["NHSD-End-User-Organisation.identifier"]
+
+
+def test_the_gateways_own_response_message_reads_back_as_the_same_task_change() -> None:
+    """Hub to hub: what this gateway sends a BaRS referrer is what it takes from another gateway."""
+    sr = {**service_request(), "id": "ref-7"}
+    task = {**initial_task(sr, "rejected"), "statusReason": {"text": "Not suitable: see the letter"}}
+    outgoing = Outgoing(json.dumps(task), str(uuid.uuid4()), "update", "corr-1", "2026-11-23T10:00:00+00:00")
+    answer = read(fhir_http.task_message(outgoing, "https://gp.example/fhir"))
+    assert "ref-7" in answer.referral_ids and answer.identifiers[0] == tuple(sr["identifier"][0].values())
+    assert answer.outcome.status == "rejected"
+    assert answer.outcome.reason is not None and answer.outcome.reason.text == "Not suitable: see the letter"

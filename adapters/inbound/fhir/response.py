@@ -78,16 +78,13 @@ def _focus(message: Message) -> Resource:
 
 
 def _names(focus: Resource) -> tuple[list[str], list[tuple[str, str]]]:
-    """The gateway ids and the business identifiers a focus resource names its referral by."""
+    """The gateway ids and the business identifiers a focus resource names its referral by: its own
+    identifiers (a Task carries its referral's) and those its basedOn / focus references give."""
     data: dict[str, Any] = focus.model_dump(mode="json", by_alias=True)
     refs = [*data.get("basedOn", []), *([data["focus"]] if isinstance(data.get("focus"), dict) else [])]
-    own = [data] if focus.get_resource_type() == "ServiceRequest" else [{"identifier": data.get("identifier", [])}]
     ids = [r["reference"].split("/_history/")[0].rsplit("/", 1)[-1] for r in refs if _is_service_request(r)]
     identifiers: list[tuple[str, str]] = []
-    for ident in [
-        *(i for o in own for i in o.get("identifier") or []),
-        *(r["identifier"] for r in refs if "identifier" in r),
-    ]:
+    for ident in [*data.get("identifier", []), *(r["identifier"] for r in refs if "identifier" in r)]:
         if ident.get("system") == systems.REFERRAL_ID and ident.get("value"):
             ids.append(ident["value"])
         elif ident.get("system") and ident.get("value"):
