@@ -2,8 +2,9 @@
 carry, searched by `context` (the use case: `msk-pain`, `iapt`, `physiotherapy`, or `system|code`),
 `event`, `url`, `name` and `status`; `GET /fhir/MessageDefinition/{id}` reads one.
 
-As BaRS has it, a `context` that matches nothing is a 404 (REC_NOT_FOUND), not an empty page. No
-patient data: the definitions are the deployment's configuration (schemas/messaging).
+As BaRS has it, a `context` that matches nothing is a 404 (REC_NOT_FOUND), not an empty page, and
+transaction ids sent with a search are GUIDs (400 REC_BAD_REQUEST otherwise). No patient data: the
+definitions are the deployment's configuration (schemas/messaging).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
 from adapters.inbound.fhir import definitions
-from gateway.api import search
+from gateway.api import search, transaction
 from gateway.api.deps import RuntimeDep
 from gateway.api.links import base_url
 from gateway.api.representation import fhir_response
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
 @router.get("/MessageDefinition")
 async def search_message_definitions(request: Request, runtime: RuntimeDep) -> Response:
+    transaction.check_ids(request)
     criteria = search.parameters(request, search.MESSAGE_DEFINITION)
     found = definitions.search(definitions.load(runtime.settings.schemas_dir), criteria)
     context = [value for name, value in criteria if name == "context"]

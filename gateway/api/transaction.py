@@ -32,19 +32,28 @@ class Transaction:
 
 
 def read(request: Request, body: bytes) -> Transaction:
+    """The transaction of a message: its request id and fingerprint (a retry is told by both)."""
+    request_id = request.headers.get(REQUEST_ID)
+    check_ids(request, required=True)
+    assert request_id is not None  # check_ids refuses a request without one
+    correlation = request.headers.get(CORRELATION_ID)
+    fingerprint = hashlib.sha256((correlation or "").encode() + b"\n" + body).hexdigest()
+    return Transaction(request_id=request_id, digest=fingerprint)
+
+
+def check_ids(request: Request, required: bool = False) -> None:
+    """The transaction ids sent are GUIDs (and X-Request-Id is there, where `required`)."""
     request_id = request.headers.get(REQUEST_ID)
     correlation = request.headers.get(CORRELATION_ID)
     issues = []
-    if not request_id:
+    if not request_id and required:
         issues.append(Issue(f"the {REQUEST_ID} header is missing", REQUEST_ID, "required"))
-    elif not is_guid(request_id):
+    elif request_id and not is_guid(request_id):
         issues.append(Issue(f"'{request_id}' is not a GUID", REQUEST_ID, "value"))
     if correlation is not None and not is_guid(correlation):
         issues.append(Issue(f"'{correlation}' is not a GUID", CORRELATION_ID, "value"))
-    if issues or request_id is None:
+    if issues:
         raise InvalidHeader(f"{REQUEST_ID} and {CORRELATION_ID} must be GUIDs (BaRS transactional integrity)", *issues)
-    fingerprint = hashlib.sha256((correlation or "").encode() + b"\n" + body).hexdigest()
-    return Transaction(request_id=request_id, digest=fingerprint)
 
 
 def is_guid(value: str) -> bool:

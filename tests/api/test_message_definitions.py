@@ -45,11 +45,14 @@ async def test_a_message_definition_names_the_resources_its_message_must_carry(r
     assert read.json()["eventCoding"]["code"] == "servicerequest-request"
 
 
-async def test_a_use_case_with_no_message_is_a_404_rec_not_found(running_gateway: RunningGateway) -> None:
+async def test_a_use_case_with_no_message_is_a_404_and_a_bad_search_a_400(running_gateway: RunningGateway) -> None:
     async with running_gateway.anonymous_client() as client:
         answer = await client.get("/fhir/MessageDefinition", params={"context": "dentistry"})
         typo = await client.get("/fhir/MessageDefinition", params={"contxt": "iapt"})
+        not_a_guid = await client.get("/fhir/MessageDefinition", headers={"x-request-id": "req-1"})
     assert answer.status_code == 404
+    assert not_a_guid.status_code == 400
+    assert not_a_guid.json()["issue"][0]["details"]["coding"][0]["code"] == "REC_BAD_REQUEST"
     issue = answer.json()["issue"][0]
     assert issue["details"]["coding"][0]["code"] == "REC_NOT_FOUND" and "iapt" in issue["diagnostics"]
     assert typo.status_code == 400
