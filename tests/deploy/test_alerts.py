@@ -62,7 +62,8 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_promtool_accepts_the_alerting_rules() -> None:
     checked = promtool("check", "rules", RULES.name)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert f"SUCCESS: {len(alert_rules())} rules found" in checked.stdout
+    rules = sum(len(group["rules"]) for group in yaml.safe_load(RULES.read_text())["groups"])
+    assert f"SUCCESS: {rules} rules found" in checked.stdout
 
 
 @needs_promtool
