@@ -69,7 +69,7 @@ RECEIVER_FAILING = Gauge(
     ["receiver"],
 )
 DEAD_LETTERS_OPEN = Gauge("gateway_dead_letters_open", "Dead letters neither replayed nor discarded")
-INBOUND_REFUSED = Counter(
+REFUSED = Counter(
     "gateway_inbound_refused",
     "Inbound messages refused, by inbound adapter, reason class and sender",
     ["adapter", "reason", "sender"],
