@@ -9,8 +9,10 @@ promtool comes from Debian's `prometheus` package, which `make test` installs
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
+from asyncio.subprocess import PIPE, STDOUT
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -111,12 +113,16 @@ def declared() -> dict[str, set[str]]:
     return found
 
 
-async def served(gateway: RunningGateway) -> set[str]:
-    """Every series name a running gateway's /metrics answers with, empty families included."""
+async def scrape(gateway: RunningGateway) -> str:
     async with gateway.client() as client:
         response = await client.get("/metrics")
     assert response.status_code == 200, response.text
-    families = text_string_to_metric_families(response.text)
+    return response.text
+
+
+async def served(gateway: RunningGateway) -> set[str]:
+    """Every series name a running gateway's /metrics answers with, empty families included."""
+    families = text_string_to_metric_families(await scrape(gateway))
     return {f.name + suffix for f in families for suffix in SUFFIXES.get(f.type, ("",))}
 
 
@@ -152,6 +158,17 @@ async def test_every_metric_a_rule_names_is_declared_by_the_gateway_and_served_a
     assert unknown == {}, "rules name metrics gateway/observability/metrics.py does not declare"
     missing = {name: alert for name, alert in rule_metrics().items() if name not in exposed}
     assert missing == {}, "rules name metrics the app's /metrics does not serve"
+
+
+@needs_promtool
+async def test_promtool_finds_nothing_to_fault_in_what_metrics_serves(running_gateway: RunningGateway) -> None:
+    assert PROMTOOL is not None
+    text = await scrape(running_gateway)
+    checking = await asyncio.create_subprocess_exec(
+        PROMTOOL, "check", "metrics", stdin=PIPE, stdout=PIPE, stderr=STDOUT
+    )
+    said, _ = await asyncio.wait_for(checking.communicate(text.encode()), timeout=60)
+    assert checking.returncode == 0 and not said.strip(), said.decode()
 
 
 def test_every_label_a_rule_selects_or_groups_by_is_one_its_metrics_carry() -> None:
