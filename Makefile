@@ -34,7 +34,7 @@ typecheck: $(VENV)/.test-deps
 browser:
 	bash scripts/install-browser.sh
 
-# Debian's prometheus package, for the promtool that checks deploy/prometheus/alerts.yml (tests/deploy)
+# Debian's prometheus package: promtool checks deploy/prometheus/alerts.yml, Prometheus runs it (tests/deploy)
 promtool:
 	bash scripts/install-promtool.sh
 
