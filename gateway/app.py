@@ -27,6 +27,8 @@ from gateway.api.representation import fhir_response
 from gateway.auth import policy, web
 from gateway.auth.guard import guard, route_path
 from gateway.errors import GatewayError, Issue, MalformedInput, NotFound, SenderError, Unauthenticated
+from gateway.inbound_log.arrival import refused_here
+from gateway.inbound_log.http import InboundHttpLog
 from gateway.observability.log_context import bind_correlation, correlation
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     _install_error_handlers(app)
     app.add_middleware(_TransactionHeaders)
+    app.add_middleware(InboundHttpLog, log=runtime.inbound_log)  # outermost: it sees every answer
     app.include_router(fhir.router)
     app.include_router(tasks.router)
     app.include_router(audit_events.router)
@@ -85,6 +88,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 async def _gateway_error(request: Request, exc: GatewayError) -> Response:
+    refused_here(exc)  # the inbound log records what the sender is told
     if not isinstance(exc, SenderError):
         log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
     if isinstance(exc, Unauthenticated) and web.wants_page(request) and _is_page(request):
