@@ -21,7 +21,19 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import __version__
-from gateway.api import audit_events, fhir, metrics, monitor, monitor_json, oauth, operations, pad, signin, tasks
+from gateway.api import (
+    audit_events,
+    fhir,
+    metrics,
+    monitor,
+    monitor_inbound,
+    monitor_json,
+    oauth,
+    operations,
+    pad,
+    signin,
+    tasks,
+)
 from gateway.api.outcome import operation_outcome
 from gateway.api.representation import fhir_response
 from gateway.auth import policy, web
@@ -73,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pad.router)
     app.include_router(monitor.router)
     app.include_router(monitor_json.router)
+    app.include_router(monitor_inbound.router)
     app.include_router(metrics.router)
     app.add_api_route("/openapi.json", lambda: app.openapi(), include_in_schema=False)
     for templates in (pad.templates, signin.templates, monitor.templates):

@@ -21,6 +21,7 @@ from gateway.bus.topics import ensure_topics, load_topics
 from gateway.delivery.destinations import DirectoryDestinations
 from gateway.delivery.service import DeliveryService
 from gateway.inbound_log.log import InboundLog
+from gateway.inbound_log.resubmit import Resubmitter
 from gateway.intake import Intake
 from gateway.mllp.handler import ReferralHandler
 from gateway.mllp.listener import MllpListener
@@ -78,6 +79,15 @@ class Runtime:
         senders = SenderCheck(SenderPolicy(settings.mllp.senders), self.audit)
         self.hl7_handler = ReferralHandler(self.intake, hl7, senders, self.status, self.inbound_log)
         self.mllp = MllpListener(settings.mllp, self.hl7_handler, hl7)
+        self.resubmitter = Resubmitter(
+            self.inbound_log,
+            self.store.inbound,
+            self.intake,
+            self.hl7_handler,
+            (settings.pad, settings.schemas_dir),
+            self.audit,
+            settings.inbound.bulk_max,
+        )
         self.dead_letters = DeadLetters(
             self.store, settings.delivery.dead_letter_topic, self.relay.wake, self.router.directory.__contains__
         )

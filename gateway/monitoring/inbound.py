@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from gateway.observability.masking import MASK, mask, scrub_text
-from gateway.store.inbound import LoggedMessage
+from gateway.canonical import nhs_number
+from gateway.observability.masking import MASK, NHS_NUMBER_MASK, mask, scrub_text
+from gateway.store.inbound import InboundQuery, LoggedMessage
 
 #: Patient segments masked field by field, and the fields of each left readable.
 _PATIENT_SEGMENTS = {"PID": {1, 8}, "NK1": {1}, "GT1": {1}, "IN1": {1}}
@@ -182,3 +184,24 @@ def _form(text: str, issues: list[tuple[str, str]], unmasked: bool) -> tuple[lis
 
 def _safe(text: str, unmasked: bool) -> str:
     return text if unmasked else scrub_text(text)
+
+
+def query(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sender: str = "",
+    nhs: str = "",
+    **equals: str,
+) -> InboundQuery:
+    """A search from what a form or a command line gave (blank: any); an NHS number as typed."""
+    given = {name: value.strip() for name, value in equals.items() if value and value.strip()}
+    if nhs.strip():
+        given["nhs_number"] = nhs_number.normalise(nhs)
+    return InboundQuery(since, until, sender.strip() or None, given)
+
+
+def masked_nhs_number(message: LoggedMessage, unmasked: bool) -> str:
+    if not message.nhs_number:
+        return ""
+    return message.nhs_number if unmasked else NHS_NUMBER_MASK
