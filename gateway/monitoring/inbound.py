@@ -89,9 +89,7 @@ def _hl7(text: str, issues: list[tuple[str, str]], unmasked: bool) -> tuple[list
         name = segment[:3]
         seen[name] = seen.get(name, 0) + 1
         here = {
-            n: int(m.group(3))
-            for n, m in wanted.items()
-            if m.group(1) == name and int(m.group(2) or 1) == seen[name]
+            n: int(m.group(3)) for n, m in wanted.items() if m.group(1) == name and int(m.group(2) or 1) == seen[name]
         }
         placed.update(here)
         fields = _hl7_fields(segment, unmasked)

@@ -266,9 +266,7 @@ class Store:
                 )
             )
         if inbound is not None:
-            await conn.execute(
-                insert(inbound_messages).values(**inbound, outcome="accepted", referral_id=referral.id)
-            )
+            await conn.execute(insert(inbound_messages).values(**inbound, outcome="accepted", referral_id=referral.id))
         row = (await conn.execute(select(referrals).where(referrals.c.id == referral.id))).one()
         return _stored(row)
 
