@@ -49,6 +49,7 @@ OUTCOMES = (ACCEPTED, DUPLICATE, REFUSED, FAILED)
 _HEADER_PREFIXES = ("MSH", "X-", "NHSD-", "MessageHeader", "Bundle.entry[0]", "Content-Type")
 
 _current: ContextVar[Arrival | None] = ContextVar("inbound_arrival", default=None)
+_frame: ContextVar[bytes | None] = ContextVar("inbound_frame", default=None)
 
 
 @dataclass
@@ -166,18 +167,18 @@ def refused_here(error: GatewayError) -> None:
         arrival.refuse(error)
 
 
+def frame_received(frame: bytes) -> None:
+    """The MLLP listener read this frame and hands its text to the handler next (same task)."""
+    _frame.set(frame)
+
+
 def wire_bytes(text: str) -> bytes:
-    """The bytes an MLLP frame held, from the text the listener decoded (UTF-8 when the bytes are
-    UTF-8, else Latin-1): Latin-1 text whose bytes are not UTF-8 was read as Latin-1; any other text
-    was read as UTF-8. The inverse is exact, so the log keeps the frame as it came."""
-    try:
-        latin = text.encode("latin-1")
-    except UnicodeEncodeError:
-        return text.encode("utf-8")
-    try:
-        latin.decode("utf-8")
-    except UnicodeDecodeError:
-        return latin
+    """The bytes of the frame whose text this is, as the listener read them (`frame_received`); the
+    text as UTF-8 when no frame was noted (a handler called without a listener)."""
+    frame = _frame.get()
+    if frame is not None:
+        _frame.set(None)
+        return frame
     return text.encode("utf-8")
 
 
