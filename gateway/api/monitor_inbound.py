@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from gateway.api.deps import RuntimeDep
 from gateway.api.monitor import parse_time, templates
 from gateway.api.monitor_deps import actor, organisation, principal, viewer
+from gateway.audit.events import Entity
 from gateway.errors import Forbidden, GatewayError, Issue, MalformedInput, NotFound
 from gateway.inbound_log.arrival import OUTCOMES, REASONS
 from gateway.inbound_log.resubmit import Resubmission
@@ -66,12 +67,14 @@ async def inbound_message_page(
     may_unmask = access.may_unmask(runtime.settings.monitor, viewer(request))
     shown = access.unmasked(runtime.settings.monitor, unmasked, viewer(request))
     attempts = await runtime.store.inbound.search(InboundQuery(equals={"resubmit_of": message.id}), 0, 100)
+    if shown:
+        await runtime.audit.note("read", Entity(f"InboundMessage/{message.id}"), description="shown unmasked")
     context = {
         "title": "Inbound message",
         "m": _row(message, shown),
         "shown": inbound.show(message, shown),
         "raw": inbound.text_of(message.raw) if shown else None,
-        "edit_diff": message.edit_diff if shown else None,
+        "edit_diff": inbound.shown_diff(message.edit_diff, shown),
         "attempts": [_row(a, shown) for a in attempts.items],
         "masked": not shown,
         "may_unmask": may_unmask,

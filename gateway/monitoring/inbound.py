@@ -203,3 +203,14 @@ def masked_nhs_number(message: LoggedMessage, unmasked: bool) -> str:
     if not message.nhs_number:
         return ""
     return message.nhs_number if unmasked else NHS_NUMBER_MASK
+
+
+def shown_diff(edit: str | None, unmasked: bool) -> str | None:
+    """An edit's diff as shown: its HL7 lines masked as the message is (the markers kept)."""
+    if edit is None or unmasked:
+        return edit
+    lines = []
+    for line in edit.splitlines():
+        marker, body = (line[:1], line[1:]) if line[:1] in "+- " and not line.startswith(("+++", "---")) else ("", line)
+        lines.append(marker + "|".join(_hl7_fields(body, False)) if body[:3].isalnum() else scrub_text(line))
+    return "\n".join(lines)

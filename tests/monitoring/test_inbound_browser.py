@@ -74,9 +74,9 @@ async def test_a_refused_message_is_found_shown_at_its_field_edited_and_resubmit
     pid = page.locator("#message li.has-issue")
     await expect(pid).to_contain_text("PID-3: the NHS number in PID-3")
     await expect(pid.locator("mark")).to_have_text("|***")  # masked until asked for
+    await screenshot(page, "monitor-inbound.png")
     await page.get_by_role("link", name="Show unmasked").click()
     await expect(pid.locator("mark")).to_have_text(f"|{BAD_NHS_NUMBER}^^^NHS^NH")
-    await screenshot(page, "monitor-inbound.png")
 
     box = page.get_by_label("Edit the message")
     edited = (await box.input_value()).replace(BAD_NHS_NUMBER, good := valid_nhs_number())
@@ -86,6 +86,8 @@ async def test_a_refused_message_is_found_shown_at_its_field_edited_and_resubmit
     await expect(page.locator(".flash.ok")).to_have_text("Resubmitted 1: 1 accepted.")
     await expect(page.locator("#outcome")).to_have_text("accepted")
     await expect(page.locator("#facts")).to_contain_text("Resubmission of")
+    await expect(page.locator("#diff")).to_contain_text("+PID|1||***")  # the edit, masked as the message is
+    await page.get_by_role("link", name="Show unmasked").click()
     await expect(page.locator("#diff")).to_contain_text(f"+PID|1||{good}")
     ubrn = text.split("RF1|")[1].split("|")[5]
 
