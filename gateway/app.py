@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     _install_error_handlers(app)
     app.add_middleware(_TransactionHeaders)
-    app.add_middleware(InboundHttpLog, log=runtime.inbound_log)  # outermost: it sees every answer
+    # outermost: it sees every answer
+    app.add_middleware(InboundHttpLog, log=runtime.inbound_log, max_body_bytes=settings.api.max_body_bytes)
     app.include_router(fhir.router)
     app.include_router(tasks.router)
     app.include_router(audit_events.router)

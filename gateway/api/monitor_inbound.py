@@ -34,7 +34,7 @@ FormText = Annotated[str, Form()]
 PAGE_SIZE = 50
 #: The search's fields, as the form and the JSON name them.
 FIELDS = ("since", "until", "channel", "sender", "outcome", "reason", "control_id", "referral_id", "nhs")
-CHANNELS = ("hl7v2-mllp", "fhir-rest", "fhir-messaging", "pad", "status-topic")
+CHANNELS = ("hl7v2-mllp", "fhir-rest", "fhir-messaging", "pad", "fhir-task", "status-topic")
 
 
 @router.get("/inbound", response_class=HTMLResponse)

@@ -37,7 +37,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     actions = command.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="inbound messages, newest first, with how many match")
     _criteria(listing)
-    listing.add_argument("--channel", help="hl7v2-mllp, fhir-rest, fhir-messaging, pad, status-topic")
+    listing.add_argument("--channel", help="hl7v2-mllp, fhir-rest, fhir-messaging, pad, fhir-task, status-topic")
     listing.add_argument("--outcome", choices=OUTCOMES)
     listing.add_argument("--control-id", help="MSH-10, X-Request-Id")
     listing.add_argument("--referral", help="the referral it became (or duplicated)")

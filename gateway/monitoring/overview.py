@@ -25,7 +25,7 @@ from gateway.observability import metrics
 from gateway.routing import Router
 from gateway.store import Store
 
-INBOUND_ADAPTERS = ("fhir-rest", "fhir-messaging", "hl7v2-mllp", "pad", "status-topic")
+INBOUND_ADAPTERS = ("fhir-rest", "fhir-messaging", "hl7v2-mllp", "pad", "fhir-task", "status-topic")
 ALL_TOPICS = "all topics"
 NOT_APPLICABLE = "\N{EN DASH}"
 

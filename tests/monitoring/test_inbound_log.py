@@ -317,3 +317,17 @@ async def _audit_descriptions(gateway: RunningGateway, subtype: str) -> list[str
     return [
         str(e.get("outcomeDesc", "")) for e in events if any(s.get("code") == subtype for s in e.get("subtype", []))
     ]
+
+
+async def test_a_request_refused_before_its_route_read_it_is_logged_with_its_body(gateway: RunningGateway) -> None:
+    from tests.samples import service_request
+
+    body = json.dumps(service_request()).encode()
+    request_id = str(uuid.uuid4())
+    async with gateway.anonymous_client() as client:
+        headers = {"content-type": "application/fhir+json", "x-request-id": request_id}
+        refused = await client.post("/fhir/ServiceRequest", content=body, headers=headers)
+    assert refused.status_code == 401
+    (row,) = await logged(gateway, control_id=request_id)
+    assert (row.outcome, row.reason, row.sender, row.raw) == ("refused", "authorisation", "unauthenticated", body)
+    assert row.destination == "POST /fhir/ServiceRequest"
