@@ -16,8 +16,9 @@ from gateway.inbound_log.arrival import Arrival
 from gateway.inbound_log.log import InboundLog
 from gateway.intake import Intake
 from gateway.monitoring import trace
+from gateway.monitoring.retention import Pruner
 from gateway.routing import load_router
-from gateway.settings import SCHEMAS_DIR
+from gateway.settings import SCHEMAS_DIR, RetentionSettings
 from gateway.store import Store
 from gateway.store.inbound import InboundQuery
 from tests.hl7v2.messages import IAPT, fresh, referral, sample, with_field
@@ -76,7 +77,8 @@ async def test_the_log_refuses_an_update_and_retention_prunes_only_what_is_old(e
     with pytest.raises((DBAPIError, StoreUnavailable)):
         async with each_store.begin() as conn:
             await conn.execute(text("UPDATE inbound_messages SET outcome = 'accepted'"))
-    assert await each_store.inbound.prune(datetime.now(UTC) - timedelta(days=90)) == 1
+    pruned = await Pruner(each_store, RetentionSettings(inbound_days=90), "referrals.deadletter").prune()
+    assert pruned.inbound == 1
     assert await each_store.inbound.get(old.id) is None and await each_store.inbound.get(new.id) is not None
 
 

@@ -331,3 +331,28 @@ async def test_a_request_refused_before_its_route_read_it_is_logged_with_its_bod
     (row,) = await logged(gateway, control_id=request_id)
     assert (row.outcome, row.reason, row.sender, row.raw) == ("refused", "authorisation", "unauthenticated", body)
     assert row.destination == "POST /fhir/ServiceRequest"
+
+
+async def test_a_refused_fhir_referral_is_found_by_the_json_api_edited_and_resubmitted(
+    gateway: RunningGateway,
+) -> None:
+    async with gateway.client() as client:
+        request_id, _ = await _post_fhir(client, valid=False)
+        found = (await client.get("/monitor/api/inbound", params={"control_id": request_id})).json()
+        (summary,) = found["messages"]
+        shown = (await client.get(f"/monitor/api/inbound/{summary['id']}")).json()
+    assert found["total"] == 1 and summary["outcome"] == "refused" and summary["reason"] == "ukcore"
+    marked = [line for line in shown["lines"] if line["issues"]]
+    assert any("ServiceRequest.subject.identifier" in i for line in marked for i in line["issues"])
+    assert BAD_NHS_NUMBER not in json.dumps(shown)  # masked for a caller without the role
+
+    original = await gateway.runtime.store.inbound.get(summary["id"])
+    assert original is not None
+    fixed = original.raw.decode().replace(BAD_NHS_NUMBER, _nhs_numbers(1)[0])
+    async with await viewer_client(gateway) as operator:
+        done = await operator.post(f"/monitor/api/inbound/{original.id}/resubmit", json={"message": fixed})
+    assert done.status_code == 200, done.text
+    assert done.json()["outcome"] == "accepted" and done.json()["referral_id"]
+    async with gateway.client() as client:
+        read = await client.get(f"/fhir/ServiceRequest/{done.json()['referral_id']}")
+    assert read.status_code == 200
