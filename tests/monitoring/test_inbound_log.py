@@ -356,3 +356,23 @@ async def test_a_refused_fhir_referral_is_found_by_the_json_api_edited_and_resub
     async with gateway.client() as client:
         read = await client.get(f"/fhir/ServiceRequest/{done.json()['referral_id']}")
     assert read.status_code == 200
+
+
+async def test_a_task_update_by_fhir_is_logged_on_its_own_channel(gateway: RunningGateway) -> None:
+    async with gateway.client() as client:
+        request_id, _ = await _post_fhir(client, valid=True)
+        (created,) = await logged(gateway, control_id=request_id)
+        tasks = (await client.get("/fhir/Task", params={"focus": f"ServiceRequest/{created.referral_id}"})).json()
+        task_id = tasks["entry"][0]["resource"]["id"]
+        ops = json.dumps([{"op": "replace", "path": "/status", "value": "received"}])
+        patch_id = str(uuid.uuid4())
+        headers = {"content-type": "application/json-patch+json", "x-request-id": patch_id}
+        moved = await client.patch(f"/fhir/Task/{task_id}", content=ops, headers=headers)
+    assert moved.status_code == 200, moved.text
+    (row,) = await logged(gateway, control_id=patch_id)
+    assert (row.channel, row.outcome, row.destination, row.raw) == (
+        "fhir-task",
+        "accepted",
+        f"PATCH /fhir/Task/{task_id}",
+        ops.encode(),
+    )
