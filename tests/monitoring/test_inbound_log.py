@@ -376,3 +376,30 @@ async def test_a_task_update_by_fhir_is_logged_on_its_own_channel(gateway: Runni
         f"PATCH /fhir/Task/{task_id}",
         ops.encode(),
     )
+
+
+async def test_task_updates_on_the_status_topic_are_logged_accepted_and_refused(gateway: RunningGateway) -> None:
+    from tests.api.test_task_status import publish
+
+    async with gateway.client() as client:
+        request_id, _ = await _post_fhir(client, valid=True)
+        (created,) = await logged(gateway, control_id=request_id)
+        bundle = (await client.get("/fhir/Task", params={"focus": f"ServiceRequest/{created.referral_id}"})).json()
+    task = bundle["entry"][0]["resource"]
+    servers, topic = gateway.settings.kafka.servers, "referrals.status-updates"
+    good, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    for status, ce_id in (("received", good), ("teleported", bad)):
+        headers = {"ce_source": "urn:receiver:RX1PN", "ce_id": ce_id}
+        await asyncio.to_thread(publish, servers, topic, "key", {**task, "status": status}, headers)
+
+    async def both() -> bool:
+        return len(await logged(gateway, channel="status-topic", control_id=good)) == 1 and bool(
+            await logged(gateway, channel="status-topic", control_id=bad)
+        )
+
+    await eventually(both, timeout=30, what="both updates logged")
+    (moved,) = await logged(gateway, control_id=good)
+    (refused,) = await logged(gateway, control_id=bad)
+    assert (moved.outcome, moved.sender) == ("accepted", "urn:receiver:RX1PN")
+    assert refused.outcome == "refused" and refused.source_address is not None
+    assert refused.source_address.startswith(f"{topic}/") and b"teleported" in refused.raw
