@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Select, delete, func, or_, select
+from sqlalchemy import Boolean, ColumnElement, Connection, Select, and_, delete, func, literal, or_, select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from gateway.errors import StoreUnavailable
 from gateway.store.bulk import insert_all
@@ -53,7 +55,8 @@ class Page(Generic[T]):
 @dataclass(frozen=True)
 class InboundQuery:
     """What to look for; every criterion given must hold. `sender` matches the sender as recorded, or
-    the facility of an HL7 sender (MSH-3^MSH-4), so an ODS code finds what came by any channel."""
+    the facility of an HL7 sender (MSH-3^MSH-4), so an ODS code finds what came by any channel; an
+    NHS number also finds a message refused before the intake read it, by the number as written."""
 
     since: datetime | None = None
     until: datetime | None = None
@@ -145,8 +148,38 @@ def _filtered(query: Select[Any], criteria: InboundQuery) -> Select[Any]:
     for name, value in criteria.equals.items():
         if name not in EQUALS:
             raise ValueError(f"the inbound log cannot be searched by {name}")
-        query = query.where(c[name] == value)
+        query = query.where(_nhs_number(value) if name == "nhs_number" else c[name] == value)
     return query
+
+
+def _nhs_number(value: str) -> ColumnElement[bool]:
+    """The patient's messages: those the intake read the number from, and those refused before it (the
+    number as written in the message, valid or not: how a refused one is found again)."""
+    c = inbound_messages.c
+    if not value.isdigit():
+        return c.nhs_number == value
+    return or_(c.nhs_number == value, and_(c.nhs_number.is_(None), _Holds(c.raw, literal(value.encode()))))
+
+
+class _Holds(FunctionElement[bool]):
+    """`haystack` (bytes) holds `needle` (bytes): SQLite's instr, PostgreSQL's position (LIKE does not
+    match a blob on SQLite)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "holds"
+
+
+@compiles(_Holds)
+def _holds_sqlite(element: _Holds, compiler: Any, **kw: Any) -> str:
+    haystack, needle = list(element.clauses)
+    return f"instr({compiler.process(haystack, **kw)}, {compiler.process(needle, **kw)}) > 0"
+
+
+@compiles(_Holds, "postgresql")
+def _holds_postgresql(element: _Holds, compiler: Any, **kw: Any) -> str:
+    haystack, needle = list(element.clauses)
+    return f"position({compiler.process(needle, **kw)} in {compiler.process(haystack, **kw)}) > 0"
 
 
 def _append(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[None]:

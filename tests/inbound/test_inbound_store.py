@@ -92,3 +92,14 @@ async def test_a_trace_search_matching_5001_referrals_says_5001_and_pages(store:
     last = await trace.find(store, one_patient, offset=5000)
     assert len(last.items) == 1 and last.items[0].id not in {f.id for f in first.items}
     assert last.next_offset is None and last.previous_offset == 4980
+
+
+async def test_a_message_refused_before_the_intake_is_found_by_the_nhs_number_it_carries(each_store: Store) -> None:
+    log = InboundLog(each_store.inbound)
+    arrival = Arrival("hl7v2-mllp", b"MSH|...\rPID|1||9434765910^^^NHS^NH\r", control_id="bad-nhs")
+    with pytest.raises(InvalidReferral):
+        async with log.receiving(arrival):
+            raise InvalidReferral("the NHS number is not valid", Issue("check digit", "PID-3"))
+    found = await each_store.inbound.search(InboundQuery(equals={"nhs_number": "9434765910"}))
+    assert [m.control_id for m in found.items] == ["bad-nhs"] and found.total == 1
+    assert (await each_store.inbound.search(InboundQuery(equals={"nhs_number": "9434765919"}))).total == 0

@@ -137,6 +137,8 @@ async def test_a_pas_message_with_a_bad_nhs_number_is_logged_refused_with_the_is
     async with gateway.client() as client:  # the admin: may resubmit, not see patient data
         listed = await client.get("/monitor/inbound", params={"sender": "A81001", "outcome": "refused"})
         shown = await client.get(f"/monitor/inbound/{row.id}")
+        by_patient = await client.get("/monitor/inbound", params={"nhs": BAD_NHS_NUMBER})
+    assert row.id in by_patient.text and BAD_NHS_NUMBER not in by_patient.text.split('id="total"')[1]
     assert row.id in listed.text and re.search(r'id="total">\d[\d,]* messages? match', listed.text)
     marked = re.search(r"<li class=\"has-issue\"><code>PID.*?</li>", shown.text, re.S)
     assert marked is not None and "<mark>|***</mark>" in marked.group(0)  # PID-3, masked
