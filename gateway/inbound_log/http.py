@@ -46,7 +46,7 @@ class InboundHttpLog:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         channel = channel_of(scope.get("method", ""), scope.get("path", "")) if scope["type"] == "http" else None
-        if channel is None or not self._log.enabled:
+        if channel is None:  # with the log off, the outcome is still counted
             await self.app(scope, receive, send)
             return
         arrival = _arrival(scope, channel)

@@ -9,6 +9,7 @@ refusal before the intake is counted as surely as one inside it:
     gateway_inbound_refused_total{adapter,reason}     the reason classes of arrival.py
     gateway_referrals_rejected_total{adapter,error}   every refusal, by error class
 
+With the log off (`INBOUND_ENABLED=false`) nothing is written, and every outcome is still counted.
 A log that cannot be written does not stop the answer (the sender is told what happened either way);
 it is logged as an error. Must not: decide an outcome, or change what the surface answers.
 """
