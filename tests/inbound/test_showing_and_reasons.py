@@ -98,3 +98,12 @@ def test_fhir_is_shown_with_each_issue_at_its_path_or_its_nearest_element() -> N
 def test_an_edit_is_audited_as_a_diff_of_segments() -> None:
     before, after = b"MSH|a\rPID|1||1\rPV1|1\r", b"MSH|a\r\nPID|1||2\r\nPV1|1\r\n"
     assert diff(before, after).splitlines()[2:] == ["@@ -1,3 +1,3 @@", " MSH|a", "-PID|1||1", "+PID|1||2", " PV1|1"]
+
+
+def test_an_issue_at_a_later_segment_of_a_name_marks_that_segment() -> None:
+    text = sample(MSK).replace("\n", "\r")
+    issue = {"expression": "PRD[2]-7", "diagnostics": "not an ODS organisation code"}
+    lines = show(logged(text.encode(), [issue]), unmasked=True).lines
+    prds = [line for line in lines if line.text.startswith("PRD|")]
+    assert [line.issues for line in prds] == [(), ("PRD[2]-7: not an ODS organisation code",)]
+    assert [p.text for p in prds[1].parts if p.marked] == ["|RX1PN^ODS"]
