@@ -28,10 +28,13 @@ from gateway.demo_receiver import DemoReceiver
 from gateway.inbound_log.arrival import wire_bytes
 from gateway.settings import DeliverySettings, Settings, StoreSettings
 from gateway.store.inbound import InboundQuery, LoggedMessage
+from tests.api.test_task_status import publish
 from tests.conftest import ADMIN_ODS, RunningGateway, add_client, token_for
 from tests.delivery.receivers import eventually, schemas_for_receiver
 from tests.hl7v2.messages import MSK, fresh, sample, with_field
 from tests.mllp.conftest import Sender
+from tests.pad.pads import physio_fields
+from tests.samples import service_request, valid_nhs_number
 
 BAD_NHS_NUMBER = "9434765910"  # 943 476 591 9 with the wrong check digit
 
@@ -261,8 +264,6 @@ def _metric(text: str, name: str, **labels: str) -> int:
 
 
 async def _post_fhir(client: httpx.AsyncClient, valid: bool) -> tuple[str, bool]:
-    from tests.samples import service_request, valid_nhs_number
-
     number = valid_nhs_number() if valid else BAD_NHS_NUMBER
     sr = service_request(subject={"identifier": {"system": systems.NHS_NUMBER, "value": number}})
     request_id = str(uuid.uuid4())
@@ -273,8 +274,6 @@ async def _post_fhir(client: httpx.AsyncClient, valid: bool) -> tuple[str, bool]
 
 
 async def _post_pad(client: httpx.AsyncClient, valid: bool) -> tuple[str, bool]:
-    from tests.pad.pads import physio_fields
-
     fields: dict[str, Any] = physio_fields(None if valid else {"patient.nhs-number": BAD_NHS_NUMBER})
     request_id = str(uuid.uuid4())
     response = await client.post("/pad", json=fields, headers={"x-request-id": request_id})
@@ -283,8 +282,6 @@ async def _post_pad(client: httpx.AsyncClient, valid: bool) -> tuple[str, bool]:
 
 
 def _nhs_numbers(count: int) -> list[str]:
-    from tests.samples import valid_nhs_number
-
     return [valid_nhs_number() for _ in range(count)]
 
 
@@ -322,8 +319,6 @@ async def _audit_descriptions(gateway: RunningGateway, subtype: str) -> list[str
 
 
 async def test_a_request_refused_before_its_route_read_it_is_logged_with_its_body(gateway: RunningGateway) -> None:
-    from tests.samples import service_request
-
     body = json.dumps(service_request()).encode()
     request_id = str(uuid.uuid4())
     async with gateway.anonymous_client() as client:
@@ -381,8 +376,6 @@ async def test_a_task_update_by_fhir_is_logged_on_its_own_channel(gateway: Runni
 
 
 async def test_task_updates_on_the_status_topic_are_logged_accepted_and_refused(gateway: RunningGateway) -> None:
-    from tests.api.test_task_status import publish
-
     async with gateway.client() as client:
         request_id, _ = await _post_fhir(client, valid=True)
         (created,) = await logged(gateway, control_id=request_id)
