@@ -172,7 +172,7 @@ def _form(text: str, issues: list[tuple[str, str]], unmasked: bool) -> tuple[lis
     lines: list[Line] = []
     placed: set[int] = set()
     for key, value in parse_qsl(text, keep_blank_values=True):
-        here = [n for n, (where, _) in enumerate(issues) if where and where.split(".")[-1] == key]
+        here = [n for n, (where, _) in enumerate(issues) if where and key in (where, where.split(".")[-1])]
         placed.update(here)
         shown = value if unmasked or key.startswith("_") else (MASK if value else "")
         notes = tuple(f"{issues[n][0]}: {_safe(issues[n][1], unmasked)}" for n in here)

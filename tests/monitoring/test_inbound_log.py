@@ -34,6 +34,7 @@ from tests.delivery.receivers import eventually, schemas_for_receiver
 from tests.hl7v2.messages import MSK, fresh, sample, with_field
 from tests.mllp.conftest import Sender
 from tests.pad.pads import physio_fields
+from tests.pad.test_pad_api import form_body
 from tests.samples import service_request, valid_nhs_number
 
 BAD_NHS_NUMBER = "9434765910"  # 943 476 591 9 with the wrong check digit
@@ -398,3 +399,24 @@ async def test_task_updates_on_the_status_topic_are_logged_accepted_and_refused(
     assert (moved.outcome, moved.sender) == ("accepted", "urn:receiver:RX1PN")
     assert refused.outcome == "refused" and refused.source_address is not None
     assert refused.source_address.startswith(f"{topic}/") and b"teleported" in refused.raw
+
+
+async def test_a_refused_pad_form_is_shown_by_field_and_resubmitted_edited_once(gateway: RunningGateway) -> None:
+    token = str(uuid.uuid4())
+    posted = form_body(physio_fields({"patient.nhs-number": BAD_NHS_NUMBER}), token)
+    async with gateway.client() as client:
+        refused = await client.post("/pad", **posted)
+    assert refused.status_code == 422
+    (original,) = [m for m in await logged(gateway, channel="pad", outcome="refused") if token in m.raw.decode()]
+    assert original.raw == posted["content"].encode() and original.reason == "mapping"
+    async with gateway.client() as client:
+        shown = (await client.get(f"/monitor/api/inbound/{original.id}")).json()
+    nhs_line = next(line for line in shown["lines"] if line["text"].startswith("patient.nhs-number"))
+    assert nhs_line["text"] == "patient.nhs-number = ***" and nhs_line["issues"]
+
+    fixed = original.raw.decode().replace(BAD_NHS_NUMBER, valid_nhs_number())
+    async with await viewer_client(gateway) as operator:
+        first = (await operator.post(f"/monitor/api/inbound/{original.id}/resubmit", json={"message": fixed})).json()
+        again = (await operator.post(f"/monitor/api/inbound/{original.id}/resubmit", json={"message": fixed})).json()
+    assert first["outcome"] == "accepted" and again["outcome"] == "duplicate"
+    assert first["referral_id"] == again["referral_id"]  # the form's submission token: one referral
