@@ -6,7 +6,8 @@ moved) is appended to the log, before the surface answers. Every outcome is coun
 refusal before the intake is counted as surely as one inside it:
 
     gateway_inbound_messages_total{adapter,outcome}   accepted, duplicate, refused, failed
-    gateway_inbound_refused_total{adapter,reason}     the reason classes of arrival.py
+    gateway_inbound_refused_total{adapter,reason,sender}  the reason classes of arrival.py, the sender's
+                                                      organisation (MSH-4, the caller's ODS code)
     gateway_referrals_rejected_total{adapter,error}   every refusal, by error class
 
 With the log off (`INBOUND_ENABLED=false`) nothing is written, and every outcome is still counted.
@@ -65,7 +66,8 @@ class InboundLog:
         outcome = arrival.final_outcome()
         metrics.inbound(arrival.channel, outcome)
         if outcome == REFUSED and arrival.error is not None:
-            metrics.refused(arrival.channel, arrival.final_reason(), type(arrival.error).__name__)
+            organisation = arrival.sender.split("^")[-1]  # MSH-3^MSH-4: the facility
+            metrics.refused(arrival.channel, arrival.final_reason(), type(arrival.error).__name__, organisation)
         if arrival.logged or self._messages is None:
             return
         try:

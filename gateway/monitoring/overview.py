@@ -192,7 +192,9 @@ def _inbound_adapters(logged: dict[tuple[str, ...], float]) -> list[str]:
 
 
 def _refused() -> dict[str, dict[str, int]]:
-    counts = metrics.counter_values(metrics.REFUSED)
+    counts: dict[tuple[str, str], float] = {}
+    for (adapter, reason, _), n in metrics.counter_values(metrics.REFUSED).items():  # every sender together
+        counts[adapter, reason] = counts.get((adapter, reason), 0) + n
     adapters = _inbound_adapters(metrics.counter_values(metrics.INBOUND))
     return {a: {r: int(counts.get((a, r), 0)) for r in REASONS} for a in adapters}
 
