@@ -148,7 +148,9 @@ class DeliverySettings(BaseModel):
     backoff_max_s: float = Field(default=900.0, gt=0)
     backoff_jitter: float = Field(default=0.5, ge=0, le=1)  # the share of each delay that is random
     http_timeout_s: float = Field(default=15.0, gt=0)
-    mllp_timeout_s: float = Field(default=15.0, gt=0)  # connect, send and wait for the ACK
+    mllp_timeout_s: float = Field(default=15.0, gt=0)  # send and wait for the ACK
+    mllp_connect_timeout_s: float = Field(default=5.0, gt=0)  # open a connection to an MLLP receiver
+    mllp_max_ack_bytes: int = Field(default=64 * 1024, ge=256)  # a longer answer closes the connection
     max_waiting: int = Field(default=1000, ge=1)  # retries held in memory per partition before it pauses
     # Where a delivery group with no committed offsets starts. "earliest": nothing published is ever
     # skipped (the ledger keeps a second look harmless). "latest" only for throwaway groups (tests, demos)
