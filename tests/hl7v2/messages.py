@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from adapters.hl7v2 import parser, ref_i12, tables
+from adapters.hl7v2 import header, parser, ref_i12, tables
 from adapters.hl7v2.tables import Hl7Tables
 from gateway.canonical.referral import InboundReferral
-from gateway.settings import SCHEMAS_DIR
+from gateway.settings import SCHEMAS_DIR, Hl7SenderOrganisations
 from tests.samples import valid_nhs_number
 
 SAMPLES = SCHEMAS_DIR / "samples" / "hl7v2"
@@ -35,8 +35,14 @@ def expected_path(name: str) -> Path:
     return SAMPLES / name.replace(".hl7", ".json")
 
 
-def referral(text: str, correlation_id: str | None = None) -> InboundReferral:
-    return ref_i12.to_referral(parser.parse(text), HL7, correlation_id)
+def referral(
+    text: str, correlation_id: str | None = None, organisations: Hl7SenderOrganisations | None = None
+) -> InboundReferral:
+    """Map as the MLLP handler does: the header read and checked once, then passed to the mapping."""
+    message = parser.parse(text)
+    head = header.read(message)
+    kind = header.check(head, HL7.profile)
+    return ref_i12.to_referral(message, head, kind, HL7, organisations, correlation_id)
 
 
 def segments(text: str) -> list[str]:
