@@ -93,7 +93,8 @@ def pas_ref_i12(nhs_number: str, prd: bool = True, accept: str = "AL", applicati
     lines = [
         f"MSH|^~\\&|PAS|RX1|REFERRAL-GATEWAY|RX1PN|20261120093000||REF^I12^REF_I12|PAS{token}|P|2.4|||{accept}|{application}|GBR",
         "EVN|I12|20261120093000",
-        f"RF1|P^Pending^HL70283|R^Routine^HL70280|183545006^Referral to pain clinic^SCT||O^Outpatient^HL70284|PAS-{token}^RX1|20261120",
+        "RF1|P^Pending^HL70283|R^Routine^HL70280|183545006^Referral to pain clinic^SCT||O^Outpatient^HL70284"
+        f"|PAS-{token}^RX1|20261120",
     ]
     if prd:
         lines += ["PRD|RP|Jones^Sam^^^Dr|||||A81001^ODS", "PRD|RT|Integrated MSK and Pain Service|||||RX1PN^ODS"]
