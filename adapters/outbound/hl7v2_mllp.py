@@ -4,15 +4,17 @@ host:port, or its Task as RRI^I12 back to the referrer's; delivered when the ACK
 MSH-10 is derived from the event id, so every copy of one event carries the same control id and the
 receiver can tell a resend from a new message. The ACK decides (MSA-1): AA delivered; AR refused,
 not retried; AE retried unless ERR-3 (HL7 table 0357) says the content itself is wrong (1xx, 200-205).
-No connection, no ACK within the timeout, an ACK larger than the limit, or an ACK to another message:
-retriable. The ACK is read with the project's HL7 v2 parser (hl7apy is too slow for every delivery).
+No connection, no ACK within the timeout, an ACK larger than the limit, or an answer that is not
+HL7: retriable. The ACK is read with the project's HL7 v2 parser (hl7apy is too slow for every
+delivery).
 
 `MllpClient` keeps one connection per receiver open and sends each message on it in turn, waiting for
-its ACK before the next, so several messages to one receiver go over one connection in order. A
-connection that fails in any way is closed, and the next message opens a new one. A connection
-reused from earlier that the receiver has closed meanwhile (its idle time-out) is opened again and
-the message sent on the new one at once: the receiver never answered it, and MSH-10 makes a resend
-harmless anyway.
+its ACK before the next, so several messages to one receiver go over one connection in order. An
+answer to another message (an enhanced-mode receiver's application ACK after its commit ACK, say) is
+passed over while the ACK to this one is awaited. A connection that fails in any way is closed, and
+the next message opens a new one. A connection reused from earlier that the receiver has closed
+meanwhile (its idle time-out) is opened again and the message sent on the new one at once: the
+receiver never answered it, and MSH-10 makes a resend harmless anyway.
 Must not: decide to retry, record or commit anything.
 """
 
@@ -89,31 +91,31 @@ class MllpClient:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
-    async def exchange(self, address: str, message: str) -> bytes:
-        """Send `message` to the receiver at `address` and return its answer (the ACK frame)."""
+    async def exchange(self, address: str, message: str, msh_10: str) -> Message:
+        """Send `message` (control id `msh_10`) to the receiver at `address`; its ACK, read."""
         host, port = _host_port(address)
         link = self._links.setdefault((host, port), _Link())
         async with link.lock:
             try:
-                return await self._exchange(link, host, port, message.encode())
+                return await self._exchange(link, host, port, message.encode(), msh_10)
             except BaseException:
                 await link.close()  # out of step or gone: the next message starts afresh
                 raise
 
-    async def _exchange(self, link: _Link, host: str, port: int, payload: bytes) -> bytes:
+    async def _exchange(self, link: _Link, host: str, port: int, payload: bytes, msh_10: str) -> Message:
         reused = link.writer is not None and link.reader is not None and not link.reader.at_eof()
         if not reused:
             await link.close()
             await self._connect(link, host, port)
         try:
-            return await self._round_trip(link, payload)
+            return await self._round_trip(link, payload, msh_10)
         except (_Closed, ConnectionResetError, BrokenPipeError):
             if not reused:
                 raise
             log.info("MLLP connection to %s:%d was closed by the receiver: opening a new one", host, port)
         await link.close()
         await self._connect(link, host, port)
-        return await self._round_trip(link, payload)
+        return await self._round_trip(link, payload, msh_10)
 
     async def _connect(self, link: _Link, host: str, port: int) -> None:
         try:
@@ -125,20 +127,33 @@ class MllpClient:
             raise DeliveryFailed(f"MLLP to {host}:{port} failed: {exc or type(exc).__name__}") from exc
         link.mllp = MllpConnection(self.max_ack_bytes)
 
-    async def _round_trip(self, link: _Link, payload: bytes) -> bytes:
-        assert link.reader is not None and link.writer is not None and link.mllp is not None
+    async def _round_trip(self, link: _Link, payload: bytes, msh_10: str) -> Message:
+        assert link.writer is not None and link.mllp is not None
         link.writer.write(link.mllp.send(payload))
         await link.writer.drain()
+        others: list[str] = []
         try:
             async with asyncio.timeout(self.read_timeout_s):
-                frame = await read_frame(link.reader, link.mllp)
+                return await self._answer(link, msh_10, others)
         except TimeoutError as exc:
-            raise DeliveryFailed(f"no ACK within {self.read_timeout_s:g}s") from exc
+            instead = f" (answers came to {', '.join(others)} instead)" if others else ""
+            raise DeliveryFailed(f"no ACK within {self.read_timeout_s:g}s{instead}") from exc
         except FrameTooLarge as exc:
             raise DeliveryFailed(f"the receiver's answer is longer than {self.max_ack_bytes} bytes") from exc
-        if frame is None:
-            raise _Closed("the receiver closed the connection without answering")
-        return frame
+
+    @staticmethod
+    async def _answer(link: _Link, msh_10: str, others: list[str]) -> Message:
+        """The ACK to `msh_10`. An answer to another message (the application ACK after a commit ACK
+        of an enhanced-mode receiver, a second answer to an earlier one) is passed over."""
+        assert link.reader is not None and link.mllp is not None
+        while (frame := await read_frame(link.reader, link.mllp)) is not None:
+            ack = read_ack(frame)
+            msa = ack.first("MSA")
+            if msa is None or msa.text(2) == msh_10:
+                return ack
+            log.info("MLLP answer to %s while waiting for the ACK to %s: passed over", msa.text(2), msh_10)
+            others.append(msa.text(2))
+        raise _Closed("the receiver closed the connection without answering")
 
 
 async def send_ref_i12(client: MllpClient, address: str, outgoing: Outgoing) -> Receipt:
@@ -156,20 +171,29 @@ async def send_rri_i12(client: MllpClient, address: str, outgoing: Outgoing) -> 
 
 async def _send(client: MllpClient, address: str, message: str, msh_10: str) -> Receipt:
     try:
-        ack = await client.exchange(address, message)
+        ack = await client.exchange(address, message, msh_10)
     except DeliveryFailed as exc:
         raise DeliveryFailed(f"{exc.message} ({address})", retriable=exc.retriable) from exc
     except OSError as exc:
         raise DeliveryFailed(f"MLLP to {address} failed: {exc or type(exc).__name__}") from exc
-    return receipt(ack, msh_10)
+    return meaning(ack, msh_10)
+
+
+def read_ack(frame: bytes) -> Message:
+    """A receiver's answer, read with the project's parser; raises `DeliveryFailed` when it is not HL7."""
+    try:
+        return parser.parse(frame.decode(errors="replace"))
+    except MalformedInput as exc:
+        raise DeliveryFailed(f"the receiver's answer is not an HL7 ACK: {exc.message}") from exc
 
 
 def receipt(ack: bytes, msh_10: str) -> Receipt:
-    """What the ACK means for the message sent with control id `msh_10`."""
-    try:
-        message = parser.parse(ack.decode(errors="replace"))
-    except MalformedInput as exc:
-        raise DeliveryFailed(f"the receiver's answer is not an HL7 ACK: {exc.message}") from exc
+    """What the ACK (as received) means for the message sent with control id `msh_10`."""
+    return meaning(read_ack(ack), msh_10)
+
+
+def meaning(message: Message, msh_10: str) -> Receipt:
+    """What the ACK, read, means for the message sent with control id `msh_10`."""
     msa = message.first("MSA")
     if msa is None or not msa.text(1):
         raise DeliveryFailed("the receiver's answer is not an HL7 ACK: it has no MSA-1")

@@ -159,3 +159,31 @@ async def test_an_ack_longer_than_the_limit_fails_and_the_next_message_gets_a_ne
         assert failed.value.retriable
         await hl7v2_mllp.send_ref_i12(client, address, outgoing())
     assert seen.count("connect") == 2
+
+
+async def test_an_enhanced_mode_receivers_second_ack_is_not_taken_for_the_next_message(
+    client: hl7v2_mllp.MllpClient,
+) -> None:
+    def ca_then_aa(n: int, text: str) -> bytes:
+        msh_10, framing = parser.parse(text).msh.text(10), MllpConnection(1024)
+        return b"".join(framing.send(demo_mllp.ack(msh_10, code, "").encode()) for code in ("CA", "AA"))
+
+    sent = [outgoing() for _ in range(3)]
+    async with raw_receiver(ca_then_aa) as (address, seen):
+        receipts = [await hl7v2_mllp.send_ref_i12(client, address, o) for o in sent]
+    assert [r.summary for r in receipts] == [f"CA MSA-2 {hl7v2_mllp.control_id(o.event_id)}" for o in sent]
+    assert seen.count("connect") == 1
+
+
+async def test_a_receiver_answering_only_another_message_times_out_saying_so() -> None:
+    def wrong(n: int, text: str) -> bytes:
+        return MllpConnection(1024).send(demo_mllp.ack("SOMETHING-ELSE", "AA", "").encode())
+
+    async with (
+        raw_receiver(wrong) as (address, _),
+        hl7v2_mllp.MllpClient(connect_timeout_s=2, read_timeout_s=0.3) as client,
+    ):
+        with pytest.raises(DeliveryFailed) as failed:
+            await hl7v2_mllp.send_ref_i12(client, address, outgoing())
+    assert failed.value.retriable
+    assert "no ACK within 0.3s (answers came to SOMETHING-ELSE instead)" in failed.value.message
