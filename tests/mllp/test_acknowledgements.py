@@ -10,7 +10,7 @@ from adapters.hl7v2 import parser
 from gateway.mllp.listener import MllpListener
 from gateway.store import Store
 from tests.hl7v2.messages import failing_check_digit, pas_ref_i12
-from tests.mllp.conftest import Sender
+from tests.mllp.conftest import END, VT, Sender
 from tests.samples import valid_nhs_number
 
 
@@ -18,7 +18,8 @@ def control_id(text: str) -> str:
     return parser.parse(text).msh.text(10)
 
 
-def answers_to(text: str, acks: list[str]) -> list[tuple[str, str]]:
+def answers(acks: list[str]) -> list[tuple[str, str]]:
+    """MSA-1 and MSA-2 of each ACK."""
     return [(m.first("MSA").text(1), m.first("MSA").text(2)) for m in map(parser.parse, acks)]  # type: ignore[union-attr]
 
 
@@ -34,7 +35,7 @@ async def test_a_pas_referral_with_a_bad_nhs_number_asking_ne_gets_cr_with_err_a
     assert err is not None and [err.text(1, c) for c in (1, 2, 3, 4)] == ["PID", "1", "3", "102"]
     assert msa.text(3) == "the NHS number is not valid"
     ok = pas_ref_i12(valid_nhs_number())  # the connection goes on: the next message is answered CA
-    assert answers_to(ok, [await sender.send(ok)]) == [("CA", control_id(ok))]
+    assert answers([await sender.send(ok)]) == [("CA", control_id(ok))]
     await sender.close()
     assert await store.message_referral("PAS^RX1", control_id(text)) is None, "nothing was kept of it"
 
@@ -43,10 +44,10 @@ async def test_a_refused_message_gets_one_cr_and_no_application_ack_after_it(lis
     text = pas_ref_i12(failing_check_digit(valid_nhs_number()), accept="AL", application="AL")
     ok = pas_ref_i12(valid_nhs_number(), accept="AL", application="AL")
     sender = await Sender.open(listener.port)
-    sender.writer.write(sender_frames(text, ok))
+    sender.writer.write(b"".join(VT + t.encode() + END for t in (text, ok)))
     acks = [await sender.ack() for _ in range(3)]
     await sender.close()
-    assert answers_to(text, acks) == [("CR", control_id(text)), ("CA", control_id(ok)), ("AA", control_id(ok))]
+    assert answers(acks) == [("CR", control_id(text)), ("CA", control_id(ok)), ("AA", control_id(ok))]
 
 
 async def test_a_store_that_is_down_gets_ce_and_the_resend_once_it_is_back_ca(
@@ -61,9 +62,5 @@ async def test_a_store_that_is_down_gets_ce_and_the_resend_once_it_is_back_ca(
     await store.start()
     again = await sender.send(text)
     await sender.close()
-    assert answers_to(text, [again]) == [("CA", control_id(text))]
+    assert answers([again]) == [("CA", control_id(text))]
     assert await store.message_referral("PAS^RX1", control_id(text)) is not None
-
-
-def sender_frames(*texts: str) -> bytes:
-    return b"".join(b"\x0b" + t.encode() + b"\x1c\r" for t in texts)
