@@ -73,11 +73,11 @@ async def test_a_receiver_restarted_gets_the_next_message_on_a_new_connection(
 
 
 async def test_after_a_timeout_the_late_ack_is_not_taken_for_the_next_message(receiver: DemoReceiver) -> None:
-    receiver.ledger.behaviour = Behaviour(delay_s=0.6, times=1)
-    async with hl7v2_mllp.MllpClient(connect_timeout_s=2, read_timeout_s=0.3) as client:
+    receiver.ledger.behaviour = Behaviour(delay_s=1.5, times=1)
+    async with hl7v2_mllp.MllpClient(connect_timeout_s=2, read_timeout_s=1.0) as client:
         with pytest.raises(DeliveryFailed, match="no ACK"):
             await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing())
-        await asyncio.sleep(0.5)  # the slow answer to the first message is written meanwhile
+        await asyncio.sleep(0.8)  # the slow answer to the first message is written meanwhile
         second = outgoing()
         delivered = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, second)
     assert delivered.summary == f"AA MSA-2 {hl7v2_mllp.control_id(second.event_id)}"
