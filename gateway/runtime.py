@@ -77,7 +77,9 @@ class Runtime:
         self.delivery = DeliveryService(kafka, settings.delivery, self.store, destinations, self.relay.wake)
         hl7 = hl7_tables.load(settings.schemas_dir)
         senders = SenderCheck(SenderPolicy(settings.mllp.senders), self.audit)
-        self.hl7_handler = ReferralHandler(self.intake, hl7, senders, self.status, self.inbound_log)
+        self.hl7_handler = ReferralHandler(
+            self.intake, hl7, senders, self.status, settings.mllp.sender_organisations, self.inbound_log
+        )
         self.mllp = MllpListener(settings.mllp, self.hl7_handler, hl7)
         self.resubmitter = Resubmitter(
             self.inbound_log,

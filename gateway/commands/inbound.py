@@ -174,7 +174,9 @@ async def _resubmitter(settings: Settings) -> AsyncIterator[Resubmitter]:
             intake = Intake(store, load_router(settings.schemas_dir), lambda: None, audit=audit)
             hl7 = hl7_tables.load(settings.schemas_dir)
             senders = SenderCheck(SenderPolicy(settings.mllp.senders), audit)
-            handler = ReferralHandler(intake, hl7, senders, None, log)
+            handler = ReferralHandler(
+                intake, hl7, senders, organisations=settings.mllp.sender_organisations, inbound=log
+            )
             pad = (settings.pad, settings.schemas_dir)
             yield Resubmitter(log, store.inbound, intake, handler, pad, audit, settings.inbound.bulk_max)
         finally:

@@ -130,7 +130,7 @@ async def test_a_pas_message_with_a_bad_nhs_number_is_logged_refused_with_the_is
 ) -> None:
     text = pas_message(BAD_NHS_NUMBER)
     (answer,) = await send(gateway, text)
-    assert "MSA|" in answer  # what it says (CA, CR) is the acknowledgement's business, not the log's
+    assert "MSA|CR|" in answer  # refused, and told so whatever MSH-16 asked
 
     (row,) = await logged(gateway, control_id=control_id(text))
     assert (row.outcome, row.reason, row.channel, row.sender) == ("refused", "mapping", "hl7v2-mllp", "EMISWeb^A81001")
