@@ -72,7 +72,9 @@ def _subject(sr: ServiceRequest) -> list[Issue]:
 
 def _untraced(sr: ServiceRequest) -> list[Issue]:
     """A patient without an NHS number: the contained Patient must say who they are."""
-    found = next((c for c in sr.contained or [] if c.get_resource_type() == "Patient" and c.id == patient.PATIENT_ID), None)
+    found = next(
+        (c for c in sr.contained or [] if c.get_resource_type() == "Patient" and c.id == patient.PATIENT_ID), None
+    )
     missing = patient.missing_demographics(found.model_dump(mode="json", exclude_none=True)) if found else ["Patient"]
     if missing:
         return [

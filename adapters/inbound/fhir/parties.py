@@ -174,7 +174,8 @@ class Work:
         meta = self.data.setdefault("meta", {})
         meta["tag"] = [*meta.get("tag", []), patient.flag_tag()]
         self.how["subject"] = (
-            "no NHS number: the Patient by name, birth date and postcode or address (contained), NHS number to be traced"
+            "no NHS number: the Patient by name, birth date and postcode or address (contained), "
+            "NHS number to be traced"
         )
 
     # -- requester -----------------------------------------------------------------------------
@@ -210,7 +211,11 @@ class Work:
     def _requester_from(self, ref: dict[str, Any], found: _Found) -> None:
         ident = ref.get("identifier") or {}
         if ident.get("system") in _ORG_SYSTEMS and ident.get("value"):
-            found.ods, found.how, found.display = ident["value"], "ServiceRequest.requester.identifier", ref.get("display")
+            found.ods, found.how, found.display = (
+                ident["value"],
+                "ServiceRequest.requester.identifier",
+                ref.get("display"),
+            )
             return
         if ident.get("system") in systems.PRACTITIONER_SYSTEMS:
             found.practitioner = {"resourceType": "Practitioner", "identifier": [ident]}

@@ -100,7 +100,10 @@ def _from_target(work: Work, found: _Performer) -> None:
     if target is None:
         return
     if not found.services:
-        resource = {"resourceType": "HealthcareService", "identifier": [{"system": target.system, "value": target.value}]}
+        resource = {
+            "resourceType": "HealthcareService",
+            "identifier": [{"system": target.system, "value": target.value}],
+        }
         found.services.append(_Service(HEADER, HEADER, resource))
     elif not any(s.names(target.system, target.value) for s in found.services):
         named = ", ".join(s.label() for s in found.services)

@@ -45,9 +45,7 @@ def service_request(body: bytes, content_type: str | None) -> ServiceRequest:
     return read(body, content_type).service_request
 
 
-def inbound(
-    sr: ServiceRequest | Read, correlation_id: str, request_id: str | None
-) -> InboundReferral:
+def inbound(sr: ServiceRequest | Read, correlation_id: str, request_id: str | None) -> InboundReferral:
     found = sr if isinstance(sr, Read) else Read(sr, {}, ())
     model = found.service_request
     sender = referral.requester_ods(model) or "unknown"

@@ -36,7 +36,11 @@ def decode(header: str | None) -> tuple[Target | None, list[Issue]]:
     if not isinstance(system, str) or not isinstance(value, str) or not system or not value:
         raise _bad("the JSON needs a string system and a string value")
     canonical = uris.canonical(system)
-    warnings = [] if canonical == system else [Issue(f"system '{system}' was read as '{canonical}'", HEADER, "value", "warning")]
+    warnings = (
+        []
+        if canonical == system
+        else [Issue(f"system '{system}' was read as '{canonical}'", HEADER, "value", "warning")]
+    )
     return Target(canonical, value.strip()), warnings
 
 
