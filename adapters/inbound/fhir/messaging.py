@@ -59,7 +59,7 @@ def from_bundle(
     )
     resolved = references.resolve(sr, context)
     sr = source.inferred(resolved.service_request)
-    problems += resolved.issues + ukcore.issues(sr)
+    problems += references.with_rules(resolved, ukcore.issues(sr))
     if problems:  # every problem with the message at once, each at its FHIRPath
         raise InvalidReferral(summary("the BaRS message cannot be taken as it is", problems), *problems)
     if reason == "delete":

@@ -15,9 +15,9 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from adapters.inbound.fhir.parties import Context, Index, Resolved, Work
 from adapters.inbound.fhir.performers import resolve_performers
-from gateway.errors import InvalidReferral
+from gateway.errors import InvalidReferral, Issue
 
-__all__ = ["Context", "Index", "Resolved", "canonicalise", "index", "resolve"]
+__all__ = ["Context", "Index", "Resolved", "canonicalise", "index", "resolve", "with_rules"]
 
 
 def index(entries: Iterable[tuple[str | None, Resource]]) -> Index:
@@ -40,6 +40,17 @@ def resolve(sr: ServiceRequest, context: Context) -> Resolved:
     work.requester()
     resolve_performers(work)
     return work.result()
+
+
+def with_rules(resolved: Resolved, broken: list[Issue]) -> list[Issue]:
+    """The resolution's problems and the UK Core rules broken, without the rules' second word about a
+    party the resolution already explained (an unresolved requester is not also "not an ODS code")."""
+    explained = {_party(i.expression) for i in resolved.issues}
+    return resolved.issues + [i for i in broken if _party(i.expression) not in explained]
+
+
+def _party(expression: str | None) -> str:
+    return ".".join((expression or "").split(".")[:2]).split("[")[0]
 
 
 def canonicalise(sr: ServiceRequest, resources: Index) -> ServiceRequest:

@@ -35,7 +35,7 @@ def read(
     assert isinstance(parsed, ServiceRequest)
     resolved = references.resolve(parsed, references.Context(target=target, service_owner=service_owner))
     sr = source.inferred(resolved.service_request)
-    problems = resolved.issues + ukcore.issues(sr)
+    problems = references.with_rules(resolved, ukcore.issues(sr))
     if problems:
         raise InvalidReferral(summary("the ServiceRequest cannot be taken as it is", problems), *problems)
     return Read(sr, resolved.how, (*header_warnings, *warnings))
