@@ -29,7 +29,8 @@ def commented_xml(bundle: dict[str, object]) -> bytes:
     )
     body = body.replace("<entry>", "<entry><!-- the next entry -->\n\n", 2)
     body = body.replace("<identifier>", "<identifier><?editor keep?>", 1)
-    before = '\n  <?xml version="1.0" encoding="UTF-8"?>\n<!-- exported by a GP system -->\n<?xml-stylesheet href="x.xsl"?>\n'
+    before = '\n  <?xml version="1.0" encoding="UTF-8"?>\n<!-- exported by a GP system -->\n'
+    before += '<?xml-stylesheet href="x.xsl"?>\n'
     return f"{before}{body}\n\n".encode()
 
 
