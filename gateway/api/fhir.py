@@ -30,7 +30,6 @@ router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 #: Search parameters and the store column each one reads (system|value tokens are accepted). `_tag`
 #: takes the flag `nhs-number-to-be-traced`: referrals whose patient has no NHS number yet.
 SEARCH_PARAMETERS = {
-    "_tag": "nhs_number",
     "identifier": "identifier_value",
     "patient": "nhs_number",
     "subject": "nhs_number",
@@ -196,12 +195,12 @@ def _criteria(request: Request) -> dict[str, str]:
     criteria: dict[str, str] = {}
     for name, value in search.parameters(request, SEARCH_PARAMETERS):
         token = value.split("|")[-1]
-        if name == "_tag":
-            criteria["nhs_number"] = _untraced_tag(token)
-            continue
         if SEARCH_PARAMETERS[name] == "nhs_number":
             token = nhs_number.normalise(token.removeprefix("Patient/"))
         criteria[SEARCH_PARAMETERS[name]] = token
+    tag = request.query_params.get("_tag")
+    if tag:
+        criteria["nhs_number"] = _untraced_tag(tag.split("|")[-1])
     return criteria
 
 
