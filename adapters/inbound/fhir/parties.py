@@ -31,7 +31,9 @@ from typing import Any
 from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.resource import Resource
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from pydantic import ValidationError
 
+from adapters.inbound.fhir.parse import invalid
 from adapters.inbound.fhir.targets import Target
 from gateway.canonical import nhs_number, patient, systems
 from gateway.errors import Issue
@@ -281,7 +283,12 @@ class Work:
         self.how["requester"] += f"; individual: Practitioner ({named or 'no identifier'}), contained #{role_id}"
 
     def result(self) -> Resolved:
-        sr = ServiceRequest.model_validate(self.data)
+        """The canonical ServiceRequest, validated once more: the parsed model may lack a required
+        element that a model dump and validation then miss (`subject: null`), a 422 at its path."""
+        try:
+            sr = ServiceRequest.model_validate(self.data)
+        except ValidationError as exc:
+            raise invalid(exc, "ServiceRequest") from exc
         return Resolved(sr, self.how, self.issues, self.sender_ods)
 
 
