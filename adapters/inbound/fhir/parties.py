@@ -18,7 +18,7 @@ MessageHeader.destination.receiver. How each party was found is returned for the
 Two sources that both name an organisation and disagree are refused, never chosen between.
 
 Pure: the directory is asked only through `Context.service_owner`. The performer is resolved in
-performers.py; references.resolve runs the three. Must not: route (the router
+performers.py, the subject in subject.py; references.resolve runs the three. Must not: route (the router
 decides what a named service means), or report one problem when there are several.
 """
 
@@ -35,18 +35,16 @@ from pydantic import ValidationError
 
 from adapters.inbound.fhir.parse import invalid
 from adapters.inbound.fhir.targets import Target
-from gateway.canonical import nhs_number, patient, systems
+from gateway.canonical import systems
 from gateway.errors import Issue
 
 Index = dict[str, Resource]
 #: (system, value) of a service → the ODS code of the organisation that provides it, from the directory.
 ServiceOwner = Callable[[str, str], str | None]
 _ORG_SYSTEMS = (systems.ODS_CODE, systems.ODS_SITE_CODE)
-_SERVICE_SYSTEMS = (systems.DOS_SERVICE_ID, systems.SERVICE_ID)
 _COPIED = {
     "Practitioner": ("identifier", "name", "telecom", "qualification"),
     "PractitionerRole": ("identifier", "code", "specialty", "telecom"),
-    "HealthcareService": ("identifier", "name", "type", "specialty", "telecom"),
 }
 
 
@@ -123,62 +121,6 @@ class Work:
             local_id = f"{wanted}-{n}"
         contained.append({**resource, "id": local_id})
         return local_id
-
-    # -- subject -------------------------------------------------------------------------------
-    def subject(self) -> None:
-        ref = self.data.get("subject")
-        if not ref:
-            return  # the UK Core rules report a missing subject
-        if ref.get("identifier"):
-            ident = ref["identifier"]
-            if ident.get("system") == systems.NHS_NUMBER and isinstance(ident.get("value"), str):
-                ident["value"] = nhs_number.normalise(ident["value"])
-            self.how["subject"] = "ServiceRequest.subject.identifier"
-            return
-        target = self.find(ref)
-        if target is None or target["resourceType"] != "Patient":
-            self.issues.append(
-                Issue(
-                    f"'{ref.get('reference')}' is not a Patient in the Bundle or contained resources, so it "
-                    "cannot be resolved to an NHS number",
-                    "ServiceRequest.subject.reference",
-                    "not-found",
-                )
-            )
-            return
-        self._patient(ref, target)
-
-    def _patient(self, ref: dict[str, Any], target: dict[str, Any]) -> None:
-        number = first_identifier(target, (systems.NHS_NUMBER,))
-        if number:
-            self.data["subject"] = {"identifier": {"system": systems.NHS_NUMBER, "value": nhs_number.normalise(number)}}
-            if ref.get("display"):
-                self.data["subject"]["display"] = ref["display"]
-            self.how["subject"] = "the NHS number of the Patient ServiceRequest.subject references"
-            return
-        missing = patient.missing_demographics(target)
-        if missing:
-            self.issues.append(
-                Issue(
-                    "the Patient has no NHS number; without one it must be identified by name, birth date and "
-                    f"postcode or address, and it has no {', '.join(missing)}",
-                    "ServiceRequest.subject",
-                    "required",
-                )
-            )
-            return
-        if str(ref.get("reference", "")).startswith("#"):
-            wanted = str(ref["reference"])[1:]
-            self.data["contained"] = [c for c in self.data.get("contained", []) if c.get("id") != wanted]
-        self.data["contained"] = [c for c in self.data.get("contained", []) if c.get("id") != patient.PATIENT_ID]
-        self.data.setdefault("contained", []).insert(0, patient.untraced_patient(target))
-        self.data["subject"] = patient.untraced_subject(ref.get("display"))
-        meta = self.data.setdefault("meta", {})
-        meta["tag"] = [*meta.get("tag", []), patient.flag_tag()]
-        self.how["subject"] = (
-            "no NHS number: the Patient by name, birth date and postcode or address (contained), "
-            "NHS number to be traced"
-        )
 
     # -- requester -----------------------------------------------------------------------------
     def requester(self) -> None:

@@ -15,6 +15,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from adapters.inbound.fhir.parties import Context, Index, Resolved, Work
 from adapters.inbound.fhir.performers import resolve_performers
+from adapters.inbound.fhir.subject import resolve_subject
 from gateway.errors import InvalidReferral, Issue
 
 __all__ = ["Context", "Index", "Resolved", "canonicalise", "index", "resolve", "with_rules"]
@@ -36,7 +37,7 @@ def index(entries: Iterable[tuple[str | None, Resource]]) -> Index:
 def resolve(sr: ServiceRequest, context: Context) -> Resolved:
     """The canonical ServiceRequest, how each party was found, and every problem (not raised)."""
     work = Work(sr, context)
-    work.subject()
+    resolve_subject(work)
     work.requester()
     resolve_performers(work)
     return work.result()
