@@ -250,6 +250,8 @@ class Store:
         )
         if result.rowcount != 1:
             raise IntegrityError("concurrent update", None, Exception(referral.id))
+        if nhs_number is not None:  # its Task is found by the NHS number too
+            await conn.execute(update(tasks).where(tasks.c.referral_id == referral.id).values(nhs_number=nhs_number))
         await insert_events(conn, [event], referral.id)
         await insert_steps(conn, referral.id, steps)
         if message_key:

@@ -167,6 +167,7 @@ async def test_a_patient_without_an_nhs_number_is_published_and_then_traced_in_p
         to_trace = await client.get("/fhir/ServiceRequest", params={"_tag": "nhs-number-to-be-traced"})
         updated = referral_in(await send(client, traced))
         by_nhs = await client.get("/fhir/ServiceRequest", params={"patient": nhs})
+        task_by_nhs = await client.get("/fhir/Task", params={"patient": nhs})
         still_to_trace = await client.get("/fhir/ServiceRequest", params={"_tag": "nhs-number-to-be-traced"})
     assert sr["meta"]["tag"][0]["code"] == "nhs-number-to-be-traced"
     assert sr["id"] in [e["resource"]["id"] for e in to_trace.json()["entry"]]
@@ -176,5 +177,6 @@ async def test_a_patient_without_an_nhs_number_is_published_and_then_traced_in_p
     assert update.value["subject"]["identifier"] == {"system": systems.NHS_NUMBER, "value": nhs}
     assert "tag" not in updated["meta"] and updated["meta"]["versionId"] == "2"
     assert [e["resource"]["id"] for e in by_nhs.json()["entry"]] == [sr["id"]]
+    assert [e["resource"]["focus"]["reference"] for e in task_by_nhs.json()["entry"]] == [f"ServiceRequest/{sr['id']}"]
     assert sr["id"] not in [e["resource"]["id"] for e in still_to_trace.json().get("entry", [])]
     assert (await history(running_gateway, sr["id"]))["nhs-number-traced"] == {"patient_key": key}
