@@ -24,6 +24,7 @@ decides what a named service means), or report one problem when there are severa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,7 @@ class Work:
 
     def __init__(self, sr: ServiceRequest, context: Context) -> None:
         self.data: dict[str, Any] = sr.model_dump(mode="json", exclude_none=True)
+        self._sr, self._before = sr, json.dumps(self.data, sort_keys=True)
         self.context = context
         self.local: Index = {**context.resources, **{f"#{c.id}": c for c in sr.contained or [] if c.id}}
         self.how: dict[str, str] = {}
@@ -227,11 +229,17 @@ class Work:
     def result(self) -> Resolved:
         """The canonical ServiceRequest, validated once more: the parsed model may lack a required
         element that a model dump and validation then miss (`subject: null`), a 422 at its path."""
+        if json.dumps(self.data, sort_keys=True) == self._before and self._complete():
+            return Resolved(self._sr, self.how, self.issues, self.sender_ods)  # canonical already: no second model
         try:
             sr = ServiceRequest.model_validate(self.data)
         except ValidationError as exc:
             raise invalid(exc, "ServiceRequest") from exc
         return Resolved(sr, self.how, self.issues, self.sender_ods)
+
+    def _complete(self) -> bool:
+        """The required elements a parsed model may lack without pydantic saying so."""
+        return all(self.data.get(name) is not None for name in ("status", "intent", "subject"))
 
 
 def identifier_value(ident: Any, wanted: tuple[str, ...]) -> str | None:
