@@ -16,7 +16,7 @@ from gateway.auth.principal import SCOPES
 from gateway.canonical import patient, systems
 from tests.conftest import RunningGateway, add_client, token_for
 from tests.kafka_reader import Event, read_events
-from tests.samples import bars_bundle, entry, practitioner_bundle, service_request, valid_nhs_number
+from tests.samples import SAMPLES, bars_bundle, entry, practitioner_bundle, service_request, valid_nhs_number
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
 IAPT = "referrals.iapt"
@@ -61,6 +61,18 @@ async def test_a_gp_practitioner_to_a_dos_service_is_routed_by_the_dos_id(runnin
     steps = await history(running_gateway, sr["id"])
     assert steps["received"]["resolved"]["requester"].startswith("A81002: a PractitionerRole in the Bundle")
     assert steps["routed"]["rule"] == "iapt-chronic-pain-by-dos"
+
+
+async def test_the_readme_sample_with_its_target_header_is_taken(running_gateway: RunningGateway) -> None:
+    """As the README's curl sends it: the sample as it is, the header naming the sample's service."""
+    body = (SAMPLES / "fhir" / "bars-message-practitioner-to-dos-service.json").read_bytes()
+    headers = {**FHIR_JSON, "x-request-id": str(uuid.uuid4()), targets.HEADER: targets.encode(DOS, "2000070002")}
+    async with running_gateway.client() as client:
+        response = await client.post("/fhir/$process-message", content=body, headers=headers)
+    sr = referral_in(response)
+    assert response.json()["entry"][0]["resource"]["response"]["code"] == "ok"
+    events = await events_for(running_gateway, sr["id"])  # the session's broker: earlier runs' too
+    assert events and all(e.headers["routing_rule"] == "iapt-chronic-pain-by-dos" for e in events)
 
 
 async def test_the_target_identifier_header_routes_to_the_service_it_names(running_gateway: RunningGateway) -> None:

@@ -150,6 +150,29 @@ def test_a_service_without_provided_by_takes_its_organisation_from_the_directory
     assert "service directory's entry for dos-service-id 2000070002" in inbound.resolved["performer"]
 
 
+def test_a_performer_named_by_its_dos_id_alone_takes_its_organisation_from_the_directory() -> None:
+    bundle = bars_bundle()
+    entry(bundle, "ServiceRequest")["performer"] = [{"identifier": {"system": DOS, "value": "2000070010"}}]
+    bundle["entry"][0]["resource"]["destination"][0]["receiver"]["identifier"]["value"] = "RX1PN"
+    inbound = take(bundle)
+    assert referral.performer_ods(inbound.service_request) == "RX1PN"
+    assert referral.named_services(inbound.service_request) == [(DOS, "2000070010")]
+
+
+def test_a_practitioner_role_performer_gives_its_organization() -> None:
+    bundle = bars_bundle()
+    role = {
+        "resourceType": "PractitionerRole",
+        "id": "physio-role",
+        "organization": {"identifier": {"system": systems.ODS_CODE, "value": "NQ1IA"}},
+    }
+    bundle["entry"].append({"fullUrl": "urn:uuid:physio-role", "resource": role})
+    entry(bundle, "ServiceRequest")["performer"] = [{"reference": "urn:uuid:physio-role"}]
+    inbound = take(bundle)
+    assert referral.performer_ods(inbound.service_request) == "NQ1IA"
+    assert "PractitionerRole" in inbound.resolved["performer"]
+
+
 def test_an_organization_performer_gives_its_ods_code() -> None:
     inbound = take(bars_bundle())
     assert inbound.resolved["performer"] == "NQ1IA: the Organization ServiceRequest.performer[0] references"
