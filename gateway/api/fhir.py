@@ -93,14 +93,20 @@ async def update_service_request(
     if_match: Annotated[str | None, Header()] = None,
     x_request_id: Annotated[str | None, Header()] = None,
 ) -> Response:
-    sr = rest.service_request(await request.body(), request.headers.get("content-type"))
+    read = rest.read(
+        await request.body(),
+        request.headers.get("content-type"),
+        request.headers.get(targets.HEADER),
+        runtime.router.directory.service_owner,
+    )
+    sr = read.service_request
     if sr.id is not None and sr.id != referral_id:
         raise MalformedInput(
             "the resource id does not match the URL",
             Issue(f"id '{sr.id}' differs from '{referral_id}'", "ServiceRequest.id", "invariant"),
         )
     acceptance = await runtime.intake.update(
-        rest.inbound(sr, correlation, x_request_id),
+        rest.inbound(read, correlation, x_request_id),
         referral_id,
         version_from_etag(if_match),
         authorise=access.referral_check(principal_of(request)),

@@ -192,3 +192,28 @@ async def test_a_patient_without_an_nhs_number_is_published_and_then_traced_in_p
     assert [e["resource"]["focus"]["reference"] for e in task_by_nhs.json()["entry"]] == [f"ServiceRequest/{sr['id']}"]
     assert sr["id"] not in [e["resource"]["id"] for e in still_to_trace.json().get("entry", [])]
     assert (await history(running_gateway, sr["id"]))["nhs-number-traced"] == {"patient_key": key}
+
+
+async def test_a_rest_referral_without_an_nhs_number_is_traced_by_a_put(running_gateway: RunningGateway) -> None:
+    person = {
+        "resourceType": "Patient",
+        "id": "caller",
+        "name": [{"family": "Example", "given": ["Kim"]}],
+        "birthDate": "1990-05-01",
+        "address": [{"postalCode": "LS1 4AP"}],
+    }
+    body = service_request(subject={"reference": "#caller"}, contained=[person])
+    nhs = valid_nhs_number()
+    async with running_gateway.client() as client:
+        created = await client.post("/fhir/ServiceRequest", json=body)
+        assert created.status_code == 201, created.text
+        referral_id = created.json()["id"]
+        traced = {**body, "id": referral_id, "subject": {"identifier": {"system": systems.NHS_NUMBER, "value": nhs}}}
+        del traced["contained"]
+        updated = await client.put(f"/fhir/ServiceRequest/{referral_id}", json=traced, headers={"if-match": 'W/"1"'})
+        found = await client.get("/fhir/ServiceRequest", params={"patient": nhs})
+    assert created.json()["subject"] == {"reference": "#patient", "type": "Patient"}
+    assert updated.status_code == 200, updated.text
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [referral_id]
+    stored = await running_gateway.runtime.store.get(referral_id)
+    assert stored is not None and stored.nhs_number == nhs
