@@ -288,3 +288,12 @@ def test_every_problem_with_a_message_is_in_one_refusal_each_at_its_path() -> No
         "ServiceRequest.identifier",
     ]
     assert error.message.endswith("(and 4 more)")
+
+
+def test_a_role_whose_organization_is_itself_names_no_organisation_and_ends() -> None:
+    bundle = practitioner_bundle()
+    role = entry(bundle, "PractitionerRole")
+    role["organization"] = {"reference": full_url(bundle, "PractitionerRole")}
+    bundle["entry"][0]["resource"]["sender"] = {"reference": full_url(bundle, "PractitionerRole")}
+    error = refused(bundle)
+    assert [i.expression for i in error.issues] == ["ServiceRequest.requester"]

@@ -95,8 +95,9 @@ class Work:
         found = self.local.get(text) if text else None
         return found.model_dump(mode="json", exclude_none=True) if found is not None else None
 
-    def organisation_of(self, ref: Reference | dict[str, Any] | None) -> tuple[str | None, str]:
-        """The ODS code a reference to an Organization (or a PractitionerRole's) gives, and how."""
+    def organisation_of(self, ref: Reference | dict[str, Any] | None, via_role: bool = True) -> tuple[str | None, str]:
+        """The ODS code a reference to an Organization (or a PractitionerRole's) gives, and how. One
+        PractitionerRole deep: a role whose organization is a role again names no organisation."""
         data = ref.model_dump(mode="json", exclude_none=True) if isinstance(ref, Reference) else ref
         if not data:
             return None, ""
@@ -109,8 +110,8 @@ class Work:
         if target["resourceType"] == "Organization":
             code = first_identifier(target, _ORG_SYSTEMS)
             return (code, "the Organization it references") if code else (None, "")
-        if target["resourceType"] == "PractitionerRole":
-            code, _ = self.organisation_of(target.get("organization"))
+        if target["resourceType"] == "PractitionerRole" and via_role:
+            code, _ = self.organisation_of(target.get("organization"), via_role=False)
             return (code, "the organization of the PractitionerRole it references") if code else (None, "")
         return None, ""
 
