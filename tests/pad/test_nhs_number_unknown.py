@@ -32,6 +32,8 @@ async def test_a_self_referral_without_an_nhs_number_is_sent_to_be_traced(runnin
     assert nhs["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == systems.TRACE_REQUIRED[0]
     assert person["address"][0]["postalCode"] == "LS1 4AP" and person["birthDate"] == "1971-03-14"
     assert referral_id in [e["resource"]["id"] for e in flagged.json()["entry"]]
+    steps = {h.step: h.detail for h in await running_gateway.runtime.store.history(referral_id)}
+    assert "to be traced" in steps["received"]["resolved"]["subject"]
 
 
 async def test_the_self_referral_form_offers_i_dont_know_it_and_sends_without_the_number(

@@ -60,7 +60,23 @@ def to_referral(submission: Submission, pad: Pad, settings: PadSettings, schemas
         correlation_id=submission.correlation_id,
         message_id=submission.message_id,
         attachments=(response,),
+        resolved=_resolved(submission.variant, answers),
     )
+
+
+def _resolved(variant: Variant, answers: Answers) -> dict[str, str]:
+    """How the pad named each party, for the referral's history (no patient details)."""
+    subject = (
+        'no NHS number ("I don\'t know it"): the patient by name, birth date and address, NHS number to be traced'
+        if rules.nhs_number_unknown(answers)
+        else "the NHS number the pad gives (patient.nhs-number)"
+    )
+    requester = (
+        "the physiotherapist's organisation (referrer.organisation-ods)"
+        if variant == "physiotherapist"
+        else "self-referral: the configured organisation (PAD_SELF_REFERRAL_REQUESTER_ODS)"
+    )
+    return {"subject": subject, "requester": requester, "performer": "the IAPT service (PAD_IAPT_SERVICE_ODS)"}
 
 
 def is_urgent(answers: Answers) -> bool:
