@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
-from adapters.inbound.fhir import definitions, messaging, response, rest
-from gateway.api import capability, search, transaction
+from adapters.inbound.fhir import definitions, messaging, response, rest, targets
+from gateway.api import capability, outcome, search, transaction
 from gateway.api.deps import CorrelationDep, RuntimeDep
 from gateway.api.links import base_url, version_from_etag
 from gateway.api.representation import fhir_response
@@ -21,10 +21,11 @@ from gateway.audit import spines
 from gateway.audit.events import REFUSED, Entity
 from gateway.auth import access
 from gateway.auth.guard import principal_of
-from gateway.canonical import nhs_number, systems
+from gateway.canonical import nhs_number, patient, systems
 from gateway.errors import Forbidden, Issue, MalformedInput, NotFound
 from gateway.intake import Acceptance
 from gateway.store import StoredReferral
+from gateway.store.store import Prefix
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
@@ -41,10 +42,19 @@ async def create_service_request(
     correlation: CorrelationDep,
     x_request_id: Annotated[str | None, Header()] = None,
 ) -> Response:
-    sr = rest.service_request(await request.body(), request.headers.get("content-type"))
-    access.check_sender(principal_of(request), sr)
-    acceptance = await runtime.intake.accept(rest.inbound(sr, correlation, x_request_id))
-    return _acceptance_response(request, acceptance, 201 if acceptance.created else 200)
+    read = rest.read(
+        await request.body(),
+        request.headers.get("content-type"),
+        request.headers.get(targets.HEADER),
+        runtime.router.directory.service_owner,
+    )
+    access.check_sender(principal_of(request), read.service_request)
+    acceptance = await runtime.intake.accept(rest.inbound(read, correlation, x_request_id))
+    status = 201 if acceptance.created else 200
+    if "return=operationoutcome" in request.headers.get("prefer", "").replace(" ", "").lower():
+        headers = _version_headers(request, acceptance.referral_id, acceptance.version)
+        return fhir_response(request, outcome.accepted(acceptance.referral_id, read.warnings), status, headers)
+    return _acceptance_response(request, acceptance, status)
 
 
 @router.get("/ServiceRequest/{referral_id}")
@@ -74,14 +84,20 @@ async def update_service_request(
     if_match: Annotated[str | None, Header()] = None,
     x_request_id: Annotated[str | None, Header()] = None,
 ) -> Response:
-    sr = rest.service_request(await request.body(), request.headers.get("content-type"))
+    read = rest.read(
+        await request.body(),
+        request.headers.get("content-type"),
+        request.headers.get(targets.HEADER),
+        runtime.router.directory.service_owner,
+    )
+    sr = read.service_request
     if sr.id is not None and sr.id != referral_id:
         raise MalformedInput(
             "the resource id does not match the URL",
             Issue(f"id '{sr.id}' differs from '{referral_id}'", "ServiceRequest.id", "invariant"),
         )
     acceptance = await runtime.intake.update(
-        rest.inbound(sr, correlation, x_request_id),
+        rest.inbound(read, correlation, x_request_id),
         referral_id,
         version_from_etag(if_match),
         authorise=access.referral_check(principal_of(request)),
@@ -114,7 +130,15 @@ async def process_message(request: Request, runtime: RuntimeDep, correlation: Co
         answer = response.from_message(message, sent.request_id, sent.digest)
         moved = await runtime.status.answer(answer, sender=principal.ods, authorise=access.referral_check(principal))
         return fhir_response(request, task_response(moved.resource, sent.request_id), 200)
-    inbound = messaging.referral(message, sent.request_id, correlation, sent.digest)
+    inbound = messaging.referral(
+        message,
+        sent.request_id,
+        correlation,
+        sent.digest,
+        request.headers.get(targets.HEADER),
+        runtime.router.directory.service_owner,
+    )
+    access.check_message_sender(principal, inbound.sender)
     access.check_sender(principal, inbound.service_request)
     acceptance = await runtime.intake.replayed(inbound)
     if acceptance is None and inbound.reason == "new":
@@ -154,7 +178,19 @@ def _criteria(request: Request) -> dict[str, str]:
         if search.SERVICE_REQUEST[name] == "nhs_number":
             token = nhs_number.normalise(token.removeprefix("Patient/"))
         criteria[search.SERVICE_REQUEST[name]] = token
+    tag = request.query_params.get("_tag")
+    if tag:
+        criteria["nhs_number"] = _untraced_tag(tag.split("|")[-1])
     return criteria
+
+
+def _untraced_tag(token: str) -> Prefix:
+    if token != systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]:
+        raise MalformedInput(
+            f"_tag searches take {systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]} only",
+            Issue(f"unknown tag '{token}'", "_tag", "not-supported"),
+        )
+    return Prefix(patient.UNTRACED_PREFIX)
 
 
 def _searchset(request: Request, found: list[StoredReferral]) -> Bundle:
