@@ -28,6 +28,9 @@ from gateway.monitoring.dead_letters import DeadLetters
 from gateway.monitoring.retention import Pruner
 from gateway.monitoring.sampler import Sampler
 from gateway.routing import load_router
+from gateway.safety.calendar import load_calendar
+from gateway.safety.limits import load_wait_limits
+from gateway.safety.watcher import WaitWatcher
 from gateway.settings import Settings
 from gateway.status import StatusUpdates
 from gateway.status_listener import StatusTopicListener
@@ -81,6 +84,13 @@ class Runtime:
         view = BrokerView(kafka, [t.name for t in self.topics], gateway_groups(settings))
         self.sampler = Sampler(view, self.store, settings.monitor)
         self.pruner = Pruner(self.store, settings.retention, settings.delivery.dead_letter_topic)
+        self.watcher = WaitWatcher(
+            self.store,
+            load_wait_limits(settings.schemas_dir, self.router.directory),
+            load_calendar(settings.schemas_dir),
+            self.relay.wake,
+            settings.watcher,
+        )
         self._started: list[Component] = []
 
     def components(self) -> list[Component]:
@@ -88,7 +98,7 @@ class Runtime:
         first: list[Component] = [self.broker] if self.broker else []
         listeners: list[Component] = [self.mllp] if self.settings.mllp.enabled else []
         delivery: list[Component] = [self.delivery] if self.settings.delivery.enabled else []
-        watchers: list[Component] = [self.sampler, self.pruner]
+        watchers: list[Component] = [self.sampler, self.pruner, self.watcher]
         return [
             *first,
             _Topics(self),

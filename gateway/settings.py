@@ -227,6 +227,15 @@ class RetentionSettings(BaseModel):
         return self
 
 
+class WatcherSettings(BaseModel):
+    """The wait watcher (gateway/safety/watcher.py): how often it looks for referrals waiting at a Task
+    status longer than their service's limit (schemas/directory/wait-limits.json). A breach is raised,
+    escalated and cleared at most one interval late; the limits themselves are data, not settings."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=60.0, gt=0)
+
+
 class AuthSettings(BaseModel):
     """Who may call the HTTP API: partners' systems with OAuth2 client-credentials tokens the gateway
     issues (`POST /oauth2/token`), people signed in at `/signin` for the web pages. Partners and
@@ -275,6 +284,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    watcher: WatcherSettings = Field(default_factory=WatcherSettings)
 
     @property
     def store_url(self) -> str:

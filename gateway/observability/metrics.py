@@ -8,6 +8,8 @@
     delivery    gateway_deliveries_total{receiver,format,outcome}, gateway_delivery_seconds{format}
     sampler     gateway_topic_end_offset{topic}, gateway_consumer_lag{group,topic},
                 gateway_outbox_backlog, gateway_delivery_ledger{receiver,status}
+    safety      gateway_wait_breaches_open{service,priority,status} (referrals waiting longer than their
+                service's limit at a Task status, now), gateway_wait_breaches_total{service,priority,status}
 
 Labels are adapters, topics, receivers and error classes: never an id or anything about a patient.
 The spines call the small functions below; nothing here does I/O.
@@ -52,6 +54,16 @@ TOPIC_END_OFFSET = Gauge("gateway_topic_end_offset", "Sum of the end offsets of 
 CONSUMER_LAG = Gauge("gateway_consumer_lag", "Records a consumer group has yet to commit", ["group", "topic"])
 OUTBOX_BACKLOG = Gauge("gateway_outbox_backlog", "Outbox events committed and not yet published")
 DELIVERY_LEDGER = Gauge("gateway_delivery_ledger", "Deliveries kept, by receiver and state", ["receiver", "status"])
+WAIT_BREACHES_OPEN = Gauge(
+    "gateway_wait_breaches_open",
+    "Referrals waiting at a Task status longer than their service's limit, not yet moved",
+    ["service", "priority", "status"],
+)
+WAIT_BREACHES = Counter(
+    "gateway_wait_breaches",
+    "Wait breaches raised: a referral waited at a Task status longer than its service's limit",
+    ["service", "priority", "status"],
+)
 
 
 @contextmanager
@@ -90,6 +102,22 @@ def delivery(receiver: str, fmt: str, outcome: str, seconds: float | None = None
     DELIVERIES.labels(receiver, fmt or "none", outcome).inc()
     if seconds is not None:
         DELIVERY_SECONDS.labels(fmt or "none").observe(seconds)
+
+
+def wait_breached(service: str, priority: str, status: str) -> None:
+    WAIT_BREACHES.labels(service, priority, status).inc()
+
+
+def wait_breaches_open(counts: dict[tuple[str, str, str], int]) -> None:
+    """The open breaches as the store has them; a set of labels no longer open goes back to 0."""
+    for labels in _open_labels - counts.keys():
+        WAIT_BREACHES_OPEN.labels(*labels).set(0)
+    for labels, count in counts.items():
+        WAIT_BREACHES_OPEN.labels(*labels).set(count)
+    _open_labels.update(counts)
+
+
+_open_labels: set[tuple[str, str, str]] = set()
 
 
 def counter_values(counter: Counter) -> dict[tuple[str, ...], float]:
