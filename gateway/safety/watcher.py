@@ -62,7 +62,7 @@ class WaitWatcher:
         self.calendar = calendar
         self._wake_relay = wake_relay
         self._settings = settings
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))  # tests set their own
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -77,7 +77,7 @@ class WaitWatcher:
 
     async def check(self, at: datetime | None = None) -> Pass:
         """One pass: raise what is due, clear what moved, set the open-breach gauge."""
-        at = at or self._clock()
+        at = at or self.clock()
         waiting = await self.breaches.waiting(self.limits.watched_statuses())
         open_now = await self.breaches.open()
         opened = {(b.task_id, b.since) for b in open_now}
