@@ -29,6 +29,7 @@ from gateway.monitoring.retention import Pruner
 from gateway.monitoring.sampler import Sampler
 from gateway.routing import load_router
 from gateway.safety.calendar import load_calendar
+from gateway.safety.configuration import ConfigurationRecord, loaded
 from gateway.safety.limits import load_wait_limits
 from gateway.safety.watcher import WaitWatcher
 from gateway.settings import Settings
@@ -84,12 +85,11 @@ class Runtime:
         view = BrokerView(kafka, [t.name for t in self.topics], gateway_groups(settings))
         self.sampler = Sampler(view, self.store, settings.monitor)
         self.pruner = Pruner(self.store, settings.retention, settings.delivery.dead_letter_topic)
-        self.watcher = WaitWatcher(
-            self.store,
-            load_wait_limits(settings.schemas_dir, self.router.directory),
-            load_calendar(settings.schemas_dir),
-            self.relay.wake,
-            settings.watcher,
+        limits = load_wait_limits(settings.schemas_dir, self.router.directory)
+        calendar = load_calendar(settings.schemas_dir)
+        self.watcher = WaitWatcher(self.store, limits, calendar, self.relay.wake, settings.watcher)
+        self.configuration = ConfigurationRecord(
+            self.audit, settings.schemas_dir, loaded(settings.schemas_dir, self.router, limits, calendar)
         )
         self._started: list[Component] = []
 
@@ -104,6 +104,7 @@ class Runtime:
             _Topics(self),
             self.store,
             self.audit,
+            self.configuration,
             self.auth,
             self.relay,
             *delivery,

@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from gateway.store.routed import routed_services
 from gateway.store.store import OutboxEvent, Store, insert_events, insert_steps
-from gateway.store.tables import history, referrals, task_versions, tasks, wait_breaches
+from gateway.store.tables import referrals, task_versions, tasks, wait_breaches
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Breaches:
         query = select(tasks).where(tasks.c.status.in_(sorted(statuses)))
         async with self._store.connect() as conn:
             rows = (await conn.execute(query)).all()
-            services = await _routed_services(conn, [r.referral_id for r in rows])
+            services = await routed_services(conn, [r.referral_id for r in rows])
             found = []
             for row in rows:
                 since = row.updated_at if row.version == 1 else await _status_since(conn, row.id, row.status)
@@ -143,22 +144,6 @@ class Breaches:
             await insert_events(conn, events, breach.referral_id)
             await insert_steps(conn, breach.referral_id, steps)
         return True
-
-
-async def _routed_services(conn: Any, referral_ids: list[str]) -> dict[str, str]:
-    if not referral_ids:
-        return {}
-    query = (
-        select(history.c.referral_id, history.c.detail)
-        .where(history.c.step == "routed", history.c.referral_id.in_(referral_ids))
-        .order_by(history.c.seq)
-    )
-    found: dict[str, str] = {}
-    for row in (await conn.execute(query)).all():
-        service = json.loads(row.detail).get("service")
-        if service:
-            found[row.referral_id] = str(service)
-    return found
 
 
 async def _status_since(conn: Any, task_id: str, status: str) -> datetime:
