@@ -59,6 +59,11 @@ class WorkingCalendar:
             total += max(overlap, timedelta(0))
         return total
 
+    def runs_out_within(self, today: date, days: int) -> bool:
+        """Whether the bank holidays listed end within `days` of `today`: after that, every weekday
+        would count as a working day."""
+        return self.holidays_until is None or self.holidays_until - today <= timedelta(days=days)
+
     def is_working_day(self, day: date) -> bool:
         return day not in self.holidays and bool(self.opening[day.weekday()])
 

@@ -34,6 +34,7 @@ from gateway.store.breaches import Breach, Breaches, Waiting
 from gateway.store.store import OutboxEvent
 
 log = logging.getLogger(__name__)
+HOLIDAYS_WARNING_DAYS = 90  # warn at start-up when the bank holidays listed end sooner than this
 _BREACH_NAMESPACE = uuid.UUID("5b0e8a8e-7c1d-4f0a-9a63-2d8f6c1e4b17")
 Clock = Callable[[], datetime]
 
@@ -67,6 +68,11 @@ class WaitWatcher:
 
     async def start(self) -> None:
         if self._task is None and self._settings.enabled:
+            if self.calendar.runs_out_within(self.clock().date(), HOLIDAYS_WARNING_DAYS):
+                log.warning(
+                    "the bank holidays in schemas/calendar end on %s: add the next year's before then",
+                    self.calendar.holidays_until,
+                )
             self._task = asyncio.create_task(self._run(), name="wait-watcher")
 
     async def stop(self) -> None:

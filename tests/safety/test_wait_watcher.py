@@ -145,6 +145,11 @@ async def test_an_urgent_pad_referral_nobody_picks_up_breaches_escalates_once_an
     assert [(b["service"], b["status"], b["escalated_to"]) for b in shown] == [
         ("iapt-duty", "requested", "crisis-duty-line")
     ]
+    async with gateway.client() as client:
+        page = await client.get("/monitor")
+    assert page.status_code == 200, page.text
+    row = page.text[page.text.index('id="wait-breaches"') :].split("</table>")[0]
+    assert referral_id in row and "crisis-duty-line" in row and "2 working hours" in row
     assert open_gauge() == 1.0
     assert REGISTRY.get_sample_value("gateway_wait_breaches_total", LABELS) == total_before + 1
     (event,) = await asyncio.to_thread(

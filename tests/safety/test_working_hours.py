@@ -63,6 +63,11 @@ def test_bank_holidays_are_listed_for_2026_and_2027() -> None:
     assert sum(1 for d in CALENDAR.holidays if d.year == 2027) == 8
 
 
+def test_the_calendar_says_when_its_bank_holidays_run_out() -> None:
+    assert not CALENDAR.runs_out_within(datetime(2026, 12, 3).date(), 90)
+    assert CALENDAR.runs_out_within(datetime(2027, 10, 1).date(), 90)  # the list ends on 28 December 2027
+
+
 def test_an_urgent_duty_team_referral_may_wait_two_working_hours_at_requested() -> None:
     limits = load_wait_limits(SCHEMAS_DIR, DIRECTORY)
     limit = limits.limit("iapt-duty", "urgent", "requested")
