@@ -59,22 +59,20 @@ class Breaches:
         async with self._store.connect() as conn:
             rows = (await conn.execute(query)).all()
             services = await routed_services(conn, [r.referral_id for r in rows])
-            found = []
-            for row in rows:
-                since = row.updated_at if row.version == 1 else await _status_since(conn, row.id, row.status)
-                priority = str(json.loads(row.resource).get("priority") or "routine")
-                found.append(
-                    Waiting(
-                        row.id,
-                        row.referral_id,
-                        row.status,
-                        since,
-                        priority,
-                        services.get(row.referral_id),
-                        row.resource,
-                    )
-                )
-        return found
+            moved = {r.id: r.status for r in rows if r.version > 1}
+            since = await _status_since(conn, moved)
+        return [
+            Waiting(
+                row.id,
+                row.referral_id,
+                row.status,
+                since.get(row.id, row.updated_at),
+                str(json.loads(row.resource).get("priority") or "routine"),
+                services.get(row.referral_id),
+                row.resource,
+            )
+            for row in rows
+        ]
 
     async def open(self) -> list[Breach]:
         query = select(wait_breaches).where(wait_breaches.c.cleared_at.is_(None)).order_by(wait_breaches.c.breached_at)
@@ -146,20 +144,24 @@ class Breaches:
         return True
 
 
-async def _status_since(conn: Any, task_id: str, status: str) -> datetime:
-    """When the Task came to `status`: the first of its latest versions that all have it (a change to
-    a note or the business status alone does not restart the clock)."""
-    query = (
-        select(task_versions.c.resource, task_versions.c.at)
-        .where(task_versions.c.task_id == task_id)
-        .order_by(task_versions.c.version.desc())
-    )
-    since: datetime | None = None
-    for row in (await conn.execute(query)).all():
-        if json.loads(row.resource).get("status") != status:
-            break
-        since = row.at
-    assert since is not None  # the current version has the Task's current status
+async def _status_since(conn: Any, current: dict[str, str]) -> dict[str, datetime]:
+    """Task id → when it came to its current status: the first of its latest versions that all have
+    it (a change to a note or the business status alone does not restart the clock)."""
+    ids, since = sorted(current), {}
+    for start in range(0, len(ids), 500):  # IN lists of a size every database takes
+        query = (
+            select(task_versions.c.task_id, task_versions.c.resource, task_versions.c.at)
+            .where(task_versions.c.task_id.in_(ids[start : start + 500]))
+            .order_by(task_versions.c.task_id, task_versions.c.version.desc())
+        )
+        left: set[str] = set()  # Tasks whose run of versions at the current status has ended
+        for row in (await conn.execute(query)).all():
+            if row.task_id in left:
+                continue
+            if json.loads(row.resource).get("status") != current[row.task_id]:
+                left.add(row.task_id)
+                continue
+            since[row.task_id] = row.at
     return since
 
 

@@ -5,7 +5,7 @@ on, not slept through) the breach is raised: stored, on the dashboard, as metric
 and in the trace; a copy marked as an escalation goes to the crisis duty line (a second demo
 receiver), once, and the duty team is not sent the referral again. When the Task moves, it clears.
 
-Real HTTP, broker and store (SQLite); the receivers are real servers on loopback.
+Real HTTP, broker and store (SQLite, and PostgreSQL where a server answers); the receivers are real servers on loopback.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 
 from gateway.demo_receiver import DemoReceiver
 from gateway.safety.notices import ESCALATION_EXTENSION
-from gateway.settings import DeliverySettings, Settings, StoreSettings, WatcherSettings
+from gateway.settings import DeliverySettings, Settings, WatcherSettings
 from tests.conftest import RunningGateway
 from tests.delivery.receivers import eventually, schemas_for_receiver
 from tests.kafka_reader import read_events
@@ -30,11 +30,6 @@ from tests.pad.pads import physio_fields
 
 PATCH = {"content-type": "application/json-patch+json"}
 LABELS = {"service": "iapt-duty", "priority": "urgent", "status": "requested"}
-
-
-@pytest.fixture
-def store_settings() -> StoreSettings:
-    return StoreSettings()
 
 
 @pytest.fixture
@@ -189,6 +184,15 @@ async def test_an_urgent_pad_referral_nobody_picks_up_breaches_escalates_once_an
     )
     assert event.value["status"] == "received"
     assert [h.outcome for h in hits(crisis_line, reference)] == ["created"]  # still the one copy
+
+    # a note alone is not a move: the clock at `received` runs from when the Task came to it
+    (at_received,) = [w for w in await runtime.watcher.breaches.waiting({"received"}) if w.task_id == task_id]
+    async with gateway.client() as client:
+        ops = [{"op": "add", "path": "/businessStatus", "value": {"text": "Duty clinician to call back"}}]
+        noted = await client.patch(f"/fhir/Task/{task_id}", content=json.dumps(ops), headers=PATCH)
+    assert noted.status_code == 200 and noted.json()["meta"]["versionId"] == "3", noted.text
+    (still,) = [w for w in await runtime.watcher.breaches.waiting({"received"}) if w.task_id == task_id]
+    assert still.since == at_received.since
 
 
 async def test_the_watcher_starts_and_stops_idempotently(gateway: RunningGateway) -> None:
