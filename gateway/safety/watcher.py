@@ -87,18 +87,30 @@ class WaitWatcher:
         waiting = await self.breaches.waiting(self.limits.watched_statuses())
         open_now = await self.breaches.open()
         opened = {(b.task_id, b.since) for b in open_now}
-        raised: list[Breach] = []
-        for item in waiting:
-            breach = self._due(item, at)
-            if breach is not None and (item.task_id, item.since) not in opened:
-                raised += [b for b in [await self._raise(breach, item)] if b is not None]
-        current = {(w.task_id, w.since, w.status): w for w in waiting}
-        cleared = [b.id for b in open_now if (b.task_id, b.since, b.status) not in current and await self._clear(b, at)]
+        fresh = [item for item in waiting if (item.task_id, item.since) not in opened]
+        raised = [b for item in fresh if (b := await self._if_due(item, at)) is not None]
+        current = {(w.task_id, w.since, w.status) for w in waiting}
+        moved = [b for b in open_now if (b.task_id, b.since, b.status) not in current]
+        cleared = [b.id for b in moved if await self._clear(b, at)]
         metrics.wait_breaches_open(await self.breaches.counts())
         if raised or cleared:
             self._wake_relay()
         escalated = tuple(b.id for b in raised if b.escalated_to)
         return Pass(tuple(b.id for b in raised), escalated, tuple(cleared))
+
+    async def _if_due(self, item: Waiting, at: datetime) -> Breach | None:
+        """The breach raised for `item`, if it is due; one referral's failure is logged and the pass
+        goes on, so a bad row never stops the watching of every other referral."""
+        breach = self._due(item, at)
+        if breach is None:
+            return None
+        try:
+            return await self._raise(breach, item)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("wait watcher: the breach of referral %s could not be raised", item.referral_id)
+            return None
 
     def _due(self, item: Waiting, at: datetime) -> Breach | None:
         """The breach `item` is in at `at`, or None while it is within its limit (or not watched)."""
