@@ -255,6 +255,7 @@ class RetentionSettings(BaseModel):
     interval_s: float = Field(default=3600.0, gt=0)  # how often the pruning job runs
     outbox_days: float = Field(default=14.0, gt=0)  # published events (a dead letter: once replayed or discarded)
     history_days: float = Field(default=400.0, gt=0)  # a referral's history and delivery records, after its last step
+    inbound_days: float = Field(default=90.0, gt=0)  # the inbound message log (every message, as received)
 
     @model_validator(mode="after")
     def _history_outlives_messages(self) -> RetentionSettings:
@@ -270,6 +271,14 @@ class WatcherSettings(BaseModel):
 
     enabled: bool = True
     interval_s: float = Field(default=60.0, gt=0)
+
+
+class InboundSettings(BaseModel):
+    """The inbound message log (INBOUND_*): every message that arrives, with what became of it (the
+    monitor's Inbound page, `referral-gateway inbound`). How long it is kept: RETENTION_INBOUND_DAYS."""
+
+    enabled: bool = True
+    bulk_max: int = Field(default=1000, ge=1, le=100_000)  # messages one bulk resubmission sends at most
 
 
 class AuthSettings(BaseModel):
@@ -321,6 +330,7 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     watcher: WatcherSettings = Field(default_factory=WatcherSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
 
     @property
     def store_url(self) -> str:

@@ -6,6 +6,8 @@
     trace Q              every hop of a referral, by id, identifier, NHS number or correlation id
     dlq list|show|replay|discard
                          dead letters, and replaying or discarding them
+    inbound list|show|resubmit
+                         the inbound message log, and sending refused messages again
     routing check NEW_DIR
                          recent referrals routed again through a new ruleset or directory: which would move
 
@@ -17,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.commands import broker, dead_letters, routing, tracing
+from gateway.commands import broker, dead_letters, inbound, routing, tracing
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     broker.add_commands(sub)
     tracing.add_commands(sub)
     dead_letters.add_commands(sub)
+    inbound.add_commands(sub)
     routing.add_commands(sub)
