@@ -29,11 +29,11 @@ from sqlalchemy.exc import IntegrityError
 from gateway.audit import spines
 from gateway.audit.trail import AuditTrail
 from gateway.bus import events
+from gateway.canonical import patient, ukcore
 from gateway.canonical import referral as ref
-from gateway.canonical import ukcore
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import initial_task
-from gateway.errors import Conflict, GatewayError, NotFound, PreconditionFailed
+from gateway.errors import Conflict, DuplicateRequest, GatewayError, Issue, NotFound, PreconditionFailed
 from gateway.inbound_log import arrival as arrivals
 from gateway.observability import metrics
 from gateway.observability.log_context import bind_correlation, correlation
@@ -46,6 +46,14 @@ log = logging.getLogger(__name__)
 _ID_NAMESPACE = uuid.UUID("6f1c7c1e-6a43-4c55-9a0b-5a3f0c0b7e21")
 #: Statuses from which a referral may still be cancelled (BaRS: only while active).
 _CANCELLABLE = {"active", "on-hold", "draft"}
+#: A referral marked entered in error (BaRS delete: it should never have existed), unlike one cancelled
+#: (revoked: circumstances changed), may be so marked after a cancellation too, but not once completed.
+_CORRECTABLE = _CANCELLABLE | {"revoked"}
+#: The statuses that end a referral from the referrer's side, and the event each one publishes.
+_EVENT_TYPES = {
+    "revoked": events.SERVICEREQUEST_CANCELLED,
+    "entered-in-error": events.SERVICEREQUEST_ENTERED_IN_ERROR,
+}
 TASK_INITIAL_STATUS = "requested"
 _STAMPED = frozenset({"resourceType", "id", "meta"})  # what `_stamped` sets on the resource
 
@@ -115,6 +123,30 @@ class Intake:
             self._on_commit()
         return result
 
+    async def replayed(self, inbound: InboundReferral) -> Acceptance | None:
+        """The answer to a message taken before (BaRS: the same sender's X-Request-Id): the referral as
+        it stands when the message is a retry (same fingerprint), `DuplicateRequest` when the id came
+        with another message; None when the id is new."""
+        if not inbound.message_id:
+            return None
+        earlier = await self._store.message_referral(inbound.sender, inbound.message_id)
+        if earlier is None:
+            return None
+        taken = [h.detail for h in await self._store.history(earlier.id) if h.step in ("received", "updated")]
+        if inbound.message_digest and any(
+            d.get("message_id") == inbound.message_id and d.get("digest") == inbound.message_digest for d in taken
+        ):
+            log.info("message %s from %s is a retry; answered again", inbound.message_id, inbound.sender)
+            return _acceptance(earlier, created=False)
+        raise DuplicateRequest(
+            f"request {inbound.message_id} has already been processed, with another body or correlation id",
+            Issue(
+                "a message with this X-Request-Id was processed before; a retry keeps its X-Correlation-Id and body",
+                "X-Request-Id",
+                "duplicate",
+            ),
+        )
+
     async def update(
         self,
         inbound: InboundReferral,
@@ -144,7 +176,11 @@ class Intake:
         ukcore.validate(sr)
         if sr.status == "revoked" and current.status not in _CANCELLABLE:
             raise Conflict(f"the referral is {current.status}; only an active referral can be cancelled")
-        if current.status in {"revoked", "completed", "entered-in-error"}:
+        if sr.status == "entered-in-error" and current.status not in _CORRECTABLE:
+            raise Conflict(f"the referral is {current.status}; it can no longer be marked entered in error")
+        if current.status in {"completed", "entered-in-error"} or (
+            current.status == "revoked" and sr.status != "entered-in-error"
+        ):
             raise Conflict(f"the referral is {current.status} and can no longer change")
         return await self._write_version(current, inbound)
 
@@ -160,9 +196,24 @@ class Intake:
     async def _write_version(self, current: StoredReferral, inbound: InboundReferral) -> Acceptance:
         sr = inbound.service_request
         resource = _stamped(inbound, current.id, current.version + 1)
-        kind = events.SERVICEREQUEST_CANCELLED if sr.status == "revoked" else events.SERVICEREQUEST_UPDATED
-        event = _event(sr, current.id, resource, current.topic, kind, inbound, {"routing_rule": current.rule})
+        kind = _EVENT_TYPES.get(str(sr.status), events.SERVICEREQUEST_UPDATED)
+        patient_key, traced = await self._patient_key(current, sr)
+        event = _event(patient_key, current.id, resource, current.topic, kind, inbound, {"routing_rule": current.rule})
         key = (inbound.sender, inbound.message_id) if inbound.message_id else None
+        steps = [
+            (
+                "updated",
+                {
+                    "event_type": kind,
+                    "status": sr.status,
+                    "channel": inbound.channel,
+                    **_message(inbound),
+                    **_told(inbound),
+                },
+            )
+        ]
+        if traced:  # updated in place: found by its NHS number from now on, its events keep their key
+            steps.append(("nhs-number-traced", {"patient_key": patient_key}))
         arrival = arrivals.current()
         try:
             async with self._store.begin() as conn:
@@ -171,8 +222,9 @@ class Intake:
                     current,
                     str(sr.status),
                     event,
-                    [("updated", {"event_type": kind, "status": sr.status, "channel": inbound.channel})],
+                    steps,
                     key,
+                    nhs_number=ref.nhs_number(sr) if traced else None,
                     inbound=arrival.row() if arrival else None,
                 )
         except IntegrityError as exc:
@@ -180,9 +232,36 @@ class Intake:
         if arrival is not None:
             arrival.settled(arrivals.ACCEPTED, stored.id)
         self._on_commit()
-        if sr.status == "revoked" and self._on_cancelled is not None:
+        if sr.status in _EVENT_TYPES and self._on_cancelled is not None:
             await self._on_cancelled(stored.id)
         return _acceptance(stored, created=False)
+
+    async def _patient_key(self, current: StoredReferral, sr: ServiceRequest) -> tuple[str, bool]:
+        """The key this referral's events keep for life (gateway/canonical/patient.py), and whether this
+        version is the one that brings the traced NHS number."""
+        number = ref.nhs_number(sr)
+        if patient.is_untraced_key(current.nhs_number):
+            return current.nhs_number, number is not None
+        history = await self._store.history(current.id)
+        if any(entry.step == "nhs-number-traced" for entry in history):
+            return patient.untraced_key(current.id), False
+        return current.nhs_number, False
+
+
+def _told(inbound: InboundReferral) -> dict[str, Any]:
+    """How the parties were found and what was read leniently, for the referral's history."""
+    told: dict[str, Any] = {}
+    if inbound.resolved:
+        told["resolved"] = inbound.resolved
+    if inbound.warnings:
+        told["warnings"] = [{"diagnostics": w.diagnostics, "expression": w.expression} for w in inbound.warnings]
+    return told
+
+
+def _message(inbound: InboundReferral) -> dict[str, str | None]:
+    """What the history keeps of the message itself: its id, and its fingerprint where it has one."""
+    kept = {"message_id": inbound.message_id}
+    return {**kept, "digest": inbound.message_digest} if inbound.message_digest else kept
 
 
 def _taken_up(inbound: InboundReferral) -> arrivals.Arrival | None:
@@ -200,19 +279,20 @@ def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[
     system, value = ref.business_identifier(sr) or ("", "")
     referral_id = referral_id_for(system, value)
     resource = _stamped(inbound, referral_id, 1)
+    patient_key = ref.nhs_number(sr) or patient.untraced_key(referral_id)
     routing = {
         "routing_rule": decision.rule,
         "routing_reason": decision.reason,
         "routing_service": decision.service,
         "routing_ruleset": decision.ruleset_version,
     }
-    event = _event(sr, referral_id, resource, decision.topic, events.SERVICEREQUEST_CREATED, inbound, routing)
+    event = _event(patient_key, referral_id, resource, decision.topic, events.SERVICEREQUEST_CREATED, inbound, routing)
     at = now()
     row: dict[str, Any] = {
         "id": referral_id,
         "identifier_system": system,
         "identifier_value": value,
-        "nhs_number": ref.nhs_number(sr),
+        "nhs_number": patient_key,  # the NHS number, or the untraced patient's key
         "requester": ref.requester_ods(sr),
         "performer": ref.performer_ods(sr),
         "status": sr.status,
@@ -227,7 +307,10 @@ def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[
         "updated_at": at,
     }
     steps: list[tuple[str, dict[str, Any]]] = [
-        ("received", {"channel": inbound.channel, "sender": inbound.sender, "message_id": inbound.message_id}),
+        (
+            "received",
+            {"channel": inbound.channel, "sender": inbound.sender, **_message(inbound), **_told(inbound)},
+        ),
         ("validated", {"profile": "UK Core"}),
         (
             "routed",
@@ -251,13 +334,17 @@ def _stamped(inbound: InboundReferral, referral_id: str, version: int) -> dict[s
     """The ServiceRequest as FHIR JSON with the gateway's id and meta: the adapter's own JSON when it
     has it (validated already), else the model dumped once. The model itself is never copied."""
     body = inbound.resource if inbound.resource is not None else inbound.service_request.model_dump(mode="json")
-    meta = {"versionId": str(version), "lastUpdated": now().isoformat().replace("+00:00", "Z")}
+    meta: dict[str, Any] = {"versionId": str(version), "lastUpdated": now().isoformat().replace("+00:00", "Z")}
+    kept = {k: v for k, v in (body.get("meta") or {}).items() if k in ("tag", "profile", "security")}
+    if ref.nhs_number(inbound.service_request):  # traced: the flag no longer holds
+        kept["tag"] = [t for t in kept.get("tag", []) if t != patient.flag_tag()] or None
+    meta.update({k: v for k, v in kept.items() if v})
     rest = {k: v for k, v in body.items() if k not in _STAMPED}
     return {"resourceType": body.get("resourceType", "ServiceRequest"), "id": referral_id, "meta": meta, **rest}
 
 
 def _event(
-    sr: ServiceRequest,
+    patient_key: str,
     referral_id: str,
     resource: dict[str, Any],
     topic: str,
@@ -265,10 +352,11 @@ def _event(
     inbound: InboundReferral,
     extra: dict[str, str],
 ) -> events.OutboxEvent:
-    """The outbox event; its value is the one serialisation of the resource, stored with the row too."""
+    """The outbox event, keyed by the patient (the NHS number, or the untraced patient's key); its value
+    is the one serialisation of the resource, stored with the row too."""
     return events.new_event(
         topic=topic,
-        key=ref.nhs_number(sr) or "",
+        key=patient_key,
         event_type=kind,
         source=f"urn:referral-gateway:{inbound.channel}:{inbound.sender}",
         subject=f"ServiceRequest/{referral_id}",

@@ -1,5 +1,6 @@
-"""The FHIR R4 API under /fhir: ServiceRequest create / read / update / search, BaRS-style
-$process-message, and the CapabilityStatement. Handlers parse with an adapter, call the intake and
+"""The FHIR R4 API under /fhir: ServiceRequest create / read / update / search, BaRS
+$process-message (referrals in, and the receivers' responses that move their Tasks), and the
+CapabilityStatement. Handlers parse with an adapter, call the intake and
 render; errors propagate as `GatewayError`s and are rendered as OperationOutcomes by the app.
 """
 
@@ -10,31 +11,23 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
-from adapters.inbound.fhir import messaging, rest
-from gateway.api import capability, search
+from adapters.inbound.fhir import definitions, messaging, response, rest, targets
+from gateway.api import capability, outcome, search, transaction
 from gateway.api.deps import CorrelationDep, RuntimeDep
+from gateway.api.links import base_url, version_from_etag
 from gateway.api.representation import fhir_response
-from gateway.api.responses import message_response
+from gateway.api.responses import message_response, task_response
 from gateway.audit import spines
 from gateway.audit.events import REFUSED, Entity
 from gateway.auth import access
 from gateway.auth.guard import principal_of
-from gateway.canonical import nhs_number
-from gateway.errors import DuplicateRequest, Forbidden, Issue, MalformedInput, NotFound
+from gateway.canonical import nhs_number, patient, systems
+from gateway.errors import Forbidden, Issue, MalformedInput, NotFound
 from gateway.intake import Acceptance
 from gateway.store import StoredReferral
+from gateway.store.store import Prefix
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
-
-#: Search parameters and the store column each one reads (system|value tokens are accepted).
-SEARCH_PARAMETERS = {
-    "identifier": "identifier_value",
-    "patient": "nhs_number",
-    "subject": "nhs_number",
-    "requester": "requester",
-    "performer": "performer",
-    "status": "status",
-}
 
 
 @router.get("/metadata")
@@ -49,10 +42,19 @@ async def create_service_request(
     correlation: CorrelationDep,
     x_request_id: Annotated[str | None, Header()] = None,
 ) -> Response:
-    sr = rest.service_request(await request.body(), request.headers.get("content-type"))
-    access.check_sender(principal_of(request), sr)
-    acceptance = await runtime.intake.accept(rest.inbound(sr, correlation, x_request_id))
-    return _acceptance_response(request, acceptance, 201 if acceptance.created else 200)
+    read = rest.read(
+        await request.body(),
+        request.headers.get("content-type"),
+        request.headers.get(targets.HEADER),
+        runtime.router.directory.service_owner,
+    )
+    access.check_sender(principal_of(request), read.service_request)
+    acceptance = await runtime.intake.accept(rest.inbound(read, correlation, x_request_id))
+    status = 201 if acceptance.created else 200
+    if "return=operationoutcome" in request.headers.get("prefer", "").replace(" ", "").lower():
+        headers = _version_headers(request, acceptance.referral_id, acceptance.version)
+        return fhir_response(request, outcome.accepted(acceptance.referral_id, read.warnings), status, headers)
+    return _acceptance_response(request, acceptance, status)
 
 
 @router.get("/ServiceRequest/{referral_id}")
@@ -82,14 +84,20 @@ async def update_service_request(
     if_match: Annotated[str | None, Header()] = None,
     x_request_id: Annotated[str | None, Header()] = None,
 ) -> Response:
-    sr = rest.service_request(await request.body(), request.headers.get("content-type"))
+    read = rest.read(
+        await request.body(),
+        request.headers.get("content-type"),
+        request.headers.get(targets.HEADER),
+        runtime.router.directory.service_owner,
+    )
+    sr = read.service_request
     if sr.id is not None and sr.id != referral_id:
         raise MalformedInput(
             "the resource id does not match the URL",
             Issue(f"id '{sr.id}' differs from '{referral_id}'", "ServiceRequest.id", "invariant"),
         )
     acceptance = await runtime.intake.update(
-        rest.inbound(sr, correlation, x_request_id),
+        rest.inbound(read, correlation, x_request_id),
         referral_id,
         version_from_etag(if_match),
         authorise=access.referral_check(principal_of(request)),
@@ -109,30 +117,33 @@ async def search_service_requests(request: Request, runtime: RuntimeDep) -> Resp
 
 
 @router.post("/$process-message")
-async def process_message(
-    request: Request,
-    runtime: RuntimeDep,
-    correlation: CorrelationDep,
-    x_request_id: Annotated[str | None, Header()] = None,
-) -> Response:
-    if not x_request_id:
-        raise MalformedInput(
-            "X-Request-Id is required (BaRS transactional integrity)",
-            Issue("the X-Request-Id header is missing", "X-Request-Id", "required"),
-        )
-    inbound = messaging.from_bundle(
-        await request.body(), request.headers.get("content-type"), x_request_id, correlation
-    )
-    if await runtime.store.message_referral(inbound.sender, x_request_id):
-        raise DuplicateRequest(
-            f"request {x_request_id} has already been processed",
-            Issue("a message with this X-Request-Id was processed before", "X-Request-Id", "duplicate"),
-        )
+async def process_message(request: Request, runtime: RuntimeDep, correlation: CorrelationDep) -> Response:
+    """BaRS messaging: a `servicerequest-request` is a referral (new, update, delete); a
+    `servicerequest-response` is its receiver's answer, which moves the referral's Task."""
+    body = await request.body()
+    sent = transaction.read(request, body)
     principal = principal_of(request)
+    transaction.check_claims(request, principal)
+    message = messaging.read(body, request.headers.get("content-type"))
+    definitions.check(message, definitions.load(runtime.settings.schemas_dir))
+    if message.event == systems.BARS_EVENT_SERVICEREQUEST_RESPONSE:
+        answer = response.from_message(message, sent.request_id, sent.digest)
+        moved = await runtime.status.answer(answer, sender=principal.ods, authorise=access.referral_check(principal))
+        return fhir_response(request, task_response(moved.resource, sent.request_id), 200)
+    inbound = messaging.referral(
+        message,
+        sent.request_id,
+        correlation,
+        sent.digest,
+        request.headers.get(targets.HEADER),
+        runtime.router.directory.service_owner,
+    )
+    access.check_message_sender(principal, inbound.sender)
     access.check_sender(principal, inbound.service_request)
-    if inbound.reason == "new":
+    acceptance = await runtime.intake.replayed(inbound)
+    if acceptance is None and inbound.reason == "new":
         acceptance = await runtime.intake.accept(inbound)
-    else:
+    elif acceptance is None:
         acceptance = await runtime.intake.update(inbound, authorise=access.referral_check(principal))
     return fhir_response(request, message_response(acceptance, inbound), 200)
 
@@ -145,20 +156,6 @@ def _acceptance_response(request: Request, acceptance: Acceptance, status: int) 
 
 def _version_headers(request: Request, referral_id: str, version: int) -> dict[str, str]:
     return {"ETag": f'W/"{version}"', "Content-Location": f"{base_url(request)}/ServiceRequest/{referral_id}"}
-
-
-def base_url(request: Request) -> str:
-    configured = request.app.state.runtime.settings.api.base_url
-    return f"{configured.rstrip('/')}/fhir" if configured else str(request.base_url).rstrip("/") + "/fhir"
-
-
-def version_from_etag(etag: str | None) -> int | None:
-    if etag is None:
-        return None
-    value = etag.removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise MalformedInput('If-Match must be an ETag such as W/"1"', Issue(f"If-Match '{etag}'", "If-Match", "value"))
-    return int(value)
 
 
 async def _stored(request: Request, runtime: RuntimeDep, referral_id: str) -> StoredReferral:
@@ -176,12 +173,24 @@ async def _stored(request: Request, runtime: RuntimeDep, referral_id: str) -> St
 
 def _criteria(request: Request) -> dict[str, str]:
     criteria: dict[str, str] = {}
-    for name, value in search.parameters(request, SEARCH_PARAMETERS):
+    for name, value in search.parameters(request, search.SERVICE_REQUEST):
         token = value.split("|")[-1]
-        if SEARCH_PARAMETERS[name] == "nhs_number":
+        if search.SERVICE_REQUEST[name] == "nhs_number":
             token = nhs_number.normalise(token.removeprefix("Patient/"))
-        criteria[SEARCH_PARAMETERS[name]] = token
+        criteria[search.SERVICE_REQUEST[name]] = token
+    tag = request.query_params.get("_tag")
+    if tag:
+        criteria["nhs_number"] = _untraced_tag(tag.split("|")[-1])
     return criteria
+
+
+def _untraced_tag(token: str) -> Prefix:
+    if token != systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]:
+        raise MalformedInput(
+            f"_tag searches take {systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]} only",
+            Issue(f"unknown tag '{token}'", "_tag", "not-supported"),
+        )
+    return Prefix(patient.UNTRACED_PREFIX)
 
 
 def _searchset(request: Request, found: list[StoredReferral]) -> Bundle:

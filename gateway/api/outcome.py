@@ -1,8 +1,9 @@
 """Render any `GatewayError` as a FHIR OperationOutcome: the one error shape of every HTTP route.
 
-Each issue carries the FHIR issue type, the failing element's path, and a BaRS http-error-code
-(`SEND_*`: the sender must change the request; `REC_*`: the receiving side failed), so the reader
-knows whose fault it is.
+Each issue carries the FHIR issue type, the failing element's path, and the error's BaRS
+http-error-code (`SEND_*`: refused at the API before any receiver looked; `REC_*`: what the gateway,
+as the receiver, found or failed at; see gateway/errors.py), so a BaRS sender reads it as it would
+from any BaRS receiver.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
 from fhir.resources.R4B.operationoutcome import OperationOutcome, OperationOutcomeIssue
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, Issue
 
 BARS_ERROR_CODES = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 
@@ -35,3 +36,23 @@ def information(text: str) -> OperationOutcome:
     return OperationOutcome(
         issue=[OperationOutcomeIssue(severity="information", code="informational", diagnostics=text)]
     )
+
+
+def accepted(referral_id: str, warnings: tuple[Issue, ...]) -> OperationOutcome:
+    """The answer to a referral taken: that it was, and each warning at its FHIRPath (what was read
+    leniently, such as a system URI variant), so the sender can mend its data."""
+    issues = [
+        OperationOutcomeIssue(
+            severity="information", code="informational", diagnostics=f"taken as ServiceRequest/{referral_id}"
+        )
+    ]
+    issues += [
+        OperationOutcomeIssue(
+            severity=w.severity,
+            code=w.code or "informational",
+            diagnostics=w.diagnostics,
+            expression=[w.expression] if w.expression else None,
+        )
+        for w in warnings
+    ]
+    return OperationOutcome(issue=issues)
