@@ -167,6 +167,8 @@ async def test_loading_the_configuration_records_its_versions_and_who_loaded_it(
     assert len(events) == 1
     (event,) = events
     assert event["subtype"][0]["code"] == "configuration-load"
-    assert "rules 2026.11.2" in event["outcomeDesc"] and "wait limits 2026.12.1" in event["outcomeDesc"]
+    router = running_gateway.runtime.router
+    assert f"rules {router.rules.version}" in event["outcomeDesc"]
+    assert f"directory {router.directory.version}" in event["outcomeDesc"] and "wait limits" in event["outcomeDesc"]
     assert "routing/rules.json: " in event["outcomeDesc"]
     assert event["agent"][0]["who"]["identifier"]["value"] == loaded.by and "@" in loaded.by
