@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit browser promtool bench fuzz clean
+.PHONY: run test lint typecheck unit browser promtool bench fuzz clean safety-case
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: $(VENV)/.test-deps
 FUZZ_EXAMPLES ?= 5000
 fuzz: $(VENV)/.test-deps
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/trust/test_fuzz.py -q -s -p no:warnings
+
+# The clinical safety case report (docs/safety/safety-case.md) and the hazard log's JSON Schema, made
+# again from schemas/safety/hazards.json; the tests fail when either is out of date.
+safety-case: $(VENV)/.run-deps
+	$(BIN)/python -m gateway.safety.safety_case
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

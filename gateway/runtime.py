@@ -30,6 +30,10 @@ from gateway.monitoring.dead_letters import DeadLetters
 from gateway.monitoring.retention import Pruner
 from gateway.monitoring.sampler import Sampler
 from gateway.routing import load_router
+from gateway.safety.calendar import load_calendar
+from gateway.safety.configuration import ConfigurationRecord, loaded
+from gateway.safety.limits import load_wait_limits
+from gateway.safety.watcher import WaitWatcher
 from gateway.settings import Settings
 from gateway.status import StatusUpdates
 from gateway.status_listener import StatusTopicListener
@@ -96,6 +100,12 @@ class Runtime:
         view = BrokerView(kafka, [t.name for t in self.topics], gateway_groups(settings))
         self.sampler = Sampler(view, self.store, settings.monitor, self.dead_letters)
         self.pruner = Pruner(self.store, settings.retention, settings.delivery.dead_letter_topic)
+        limits = load_wait_limits(settings.schemas_dir, self.router.directory)
+        calendar = load_calendar(settings.schemas_dir)
+        self.watcher = WaitWatcher(self.store, limits, calendar, self.relay.wake, settings.watcher)
+        self.configuration = ConfigurationRecord(
+            self.audit, settings.schemas_dir, loaded(settings.schemas_dir, self.router, limits, calendar)
+        )
         self._started: list[Component] = []
 
     def components(self) -> list[Component]:
@@ -103,12 +113,13 @@ class Runtime:
         first: list[Component] = [self.broker] if self.broker else []
         listeners: list[Component] = [self.mllp] if self.settings.mllp.enabled else []
         delivery: list[Component] = [self.delivery] if self.settings.delivery.enabled else []
-        watchers: list[Component] = [self.sampler, self.pruner]
+        watchers: list[Component] = [self.sampler, self.pruner, self.watcher]
         return [
             *first,
             _Topics(self),
             self.store,
             self.audit,
+            self.configuration,
             self.auth,
             self.relay,
             *delivery,

@@ -264,6 +264,15 @@ class RetentionSettings(BaseModel):
         return self
 
 
+class WatcherSettings(BaseModel):
+    """The wait watcher (gateway/safety/watcher.py): how often it looks for referrals waiting at a Task
+    status longer than their service's limit (schemas/directory/wait-limits.json). A breach is raised,
+    escalated and cleared at most one interval late; the limits themselves are data, not settings."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=60.0, gt=0)
+
+
 class InboundSettings(BaseModel):
     """The inbound message log (INBOUND_*): every message that arrives, with what became of it (the
     monitor's Inbound page, `referral-gateway inbound`). How long it is kept: RETENTION_INBOUND_DAYS."""
@@ -320,6 +329,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    watcher: WatcherSettings = Field(default_factory=WatcherSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
 
     @property

@@ -3,7 +3,8 @@
     type       audit-event-type `rest` for the FHIR API; DICOM 110107 Import for HL7 v2 intake,
                110106 Export for a delivery, 110114 User Authentication for tokens and sign-in
     subtype    restful-interaction (create, read, vread, update, patch, search-type, ...) or the
-               gateway's own action codes (delivery, replay, resubmit, token, sign-in, hl7-intake)
+               gateway's own action codes (delivery, replay, resubmit, token, sign-in, hl7-intake,
+               configuration-load)
     action     C / R / U / D / E; outcome 0 success, 4 refused (the caller's doing), 8 failed (ours)
     agent      who (client id, user, HL7 sender; their organisation's ODS code), requestor, network address;
                for a delivery also the receiving service
@@ -39,6 +40,7 @@ _TYPES = {
     "import": (DCM, "110107", "Import"),
     "export": (DCM, "110106", "Export"),
     "authentication": (DCM, "110114", "User Authentication"),
+    "application": (DCM, "110100", "Application Activity"),
 }
 #: interaction → (event type, FHIR action code, subtype system)
 INTERACTIONS: dict[str, tuple[str, str, str]] = {
@@ -57,6 +59,7 @@ INTERACTIONS: dict[str, tuple[str, str, str]] = {
     "resubmit": ("rest", "E", GATEWAY_ACTIONS),
     "token": ("authentication", "E", GATEWAY_ACTIONS),
     "sign-in": ("authentication", "E", GATEWAY_ACTIONS),
+    "configuration-load": ("application", "E", GATEWAY_ACTIONS),  # routing rules and directory put in force
 }
 
 

@@ -21,6 +21,14 @@ SERVICEREQUEST_UPDATED = "uk.nhs.referral.servicerequest.updated"
 SERVICEREQUEST_CANCELLED = "uk.nhs.referral.servicerequest.cancelled"
 SERVICEREQUEST_ENTERED_IN_ERROR = "uk.nhs.referral.servicerequest.entered-in-error"
 TASK_UPDATED = "uk.nhs.referral.task.updated"
+#: A referral waited at its Task's status longer than its service allows, and the breach cleared (the
+#: Task moved); on referrals.status for its readers. No receiver is sent either (gateway/safety).
+TASK_WAIT_BREACHED = "uk.nhs.referral.task.wait-breached"
+TASK_WAIT_CLEARED = "uk.nhs.referral.task.wait-cleared"
+#: A copy of a referral whose wait was breached, sent to the service's fallback, marked as an escalation.
+SERVICEREQUEST_ESCALATED = "uk.nhs.referral.servicerequest.escalated"
+#: Events about a Task, on referrals.status: what delivery carries back to a referrer, or leaves to the topic.
+STATUS_EVENTS = frozenset({TASK_UPDATED, TASK_WAIT_BREACHED, TASK_WAIT_CLEARED})
 
 
 def new_event(

@@ -8,6 +8,8 @@
                          dead letters, and replaying or discarding them
     inbound list|show|resubmit
                          the inbound message log, and sending refused messages again
+    routing check NEW_DIR
+                         recent referrals routed again through a new ruleset or directory: which would move
 
 Each works against the embedded broker or a configured cluster, and the store, from the settings;
 each is a thin face of gateway/monitoring, which the web pages share.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.commands import broker, dead_letters, inbound, tracing
+from gateway.commands import broker, dead_letters, inbound, routing, tracing
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,3 +27,4 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     tracing.add_commands(sub)
     dead_letters.add_commands(sub)
     inbound.add_commands(sub)
+    routing.add_commands(sub)

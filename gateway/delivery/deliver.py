@@ -52,6 +52,7 @@ _REASONS: dict[str, Reason] = {
     events.SERVICEREQUEST_UPDATED: "update",
     events.SERVICEREQUEST_CANCELLED: "delete",
     events.SERVICEREQUEST_ENTERED_IN_ERROR: "delete",
+    events.SERVICEREQUEST_ESCALATED: "new",  # a copy to a fallback service is a new referral there
 }
 
 
@@ -278,8 +279,9 @@ def settled(current: DeliveryRow | None, delivery: Delivery) -> str | None:
 
 
 def is_status(delivery: Delivery) -> bool:
-    """A Task change on its way back to the referrer, not a referral on its way to a receiver."""
-    return delivery.event_type == events.TASK_UPDATED
+    """A Task change on its way back to the referrer (or a wait breach, for the topic's readers only),
+    not a referral on its way to a receiver."""
+    return delivery.event_type in events.STATUS_EVENTS
 
 
 def outgoing(delivery: Delivery) -> Outgoing:

@@ -24,6 +24,7 @@ from gateway.monitoring.sampler import Sampler
 from gateway.observability import metrics
 from gateway.routing import Router
 from gateway.store import Store
+from gateway.store.breaches import Breach, Breaches
 
 INBOUND_ADAPTERS = ("fhir-rest", "fhir-messaging", "hl7v2-mllp", "pad", "fhir-task", "status-topic")
 ALL_TOPICS = "all topics"
@@ -91,10 +92,13 @@ class Overview:
     series: dict[str, list[float]] = field(default_factory=dict)
     #: refusals by inbound adapter and reason class (arrival.py), before the intake too
     refused: dict[str, dict[str, int]] = field(default_factory=dict)
+    breaches: list[Breach] = field(default_factory=list)  # referrals waiting longer than allowed, open
 
     def cells(self) -> dict[str, str]:
         """The text of every live figure by its key (the page's data-k attributes)."""
         cells = {"backlog": str(self.backlog), "dead-letters": str(self.open_dead_letters)}
+        cells["breaches"] = str(len(self.breaches))  # each breach its key too: a new one reloads the page
+        cells.update({f"breach {b.id}": b.escalated_to or "" for b in self.breaches})
         cells["sampled"] = self.at.strftime("%H:%M:%S") if self.at else "not yet"
         for t in self.topics:
             cells[f"topic {t.name} end"] = str(t.end)
@@ -148,6 +152,7 @@ async def overview(
         routing={"rules and criteria": router.version, "service directory": router.directory.version},
         series=_series(sampler, snapshot, topics),
         refused=_refused(),
+        breaches=await Breaches(store).open(),
     )
 
 

@@ -216,6 +216,20 @@ def _discarded(d: dict[str, Any]) -> tuple[str, Facts, str]:
     return f"Dead letter discarded: {d.get('reason')}", _facts(d, "dead_letter", "by"), "info"
 
 
+def _wait_breached(d: dict[str, Any]) -> tuple[str, Facts, str]:
+    facts = _facts(d, "service", "priority", "limit", "since", "due")
+    return f"Waited at {d.get('status')} longer than {d.get('limit')}: wait breached", facts, "fail"
+
+
+def _escalated(d: dict[str, Any]) -> tuple[str, Facts, str]:
+    return f"Escalated: a copy sent to {d.get('to')}, marked as an escalation", _facts(d, "from", "event_id"), "warn"
+
+
+def _wait_breach_cleared(d: dict[str, Any]) -> tuple[str, Facts, str]:
+    facts = _facts(d, "service", "limit", "since", "cleared_at", "working_hours_waited")
+    return f"The wait breach at {d.get('status')} cleared: the Task moved", facts, "ok"
+
+
 _DESCRIPTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, Facts, str]]] = {
     "received": _received,
     "validated": _validated,
@@ -229,6 +243,9 @@ _DESCRIPTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, Facts, str]]] = {
     "dead-lettered": _dead_lettered,
     REPLAYED: _replayed,
     DISCARDED: _discarded,
+    "wait-breached": _wait_breached,
+    "escalated": _escalated,
+    "wait-breach-cleared": _wait_breach_cleared,
 }
 
 

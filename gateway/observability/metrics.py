@@ -13,7 +13,9 @@
                 gateway_outbox_backlog, gateway_outbox_oldest_age_seconds, gateway_broker_up,
                 gateway_delivery_ledger{receiver,status}, gateway_receiver_failing{receiver},
                 gateway_dead_letters_open
-    safety      gateway_wait_breaches_open{service,priority,status} (the wait-time watcher)
+    safety      gateway_wait_breaches_open{service,priority,status} (referrals waiting longer than their
+                service's limit at a Task status, now: the wait watcher, gateway/safety/watcher.py),
+                gateway_wait_breaches_total{service,priority,status} (breaches raised)
 
 The alerting rules in deploy/prometheus/alerts.yml read these names; tests/deploy holds them to this
 module, so renaming one here means changing the rules too.
@@ -88,6 +90,11 @@ WAIT_BREACHES_OPEN = Gauge(
     "Referrals waiting longer than their service allows at a Task status, by priority",
     ["service", "priority", "status"],
 )
+WAIT_BREACHES = Counter(
+    "gateway_wait_breaches",
+    "Wait breaches raised: a referral waited at a Task status longer than its service's limit",
+    ["service", "priority", "status"],
+)
 
 
 @contextmanager
@@ -135,6 +142,22 @@ def delivery(receiver: str, fmt: str, outcome: str, seconds: float | None = None
     DELIVERIES.labels(receiver, fmt or "none", outcome).inc()
     if seconds is not None:
         DELIVERY_SECONDS.labels(fmt or "none").observe(seconds)
+
+
+def wait_breached(service: str, priority: str, status: str) -> None:
+    WAIT_BREACHES.labels(service, priority, status).inc()
+
+
+def wait_breaches_open(counts: dict[tuple[str, str, str], int]) -> None:
+    """The open breaches as the store has them; a set of labels no longer open goes back to 0."""
+    for labels in _open_labels - counts.keys():
+        WAIT_BREACHES_OPEN.labels(*labels).set(0)
+    for labels, count in counts.items():
+        WAIT_BREACHES_OPEN.labels(*labels).set(count)
+    _open_labels.update(counts)
+
+
+_open_labels: set[tuple[str, str, str]] = set()
 
 
 def counter_values(counter: Counter) -> dict[tuple[str, ...], float]:

@@ -22,6 +22,7 @@ from gateway.store.tables import deliveries
 DELIVERED = "delivered"
 RETRYING = "retrying"
 DEAD_LETTERED = "dead-lettered"
+ESCALATED = "uk.nhs.referral.servicerequest.escalated"  # gateway.bus.events.SERVICEREQUEST_ESCALATED
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,11 @@ class Deliveries:
         return await self._one(query.order_by(deliveries.c.seq).limit(1))
 
     async def last_receiver(self, referral_id: str) -> str | None:
-        """Who the referral's earlier events went to (an update goes where its referral went)."""
-        query = select(deliveries.c.receiver).where(deliveries.c.referral_id == referral_id)
+        """Who the referral's earlier events went to (an update goes where its referral went; not
+        where an escalated copy went)."""
+        query = select(deliveries.c.receiver).where(
+            deliveries.c.referral_id == referral_id, deliveries.c.event_type != ESCALATED
+        )
         async with self._store.connect() as conn:
             found = (await conn.execute(query.order_by(deliveries.c.seq.desc()).limit(1))).first()
         return str(found.receiver) if found else None

@@ -224,6 +224,29 @@ audit_entities = Table(
 Index("ix_audit_entities_reference", audit_entities.c.reference)
 
 
+# Referrals that waited at a Task status longer than their receiving service's limit allows
+# (gateway/safety/watcher.py): one row per Task per stay at a status, open until the Task moves. The
+# unique key makes raising a breach, and the one escalation that goes with it, happen once even when
+# several gateway processes watch the same store.
+wait_breaches = Table(
+    "wait_breaches",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("referral_id", String(64), nullable=False, index=True),
+    Column("task_id", String(64), nullable=False),
+    Column("service", String(128), nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("status", String(32), nullable=False),  # the Task status the referral waited at
+    Column("since", UtcDateTime(), nullable=False),  # when the Task came to that status
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("wait_limit", String(64), nullable=False),  # as the limit reads: "2 working hours"
+    Column("breached_at", UtcDateTime(), nullable=False),
+    Column("cleared_at", UtcDateTime(), index=True),
+    Column("escalated_to", String(128)),  # the fallback service a copy went to
+    Column("escalation_event_id", String(64)),
+    UniqueConstraint("task_id", "since", name="uq_wait_breach_task_since"),
+)
+
 # Every message that arrived on an inbound channel, with what became of it: the bytes as received,
 # who sent it from where, and the outcome (accepted as which referral, a duplicate of which, refused
 # with every issue and its location). Append-only: a trigger refuses UPDATE; the retention job deletes
