@@ -1,0 +1,43 @@
+"""The MESH channel as one Runtime component: a client per mailbox, the poller over them, and the
+outbox delivery sends through (from the sending mailbox). Built only when MESH is configured.
+Idempotent `start()`/`stop()`: the poller stops before the clients close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from adapters.hl7v2.tables import Hl7Tables
+from gateway.mesh.client import MeshMailboxClient
+from gateway.mesh.inbound import Intake, MeshInbound
+from gateway.mesh.outbox import MeshSender
+from gateway.mesh.poller import MeshPoller
+from gateway.settings import MeshSettings
+from gateway.status import StatusUpdates
+from gateway.store import Store
+from gateway.store.mesh_sent import MeshSentLog
+
+
+class Mesh:
+    def __init__(
+        self,
+        settings: MeshSettings,
+        intake: Intake,
+        status: StatusUpdates,
+        store: Store,
+        hl7: Hl7Tables,
+        owners: Callable[[str], set[str]],
+    ) -> None:
+        self.settings = settings
+        self.clients = {m.id: MeshMailboxClient(settings, m) for m in settings.mailboxes}
+        self.sent = MeshSentLog(store)
+        self.outbox = MeshSender(settings, self.clients[settings.sender.id], self.sent)
+        self.poller = MeshPoller(settings, MeshInbound(intake, status, store, hl7, owners), self.clients)
+
+    async def start(self) -> None:
+        await self.poller.start()
+
+    async def stop(self) -> None:
+        await self.poller.stop()
+        for client in self.clients.values():
+            await client.close()

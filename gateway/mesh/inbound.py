@@ -1,0 +1,185 @@
+"""What one MESH message means to the gateway: the MESH channel's single call into the intake and
+the status spines, the same calls the FHIR `$process-message` and MLLP surfaces make.
+
+    REPORT (MESH's own non-delivery report)          → nothing to take (tracking decides delivery)
+    workflow W (a referral workflow of this mailbox) → map → seen before? → intake.accept / update
+    workflow W_ACK (a receiver's business answer)    → map → status.change / move (the Task's owner only)
+    refused (a SenderError)                          → the answer to send back on W_ACK, with every issue
+
+`take` returns only when what the message asked for is committed (or found already committed), so
+the poller may acknowledge it to MESH then. A failure on the gateway's side (store down) is raised:
+the message stays in the inbox and is taken again at the next poll, never answered as refused.
+Must not: talk to MESH (the poller does) or parse bodies itself (adapters/inbound/mesh does).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from adapters.hl7v2 import header, rri_i12
+from adapters.hl7v2.header import Header
+from adapters.hl7v2.parser import Message
+from adapters.hl7v2.tables import Hl7Tables
+from adapters.inbound import mesh as adapter
+from adapters.inbound.mesh import Format
+from gateway.api.outcome import operation_outcome
+from gateway.canonical.referral import InboundReferral
+from gateway.canonical.task import task_id_for
+from gateway.errors import Forbidden, GatewayError, UnsupportedInput
+from gateway.intake import Acceptance, referral_id_for
+from gateway.mesh.client import Received
+from gateway.settings import MeshMailbox, MeshWorkflow
+from gateway.status import StatusUpdates
+from gateway.store import Store, StoredReferral
+
+log = logging.getLogger(__name__)
+Outcome = Literal["accepted", "duplicate", "status", "refused", "report"]
+
+
+class Intake(Protocol):
+    async def accept(self, inbound: InboundReferral) -> Acceptance: ...
+    async def update(
+        self,
+        inbound: InboundReferral,
+        referral_id: str | None = None,
+        if_match: int | None = None,
+        authorise: Callable[[StoredReferral], None] | None = None,
+    ) -> Acceptance: ...
+
+
+@dataclass(frozen=True)
+class Taken:
+    outcome: Outcome
+    referral_id: str | None = None
+    answer: bytes | None = None  # a refusal: what goes back to the sender
+    answer_workflow: str | None = None
+    answer_type: str | None = None
+    error: str | None = None
+
+
+class MeshInbound:
+    def __init__(
+        self,
+        intake: Intake,
+        status: StatusUpdates,
+        store: Store,
+        hl7: Hl7Tables,
+        owners: Callable[[str], set[str]],
+    ) -> None:
+        self._intake = intake
+        self._status = status
+        self._store = store
+        self._hl7 = hl7
+        self._owners = owners  # the ODS codes whose directory endpoints name a MESH mailbox
+
+    async def take(self, mailbox: MeshMailbox, received: Received) -> Taken:
+        if received.message_type == "REPORT":
+            log.info("MESH report %s for message %s", received.message_id, received.linked_message_id)
+            return Taken("report")
+        workflow, is_answer = _workflow(mailbox, received.workflow_id)
+        fmt: Format = workflow.format if workflow else "bars-json"
+        answer_on = received.workflow_id if is_answer else f"{received.workflow_id}_ACK"
+        try:
+            if workflow is None:
+                raise UnsupportedInput(f"mailbox {mailbox.id} takes no workflow '{received.workflow_id}'")
+            if fmt == "hl7v2":
+                return await self._hl7v2(received, is_answer, answer_on)
+            return await self._bars(received, fmt, is_answer)
+        except GatewayError as error:
+            if error.retriable:
+                raise
+            return self._refused(received, error, fmt, answer_on, None)
+
+    async def _bars(self, received: Received, fmt: Format, is_answer: bool) -> Taken:
+        if is_answer:
+            task = adapter.bars_task(received.body, fmt)
+            referral_id = adapter.task_referral(task)
+            await self._status.change(
+                task_id_for(referral_id or ""),
+                task,
+                channel=adapter.CHANNEL,
+                sender=received.sender,
+                authorise=self._owner_only(received.sender),
+            )
+            return Taken("status", referral_id)
+        key = adapter.message_key(received.sender, received.message_id)
+        return await self._referral(adapter.bars_referral(received.body, fmt, key, _correlation(received)))
+
+    async def _hl7v2(self, received: Received, is_answer: bool, answer_on: str) -> Taken:
+        head: Header | None = None
+        try:
+            message = adapter.hl7_message(received.body)
+            head = header.read(message)
+            kind = header.check(head, self._hl7.profile)
+            if is_answer and kind.structure == rri_i12.STRUCTURE:
+                return await self._hl7_status(received, message, head)
+            if is_answer or kind.structure != "REF_I12":
+                raise UnsupportedInput(f"{kind.structure} is not taken on workflow {received.workflow_id}")
+            key = adapter.message_key(received.sender, received.message_id)
+            return await self._referral(adapter.hl7_referral(message, self._hl7, key, _correlation(received)))
+        except GatewayError as error:
+            if error.retriable:
+                raise
+            return self._refused(received, error, "hl7v2", answer_on, head)
+
+    async def _hl7_status(self, received: Received, message: Message, head: Header) -> Taken:
+        report = rri_i12.to_status(message, head, self._hl7)
+        referral_id = report.referral_id or referral_id_for(*(report.identifier or ("", "")))
+        await self._status.move(
+            task_id_for(referral_id),
+            report.status,
+            reason=report.reason,
+            business_status=report.business_status,
+            channel=adapter.CHANNEL,
+            sender=received.sender,
+            authorise=self._owner_only(received.sender),
+        )
+        return Taken("status", referral_id)
+
+    async def _referral(self, inbound: InboundReferral) -> Taken:
+        """The one call into the intake for a MESH message (a message seen before is not taken twice)."""
+        assert inbound.message_id is not None
+        earlier = await self._store.message_referral(inbound.sender, inbound.message_id)
+        if earlier is not None:
+            return Taken("duplicate", earlier.id)
+        if inbound.reason == "new":
+            acceptance = await self._intake.accept(inbound)
+        else:
+            acceptance = await self._intake.update(inbound)
+        taken = acceptance.created or inbound.reason != "new"
+        return Taken("accepted" if taken else "duplicate", acceptance.referral_id)
+
+    def _owner_only(self, mailbox: str) -> Callable[[StoredReferral], None]:
+        def check(referral: StoredReferral) -> None:
+            if referral.performer not in self._owners(mailbox):
+                raise Forbidden(f"MESH mailbox {mailbox} does not belong to the service that owns this referral's Task")
+
+        return check
+
+    def _refused(
+        self, received: Received, error: GatewayError, fmt: Format, answer_on: str, head: Header | None
+    ) -> Taken:
+        log.info("MESH message %s from %s refused: %s", received.message_id, received.sender, error.message)
+        if fmt == "hl7v2":
+            body = adapter.hl7_refusal(error, head, self._hl7)
+        else:
+            body = adapter.bars_refusal(fmt, received.message_id, operation_outcome(error))
+        return Taken("refused", None, body, answer_on, adapter.MEDIA_TYPES[fmt], error.message)
+
+
+def _workflow(mailbox: MeshMailbox, workflow_id: str) -> tuple[MeshWorkflow | None, bool]:
+    """The mailbox's workflow a message came on, and whether it is that workflow's answer (`_ACK`)."""
+    for workflow in mailbox.workflows:
+        if workflow.id == workflow_id:
+            return workflow, False
+        if workflow.ack == workflow_id:
+            return workflow, True
+    return None, False
+
+
+def _correlation(received: Received) -> str:
+    return received.local_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"mesh:{received.message_id}"))

@@ -1,0 +1,158 @@
+"""MESH in, against a running mesh-sandbox: what a partner's mailbox sends the gateway's mailbox is
+taken by the same intake as the other channels, acknowledged to MESH only once committed, and a
+refusal goes back to the sender on the workflow's `_ACK` with every error. Each test checks what the
+sandbox holds afterwards (the message's status, the answers in the sender's inbox)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+
+from tests.conftest import RunningGateway
+from tests.delivery.receivers import eventually
+from tests.mesh.sandbox import GATEWAY, GP, PHYSIO, Sandbox
+from tests.samples import SAMPLES, bars_bundle, valid_nhs_number
+
+FHIR_JSON = "application/fhir+json"
+
+
+def physio_referral() -> dict[str, Any]:
+    """The BaRS IAPT sample as the physio partner (NPH01) sends it, with a fresh UBRN and NHS number."""
+    bundle = json.loads(json.dumps(bars_bundle()).replace("A81002", "NPH01"))
+    return bundle
+
+
+def ubrn_of(bundle: dict[str, Any]) -> str:
+    return str(bundle["entry"][1]["resource"]["identifier"][0]["value"])
+
+
+def send(mesh: Sandbox, mailbox: str, body: bytes, workflow: str, content_type: str = FHIR_JSON) -> str:
+    with mesh.mailbox(mailbox) as client:
+        return str(client.send_message(GATEWAY, body, workflow_id=workflow, content_type=content_type))
+
+
+def status_at_mesh(mesh: Sandbox, mailbox: str, message_id: str) -> str:
+    with mesh.mailbox(mailbox) as client:
+        return str(client.track_message(message_id)["status"])
+
+
+async def acknowledged(mesh: Sandbox, mailbox: str, message_id: str) -> None:
+    await eventually(
+        lambda: status_at_mesh(mesh, mailbox, message_id) == "acknowledged",
+        timeout=20,
+        what=f"MESH message {message_id} acknowledged",
+    )
+
+
+async def stored(gateway: RunningGateway, ubrn: str) -> list[Any]:
+    return await gateway.runtime.store.search({"identifier_value": ubrn})
+
+
+async def test_bars_message_from_a_partner_mailbox_is_accepted_then_acknowledged(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    bundle = physio_referral()
+    message_id = send(mesh, PHYSIO, json.dumps(bundle).encode(), "BARS_REFERRAL")
+    await acknowledged(mesh, PHYSIO, message_id)
+    [referral] = await stored(running_gateway, ubrn_of(bundle))
+    assert referral.channel == "mesh"
+    assert referral.topic == "referrals.iapt"
+    history = await running_gateway.runtime.store.history(referral.id)
+    received = next(h for h in history if h.step == "received")
+    assert received.detail["message_id"] == f"mesh:{PHYSIO}:{message_id}"
+    assert mesh.inbox(PHYSIO) == []  # accepted: no refusal comes back
+    assert mesh.inbox(GATEWAY) == []
+
+
+async def test_hl7v2_ref_i12_file_from_the_gp_mailbox_is_accepted_then_acknowledged(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    nhs = valid_nhs_number()
+    text = (SAMPLES / "hl7v2" / "ref-i12-iapt-low-mood.hl7").read_text().replace("9434765870", nhs)
+    ubrn = f"S1{nhs}"
+    text = text.replace("S1REF88120042", ubrn)
+    message_id = send(mesh, GP, text.encode(), "HL7V2_REFERRAL", "x-application/hl7-v2+er7")
+    await acknowledged(mesh, GP, message_id)
+    found = await running_gateway.runtime.store.search({"nhs_number": nhs})
+    assert [r.channel for r in found] == ["mesh"]
+    assert ubrn in found[0].resource
+    assert mesh.inbox(GP) == []
+
+
+async def test_refused_bars_message_is_answered_on_the_ack_workflow_with_every_error_then_acknowledged(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    bundle = physio_referral()
+    header = bundle["entry"][0]["resource"]
+    header["reason"]["coding"][0]["code"] = "not-a-reason"
+    header["focus"][0]["reference"] = "urn:uuid:nowhere"
+    message_id = send(mesh, PHYSIO, json.dumps(bundle).encode(), "BARS_REFERRAL")
+    await acknowledged(mesh, PHYSIO, message_id)
+    [answer] = mesh.inbox(PHYSIO)
+    assert answer["workflow_id"] == "BARS_REFERRAL_ACK"
+    assert answer["local_id"] == message_id
+    response = Bundle.model_validate_json(answer["body"])
+    head, outcome = (e.resource for e in response.entry or [])
+    assert head.response.code == "fatal-error" and head.response.identifier == message_id
+    assert outcome.issue[0].expression == ["MessageHeader.reason"]
+    assert await stored(running_gateway, ubrn_of(bundle)) == []
+
+
+async def test_refused_hl7v2_file_is_answered_with_an_ack_carrying_err_segments(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    text = (SAMPLES / "hl7v2" / "ref-i12-iapt-low-mood.hl7").read_text()
+    without_referral = "\n".join(s for s in text.splitlines() if not s.startswith(("RF1", "PRD")))
+    message_id = send(mesh, GP, without_referral.encode(), "HL7V2_REFERRAL", "x-application/hl7-v2+er7")
+    await acknowledged(mesh, GP, message_id)
+    [answer] = mesh.inbox(GP)
+    assert answer["workflow_id"] == "HL7V2_REFERRAL_ACK"
+    segments = answer["body"].decode().split("\r")
+    msa = next(s for s in segments if s.startswith("MSA"))
+    assert msa.split("|")[1] in ("AE", "AR") and msa.split("|")[2] == "S1-8812-0042"
+    assert any(s.startswith("ERR") for s in segments)
+
+
+async def test_message_on_a_workflow_the_mailbox_does_not_take_is_refused(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    message_id = send(mesh, PHYSIO, json.dumps(physio_referral()).encode(), "SOME_OTHER_FLOW")
+    await acknowledged(mesh, PHYSIO, message_id)
+    [answer] = mesh.inbox(PHYSIO)
+    assert answer["workflow_id"] == "SOME_OTHER_FLOW_ACK"
+    assert b"takes no workflow" in answer["body"]
+
+
+async def test_chunked_message_is_reassembled_before_the_intake(
+    running_gateway: RunningGateway, mesh: Sandbox, tmp_path: Path
+) -> None:
+    bundle = physio_referral()
+    bundle["entry"][1]["resource"]["note"] = [{"text": "Background. " * 400}]  # ~5 kB: five 1 kB chunks
+    body = json.dumps(bundle).encode()
+    with mesh.mailbox(PHYSIO) as client:
+        message_id = client.send_message(GATEWAY, body, workflow_id="BARS_REFERRAL", max_chunk_size=1024)
+    assert mesh.message(message_id)["chunk_count"] == len(body) // 1024 + 1
+    await acknowledged(mesh, PHYSIO, message_id)
+    [referral] = await stored(running_gateway, ubrn_of(bundle))
+    assert json.loads(referral.resource)["note"][0]["text"] == "Background. " * 400
+
+
+async def test_a_message_fetched_again_makes_no_second_referral(running_gateway: RunningGateway, mesh: Sandbox) -> None:
+    """The poller's two steps by hand: taken (committed) twice, as after a stop before the acknowledgement."""
+    mesh_channel = running_gateway.runtime.mesh
+    assert mesh_channel is not None
+    await mesh_channel.poller.stop()
+    bundle = physio_referral()
+    message_id = send(mesh, PHYSIO, json.dumps(bundle).encode(), "BARS_REFERRAL")
+    client = mesh_channel.clients[GATEWAY]
+    mailbox = mesh_channel.settings.mailboxes[0]
+    inbound = mesh_channel.poller._inbound
+    first = await inbound.take(mailbox, await client.retrieve(message_id))
+    again = await inbound.take(mailbox, await client.retrieve(message_id))
+    assert (first.outcome, again.outcome) == ("accepted", "duplicate")
+    assert first.referral_id == again.referral_id
+    assert len(await stored(running_gateway, ubrn_of(bundle))) == 1
+    assert status_at_mesh(mesh, PHYSIO, message_id) == "accepted"  # not acknowledged by `take`
