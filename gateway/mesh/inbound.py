@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+
 from adapters.hl7v2 import header, rri_i12
 from adapters.hl7v2.header import Header
 from adapters.hl7v2.parser import Message
@@ -98,9 +100,11 @@ class MeshInbound:
         if is_answer:
             task = adapter.bars_task(received.body, fmt)
             referral_id = adapter.task_referral(task)
-            await self._status.change(
+            await self._status.move(  # the receiver's Task says what changed; ours keeps what may not
                 task_id_for(referral_id or ""),
-                task,
+                str(task.status),
+                reason=_text(task.statusReason),
+                business_status=_text(task.businessStatus),
                 channel=adapter.CHANNEL,
                 sender=received.sender,
                 authorise=self._owner_only(received.sender),
@@ -183,3 +187,10 @@ def _workflow(mailbox: MeshMailbox, workflow_id: str) -> tuple[MeshWorkflow | No
 
 def _correlation(received: Received) -> str:
     return received.local_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"mesh:{received.message_id}"))
+
+
+def _text(concept: CodeableConcept | None) -> str | None:
+    if concept is None:
+        return None
+    codings = concept.coding or []
+    return concept.text or (codings[0].display or codings[0].code if codings else None)

@@ -66,6 +66,15 @@ class Sandbox:
         found: dict[str, Any] = response.json()
         return found
 
+    def outbox(self, mailbox: str) -> list[dict[str, Any]]:
+        """What `mailbox` sent, newest first, with MESH's status of each (the rich outbox)."""
+        token = mesh_client.AuthTokenGenerator(SHARED_KEY.encode(), mailbox, passwords()[mailbox])
+        headers = {"Authorization": token.generate_token(), "Accept": "application/vnd.mesh.v2+json"}
+        response = httpx.get(f"{self.url}/messageexchange/{mailbox}/outbox/rich", headers=headers, timeout=10)
+        response.raise_for_status()
+        found: list[dict[str, Any]] = response.json()["messages"]
+        return found
+
     def inbox(self, mailbox: str) -> list[dict[str, Any]]:
         """Every message waiting in `mailbox`, read as its owner reads it (not acknowledged)."""
         with self.mailbox(mailbox) as client:
