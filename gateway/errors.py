@@ -20,7 +20,8 @@ renders it.
         ├── StoreUnavailable          503  the store did not commit: nothing was accepted
         ├── BrokerUnavailable         503  Kafka did not answer (the outbox keeps the event)
         └── DeliveryFailed            502  a receiver did not take a delivery; `retriable` per instance:
-                                           down, timed out, 5xx, HL7 AE yes; 4xx, HL7 AR no
+            │                              down, timed out, 5xx, HL7 AE yes; 4xx, HL7 AR no
+            └── NotYetTaken                in the receiver's MESH inbox, not yet downloaded (no attempt counted)
 
 Reactions are class attributes (`http_status`, `ack_code`, `retriable`, `issue_code`,
 `bars_code`; `headers` for HTTP headers a status needs, such as WWW-Authenticate and Retry-After)
@@ -181,6 +182,17 @@ class DeliveryFailed(ReceiverError):
     def __init__(self, message: str, *issues: Issue, retriable: bool = True) -> None:
         super().__init__(message, *issues)
         self.retriable = retriable
+
+    #: False: the receiver's mailbox holds the delivery and it has not been taken yet (MESH): looked
+    #: at again later, and not counted against the attempts that lead to a dead letter.
+    counts_as_attempt = True
+
+
+class NotYetTaken(DeliveryFailed):
+    """Delivered to a store-and-forward mailbox that the receiver has not emptied yet (MESH): the
+    next attempt follows the same message; only its failure (expired, undeliverable) is counted."""
+
+    counts_as_attempt = False
 
 
 def _quoted(text: str) -> str:

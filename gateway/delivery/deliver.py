@@ -157,7 +157,7 @@ class Deliverer:
     async def _failed(
         self, delivery: Delivery, current: DeliveryRow | None, error: GatewayError, destination: Destination | None
     ) -> None:
-        attempts = delivery.attempts + 1
+        attempts = delivery.attempts + (1 if getattr(error, "counts_as_attempt", True) else 0)
         fmt = destination.format if destination else None
         failed = (
             "delivery-failed",

@@ -5,8 +5,9 @@ until MESH says the recipient downloaded it, or could not.
     → sent before for this event? follow that message : encode (adapters/outbound/mesh) and send,
       Mex-LocalID = event id → record the MESH message id
     → track every `track_interval_s`: acknowledged → delivered; undeliverable / error → DeliveryFailed
-      (retriable: the next attempt sends again); not yet within `track_timeout_s` → DeliveryFailed
-      (retriable: the next attempt follows the same message, it does not send a second one)
+      (retriable: the next attempt sends again); not yet within `track_timeout_s` → NotYetTaken
+      (the next attempt follows the same message, never sends a second one, and is not counted:
+      only MESH's own verdict, expired or undeliverable, leads towards the dead letter)
 
 The delivery spine's retry rules and dead letter apply to whatever this raises, as for every other
 adapter. Must not: decide to retry or dead-letter, or commit a delivery (gateway/delivery does).
@@ -21,7 +22,7 @@ import time
 from adapters.outbound import mesh as adapter
 from adapters.outbound.receipt import Outgoing, Receipt
 from gateway.delivery.outbound import Destination
-from gateway.errors import DeliveryFailed
+from gateway.errors import DeliveryFailed, NotYetTaken
 from gateway.mesh.client import MeshMailboxClient
 from gateway.observability import mesh_metrics as metrics
 from gateway.settings import MeshSettings
@@ -100,7 +101,7 @@ class MeshSender:
             if receipt is not None:
                 return receipt
             if time.monotonic() >= deadline:
-                raise DeliveryFailed(
+                raise NotYetTaken(
                     f"MESH message {message_id} not yet downloaded by {recipient} "
                     f"within {self._settings.track_timeout_s:g}s; the next attempt follows it again"
                 )

@@ -19,6 +19,7 @@ from gateway.monitoring import ledger
 from gateway.monitoring.broker_view import BrokerSnapshot
 from gateway.monitoring.dead_letters import OPEN, DeadLetters
 from gateway.monitoring.ledger import ReceiverStats
+from gateway.monitoring.mesh import MailboxRow
 from gateway.monitoring.sampler import Sampler
 from gateway.observability import metrics
 from gateway.routing import Router
@@ -87,6 +88,7 @@ class Overview:
     open_dead_letters: int
     routing: dict[str, str]
     series: dict[str, list[float]] = field(default_factory=dict)
+    mesh: list[MailboxRow] = field(default_factory=list)  # the MESH mailboxes (gateway/monitoring/mesh.py)
 
     def cells(self) -> dict[str, str]:
         """The text of every live figure by its key (the page's data-k attributes)."""
@@ -108,6 +110,8 @@ class Overview:
             )
             cells[f"receiver {r.name} last_delivered"] = _moment(r.last_delivered)
             cells[f"receiver {r.name} last_error"] = r.last_error or ""
+        for m in self.mesh:
+            cells.update(m.cells())
         return cells
 
     def structure(self) -> str:

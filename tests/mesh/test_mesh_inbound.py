@@ -5,6 +5,7 @@ sandbox holds afterwards (the message's status, the answers in the sender's inbo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,50 @@ async def test_a_message_fetched_again_makes_no_second_referral(running_gateway:
     assert first.referral_id == again.referral_id
     assert len(await stored(running_gateway, ubrn_of(bundle))) == 1
     assert status_at_mesh(mesh, PHYSIO, message_id) == "accepted"  # not acknowledged by `take`
+
+
+async def test_dashboard_shows_each_mailbox_last_poll_waiting_errors_and_oldest_unacknowledged(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    good = send(mesh, PHYSIO, json.dumps(physio_referral()).encode(), "BARS_REFERRAL")
+    bad = send(mesh, PHYSIO, b"{not json", "BARS_REFERRAL")
+    await acknowledged(mesh, PHYSIO, good)
+    await acknowledged(mesh, PHYSIO, bad)
+    async with running_gateway.client() as client:
+        overview = (await client.get("/monitor/api/overview")).json()
+        page = (await client.get("/monitor")).text
+    [row] = overview["mesh"]
+    assert row["mailbox"] == GATEWAY and row["workflows"] == ["BARS_REFERRAL", "HL7V2_REFERRAL"]
+    assert (row["taken"], row["refused"], row["waiting"], row["oldest_unacknowledged"]) == (2, 1, 0, None)
+    assert row["last_poll"] is not None
+    cells = overview["cells"]
+    assert cells[f"mesh {GATEWAY} taken"] == "2" and cells[f"mesh {GATEWAY} errors"] == "0"
+    assert "MESH mailboxes" in page and f'data-k="mesh {GATEWAY} waiting"' in page
+    adapters = {(a["direction"], a["adapter"]): a for a in overview["adapters"]}
+    assert adapters[("in", "mesh")]["accepted"] >= 1  # this process's counters, every test so far
+
+
+async def test_a_message_left_unacknowledged_shows_as_waiting_with_its_age(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    """MESH holds the acknowledgement, then drops it: meanwhile the message is waiting and the oldest
+    not acknowledged; the failure is counted, and the next poll takes it again and acknowledges it."""
+    mesh.stall_file.touch()
+    bundle = physio_referral()
+    message_id = send(mesh, PHYSIO, json.dumps(bundle).encode(), "BARS_REFERRAL")
+    channel = running_gateway.runtime.mesh
+    assert channel is not None
+    state = channel.poller.states[GATEWAY]
+    await eventually(lambda: _committed(running_gateway, ubrn_of(bundle)), timeout=10, what="the commit")
+    await asyncio.sleep(0.5)  # the acknowledgement is held by MESH now
+    async with running_gateway.client() as client:
+        row = (await client.get("/monitor/api/overview")).json()["mesh"][0]
+    assert row["waiting"] == 1 and row["oldest_unacknowledged"] is not None
+    mesh.stall_file.unlink()
+    await eventually(lambda: state.errors >= 1, timeout=35, what="the dropped acknowledgement counted")
+    await acknowledged(mesh, PHYSIO, message_id)  # the next poll takes it again and acknowledges it
+    assert state.first_seen == {} and state.last_error and "acknowledge" in state.last_error
+
+
+async def _committed(gateway: RunningGateway, ubrn: str) -> bool:
+    return bool(await stored(gateway, ubrn))

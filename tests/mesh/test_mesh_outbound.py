@@ -82,15 +82,18 @@ async def test_referral_to_a_mesh_receiver_is_delivered_once_mesh_tracks_it_down
 async def test_a_delivery_tried_again_follows_the_message_mesh_holds_instead_of_sending_another(
     running_gateway: RunningGateway, mesh: Sandbox
 ) -> None:
-    """Tracking times out (the receiver has not downloaded yet) and the attempt is retried: the
-    receiver's inbox still holds one message for the event, and its download settles the delivery."""
+    """Tracking times out (the receiver has not downloaded yet) and is tried again, not counted as a
+    failed attempt: the receiver's inbox still holds one message for the event, and its download
+    settles the delivery."""
     await running_gateway.runtime.delivery.joined()
-    await referral_in(running_gateway, mesh)
+    referral_id, _ = await referral_in(running_gateway, mesh)
     [message] = await arrived(mesh, IAPT, "BARS_REFERRAL")
     event_id = message["local_id"]
     await eventually(
-        lambda: _retried(running_gateway, event_id), timeout=30, what="a second attempt (tracking timed out)"
+        lambda: _retried(running_gateway, referral_id), timeout=40, what="two tracking time-outs, each tried again"
     )
+    row = await running_gateway.runtime.delivery.ledger.get(event_id, "iapt-core")
+    assert row is not None and row.status == "retrying" and row.attempts == 0  # waiting is not failing
     assert [m["local_id"] for m in mesh.inbox(IAPT)] == [event_id]
     assert [m["local_id"] for m in mesh.outbox(GATEWAY)].count(event_id) == 1
     take(mesh, IAPT, message["message_id"])
@@ -180,9 +183,10 @@ async def _is(value: Any, expected: str) -> bool:
     return bool(await value == expected)
 
 
-async def _retried(gateway: RunningGateway, event_id: str) -> bool:
-    row = await gateway.runtime.delivery.ledger.get(event_id, "iapt-core")
-    return row is not None and row.attempts >= 2
+async def _retried(gateway: RunningGateway, referral_id: str) -> bool:
+    history = await gateway.runtime.store.history(referral_id)
+    waits = [h for h in history if h.step == "delivery-failed" and "not yet downloaded" in str(h.detail["error"])]
+    return len(waits) >= 2
 
 
 async def _dead_lettered(gateway: RunningGateway, referral_id: str) -> bool:
