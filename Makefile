@@ -71,3 +71,9 @@ $(MESH_VENV)/.installed: deploy/mesh-sandbox/requirements.txt
 
 mesh-sandbox: $(MESH_VENV)/.installed
 	$(MESH_VENV)/bin/python deploy/mesh-sandbox/serve.py --port 8700 --store-dir data/mesh-sandbox
+
+# The gateway for the MESH walk-through, against `make mesh-sandbox` (README, "MESH").
+.PHONY: mesh-demo
+mesh-demo: $(VENV)/.run-deps
+	$(BIN)/python -m gateway.mesh.demo schemas data/mesh-demo/schemas
+	GATEWAY_CONFIG_FILE=deploy/mesh-sandbox/gateway.toml $(BIN)/referral-gateway serve

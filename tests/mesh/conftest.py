@@ -4,16 +4,14 @@ service directory point at it."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.mesh import demo
 from gateway.settings import (
-    SCHEMAS_DIR,
     DeliverySettings,
     MeshMailbox,
     MeshSettings,
@@ -25,7 +23,6 @@ from tests.conftest import free_port
 from tests.mesh import sandbox
 from tests.mesh.sandbox import CLOSED, GATEWAY, GP, IAPT, PHYSIO, Sandbox
 
-CONNECTION_TYPES = "https://referral-gateway.nhs.example/CodeSystem/endpoint-connection-type"
 WORKFLOWS = [MeshWorkflow(id="BARS_REFERRAL", format="bars-json"), MeshWorkflow(id="HL7V2_REFERRAL", format="hl7v2")]
 
 
@@ -66,39 +63,16 @@ def mesh_settings(url: str, **changes: Any) -> MeshSettings:
     return base.model_copy(update=changes)
 
 
-def mesh_endpoint(endpoint_id: str, org: str, address: str, workflow: str, mime: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Endpoint",
-        "id": endpoint_id,
-        "status": "active",
-        "connectionType": {"system": CONNECTION_TYPES, "code": "mesh"},
-        "name": f"{org} MESH mailbox",
-        "managingOrganization": {"reference": f"Organization/{org}"},
-        "payloadType": [{"text": "BaRS message Bundle"}],
-        "payloadMimeType": [mime],
-        "address": f"mesh:{address}",
-        "header": [f"Mex-WorkflowID: {workflow}"],
-    }
-
-
-def schemas_with_mesh(target: Path, iapt_mailbox: str = IAPT, iapt_mime: str = "application/fhir+json") -> Path:
-    """A copy of the schemas whose directory reaches the IAPT service and the physio partner by MESH
-    first (the IAPT service on BARS_REFERRAL, the partner's status on BARS_REFERRAL_ACK)."""
-    shutil.copytree(SCHEMAS_DIR, target)
-    path = target / "directory" / "directory.json"
-    bundle = json.loads(path.read_text())
-    workflow = "HL7V2_REFERRAL" if "hl7" in iapt_mime else "BARS_REFERRAL"
-    added = {
-        "NQ1IA": mesh_endpoint("NQ1IA-mesh", "NQ1IA", iapt_mailbox, workflow, iapt_mime),
-        "NPH01": mesh_endpoint("NPH01-mesh", "NPH01", PHYSIO, "BARS_REFERRAL_ACK", "application/fhir+json"),
-    }
-    for entry in bundle["entry"]:
-        resource = entry["resource"]
-        if resource["resourceType"] == "Organization" and resource["id"] in added:
-            resource["endpoint"].insert(0, {"reference": f"Endpoint/{resource['id']}-mesh"})
-    bundle["entry"] += [{"fullUrl": f"urn:uuid:{e['id']}", "resource": e} for e in added.values()]
-    path.write_text(json.dumps(bundle))
-    return target
+def schemas_with_mesh(target: Path, iapt_mailbox: str = IAPT) -> Path:
+    """A copy of the schemas whose directory reaches the IAPT service (at `iapt_mailbox`) and the
+    physio partner by MESH first: the demo's directory (gateway/mesh/demo.py)."""
+    return demo.schemas(
+        target,
+        {
+            "NQ1IA": demo.mesh_endpoint("NQ1IA", iapt_mailbox, "BARS_REFERRAL"),
+            "NPH01": demo.mesh_endpoint("NPH01", PHYSIO, "BARS_REFERRAL_ACK"),
+        },
+    )
 
 
 @pytest.fixture

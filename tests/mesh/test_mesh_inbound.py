@@ -12,18 +12,17 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from gateway.mesh import demo
 from tests.conftest import RunningGateway
 from tests.delivery.receivers import eventually
 from tests.mesh.sandbox import GATEWAY, GP, PHYSIO, Sandbox
-from tests.samples import SAMPLES, bars_bundle, valid_nhs_number
+from tests.samples import SAMPLES, valid_nhs_number
 
 FHIR_JSON = "application/fhir+json"
 
 
 def physio_referral() -> dict[str, Any]:
-    """The BaRS IAPT sample as the physio partner (NPH01) sends it, with a fresh UBRN and NHS number."""
-    bundle = json.loads(json.dumps(bars_bundle()).replace("A81002", "NPH01"))
-    return bundle
+    return demo.physio_referral()
 
 
 def ubrn_of(bundle: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.canonical import systems
+from gateway.mesh import demo
 from gateway.settings import Settings
 from gateway.store.mesh_sent import MeshSentLog
 from tests.conftest import RunningGateway, serve, shutdown
@@ -149,34 +150,7 @@ async def test_closed_loop_physio_referral_to_iapt_and_its_task_back_to_the_part
 
 def business_answer(referral_id: str, status: str) -> dict[str, Any]:
     """The IAPT service's BaRS servicerequest-response: its Task, naming our referral id."""
-    return {
-        "resourceType": "Bundle",
-        "type": "message",
-        "entry": [
-            {
-                "fullUrl": "urn:uuid:1d5e1c1a-8c1e-4f0a-9e8e-111111111111",
-                "resource": {
-                    "resourceType": "MessageHeader",
-                    "eventCoding": {
-                        "system": systems.BARS_MESSAGE_EVENTS,
-                        "code": systems.BARS_EVENT_SERVICEREQUEST_RESPONSE,
-                    },
-                    "source": {"endpoint": "urn:nhs-mesh:NQ1IAMB1"},
-                    "focus": [{"reference": "urn:uuid:2d5e1c1a-8c1e-4f0a-9e8e-222222222222"}],
-                },
-            },
-            {
-                "fullUrl": "urn:uuid:2d5e1c1a-8c1e-4f0a-9e8e-222222222222",
-                "resource": {
-                    "resourceType": "Task",
-                    "status": status,
-                    "intent": "order",
-                    "focus": {"identifier": {"system": systems.REFERRAL_ID, "value": referral_id}},
-                    "businessStatus": {"text": f"Talking Therapies: {status}"},
-                },
-            },
-        ],
-    }
+    return demo.task_answer(referral_id, status)
 
 
 async def _is(value: Any, expected: str) -> bool:
