@@ -72,9 +72,8 @@ class Runtime:
         )
         self.status_listener = StatusTopicListener(kafka, self.status, self.store, self.relay.wake)
         hl7 = hl7_tables.load(settings.schemas_dir)
-        directory = self.router.directory
         self.mesh = (
-            Mesh(settings.mesh, self.intake, self.status, self.store, hl7, directory.mesh_owners)
+            Mesh(settings.mesh, self.intake, self.status, self.store, hl7, self.router.directory)
             if settings.mesh.enabled
             else None
         )

@@ -5,13 +5,13 @@ Idempotent `start()`/`stop()`: the poller stops before the clients close.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from adapters.hl7v2.tables import Hl7Tables
 from gateway.mesh.client import MeshMailboxClient
 from gateway.mesh.inbound import Intake, MeshInbound
 from gateway.mesh.outbox import MeshSender
+from gateway.mesh.owners import MeshOwners
 from gateway.mesh.poller import MeshPoller
+from gateway.routing.directory import Directory
 from gateway.settings import MeshSettings
 from gateway.status import StatusUpdates
 from gateway.store import Store
@@ -26,13 +26,15 @@ class Mesh:
         status: StatusUpdates,
         store: Store,
         hl7: Hl7Tables,
-        owners: Callable[[str], set[str]],
+        directory: Directory,
     ) -> None:
         self.settings = settings
         self.clients = {m.id: MeshMailboxClient(settings, m) for m in settings.mailboxes}
         self.sent = MeshSentLog(store)
         self.outbox = MeshSender(settings, self.clients[settings.sender.id], self.sent)
-        self.poller = MeshPoller(settings, MeshInbound(intake, status, store, hl7, owners), self.clients)
+        sender = self.clients[settings.sender.id]
+        owners = MeshOwners(directory, sender)
+        self.poller = MeshPoller(settings, MeshInbound(intake, status, store, hl7, owners.of), self.clients)
 
     async def start(self) -> None:
         await self.poller.start()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -70,13 +70,13 @@ class MeshInbound:
         status: StatusUpdates,
         store: Store,
         hl7: Hl7Tables,
-        owners: Callable[[str], set[str]],
+        owners: Callable[[str], Awaitable[set[str]]],
     ) -> None:
         self._intake = intake
         self._status = status
         self._store = store
         self._hl7 = hl7
-        self._owners = owners  # the ODS codes whose directory endpoints name a MESH mailbox
+        self._owners = owners  # the ODS codes a MESH mailbox speaks for (gateway/mesh/owners.py)
 
     async def take(self, mailbox: MeshMailbox, received: Received) -> Taken:
         if received.message_type == "REPORT":
@@ -107,7 +107,7 @@ class MeshInbound:
                 business_status=_text(task.businessStatus),
                 channel=adapter.CHANNEL,
                 sender=received.sender,
-                authorise=self._owner_only(received.sender),
+                authorise=await self._owner_only(received.sender),
             )
             return Taken("status", referral_id)
         key = adapter.message_key(received.sender, received.message_id)
@@ -140,7 +140,7 @@ class MeshInbound:
             business_status=report.business_status,
             channel=adapter.CHANNEL,
             sender=received.sender,
-            authorise=self._owner_only(received.sender),
+            authorise=await self._owner_only(received.sender),
         )
         return Taken("status", referral_id)
 
@@ -157,9 +157,11 @@ class MeshInbound:
         taken = acceptance.created or inbound.reason != "new"
         return Taken("accepted" if taken else "duplicate", acceptance.referral_id)
 
-    def _owner_only(self, mailbox: str) -> Callable[[StoredReferral], None]:
+    async def _owner_only(self, mailbox: str) -> Callable[[StoredReferral], None]:
+        owners = await self._owners(mailbox)
+
         def check(referral: StoredReferral) -> None:
-            if referral.performer not in self._owners(mailbox):
+            if referral.performer not in owners:
                 raise Forbidden(f"MESH mailbox {mailbox} does not belong to the service that owns this referral's Task")
 
         return check

@@ -127,6 +127,15 @@ class Directory:
         """The ODS codes of the organisations whose MESH endpoints name `mailbox`."""
         return {s.ods for s in self._services.values() for e in s.endpoints if e.mesh_mailbox == mailbox}
 
+    def mesh_lookups(self) -> set[tuple[str, str, str]]:
+        """(organisation ODS code, ODS code to look up, workflow) of each MESH endpoint found by look-up."""
+        return {
+            (s.ods, e.address.removeprefix("ods:"), e.workflow or "")
+            for s in self._services.values()
+            for e in s.endpoints
+            if e.format == "mesh" and e.mesh_mailbox is None
+        }
+
     def endpoint(self, service_id: str) -> Endpoint:
         """Where delivery sends a referral routed to this service: its preferred endpoint."""
         service = self.service(service_id)

@@ -10,15 +10,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from gateway.mesh import demo
+from gateway.settings import Settings
 from tests.conftest import RunningGateway
 from tests.delivery.receivers import eventually
 from tests.mesh.sandbox import GATEWAY, GP, PHYSIO, Sandbox
 from tests.samples import SAMPLES, valid_nhs_number
 
 FHIR_JSON = "application/fhir+json"
+
+
+@pytest.fixture
+def gateway_settings(gateway_settings: Settings) -> Settings:
+    """Only the inbound side: nothing is delivered onwards (tests/mesh/test_mesh_outbound.py does that)."""
+    delivery = gateway_settings.delivery.model_copy(update={"enabled": False})
+    return gateway_settings.model_copy(update={"delivery": delivery})
 
 
 def physio_referral() -> dict[str, Any]:

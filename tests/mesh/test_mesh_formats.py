@@ -1,0 +1,99 @@
+"""The other MESH formats, against a running mesh-sandbox: a BaRS Bundle in FHIR XML taken in, the
+referral sent on as an HL7 v2 REF^I12 file to a mailbox found by MESH's endpoint look-up (ODS code and
+workflow), the receiver's RRI^I12 on the workflow's `_ACK` moving the Task, and an XML refusal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+from adapters.hl7v2 import encode as hl7v2
+from adapters.inbound.mesh import xml_bytes
+from adapters.outbound.hl7v2_mllp import control_id
+from gateway.mesh import demo
+from gateway.settings import MeshWorkflow, Settings
+from tests.conftest import RunningGateway
+from tests.mesh.sandbox import GATEWAY, IAPT, PHYSIO, Sandbox
+from tests.mesh.test_mesh_inbound import acknowledged, send, stored, ubrn_of
+from tests.mesh.test_mesh_outbound import arrived, take
+
+FHIR_XML = "application/fhir+xml"
+
+
+@pytest.fixture
+def gateway_settings(gateway_settings: Settings, tmp_path: Path) -> Settings:
+    """IAPT takes HL7 v2 over MESH, its mailbox found by look-up; the gateway also takes BaRS XML."""
+    endpoints = {
+        "NQ1IA": demo.mesh_endpoint("NQ1IA", "ods:NQ1IA", "HL7V2_REFERRAL", "x-application/hl7-v2+er7"),
+        "NPH01": demo.mesh_endpoint("NPH01", PHYSIO, "BARS_REFERRAL_ACK"),
+    }
+    mailbox = gateway_settings.mesh.mailboxes[0]
+    xml = mailbox.model_copy(
+        update={"workflows": [*mailbox.workflows, MeshWorkflow(id="BARS_REFERRAL_XML", format="bars-xml")]}
+    )
+    mesh = gateway_settings.mesh.model_copy(update={"mailboxes": [xml]})
+    schemas = demo.schemas(tmp_path / "schemas-hl7", endpoints)
+    return gateway_settings.model_copy(update={"schemas_dir": schemas, "mesh": mesh})
+
+
+def as_xml(bundle: dict[str, Any]) -> bytes:
+    return xml_bytes(Bundle.model_validate(bundle))
+
+
+async def test_bars_xml_in_hl7v2_out_by_endpoint_lookup_and_an_rri_i12_answer_moves_the_task(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    await running_gateway.runtime.delivery.joined()
+    bundle = demo.physio_referral()
+    message_id = send(mesh, PHYSIO, as_xml(bundle), "BARS_REFERRAL_XML", FHIR_XML)
+    await acknowledged(mesh, PHYSIO, message_id)
+    [referral] = await stored(running_gateway, ubrn_of(bundle))
+
+    [file] = await arrived(mesh, IAPT, "HL7V2_REFERRAL")  # NQ1IA's mailbox, as MESH's look-up gave it
+    event_id = file["local_id"]
+    segments = file["body"].decode().split("\r")
+    msh = segments[0].split("|")
+    assert msh[8] == "REF^I12^REF_I12" and msh[9] == control_id(event_id)
+    assert any(s.startswith("RF1") and referral.id in s for s in segments)
+    take(mesh, IAPT, file["message_id"])
+
+    answer = hl7v2.rri_i12({"status": "accepted"}, json.loads(referral.resource), "IAPT-1", "2026-12-03T10:00:00+00:00")
+    with mesh.mailbox(IAPT) as client:
+        answered = client.send_message(GATEWAY, answer.encode(), workflow_id="HL7V2_REFERRAL_ACK")
+    await acknowledged(mesh, IAPT, answered)
+    [change] = await arrived(mesh, PHYSIO, "BARS_REFERRAL_ACK")
+    task = json.loads(change["body"])["entry"][1]["resource"]
+    assert task["status"] == "accepted"
+    assert mesh.inbox(IAPT) == []  # the RRI^I12 was taken: no refusal went back
+
+
+async def test_refused_bars_xml_message_is_answered_in_xml(running_gateway: RunningGateway, mesh: Sandbox) -> None:
+    bundle = demo.physio_referral()
+    bundle["entry"][0]["resource"]["reason"]["coding"][0]["code"] = "not-a-reason"
+    message_id = send(mesh, PHYSIO, as_xml(bundle), "BARS_REFERRAL_XML", FHIR_XML)
+    await acknowledged(mesh, PHYSIO, message_id)
+    [answer] = await arrived(mesh, PHYSIO, "BARS_REFERRAL_XML_ACK")
+    assert answer["content_type"] == FHIR_XML
+    response = Bundle.model_validate_xml(answer["body"])
+    outcome = response.entry[1].resource
+    assert outcome.issue[0].expression == ["MessageHeader.reason"]
+
+
+async def test_an_answer_from_a_mailbox_that_does_not_own_the_task_is_refused(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    bundle = demo.physio_referral()
+    message_id = send(mesh, PHYSIO, json.dumps(bundle).encode(), "BARS_REFERRAL")
+    await acknowledged(mesh, PHYSIO, message_id)
+    [referral] = await stored(running_gateway, ubrn_of(bundle))
+    forged = demo.task_answer(referral.id, "completed")
+    message_id = send(mesh, PHYSIO, json.dumps(forged).encode(), "BARS_REFERRAL_ACK")
+    await acknowledged(mesh, PHYSIO, message_id)
+    [answer] = await arrived(mesh, PHYSIO, "BARS_REFERRAL_ACK")
+    assert b"does not belong" in answer["body"]
+    task = await running_gateway.runtime.status.tasks.for_referral(referral.id)
+    assert task is not None and task.status == "requested"
