@@ -13,6 +13,9 @@ What it sets up, all through the sandbox's own settings and extension points:
 - `--undeliverable MAILBOX`: a mailbox nobody reads. Every message sent to it is reported
   undeliverable at once (tracking says so, and the sender gets a non-delivery report), as MESH does
   when an inbox is not emptied before its messages expire;
+- `--tls-dir DIR`: HTTPS with mutual TLS, as MESH itself: the sandbox's own test CA (made in DIR on
+  first use, with `cryptography`) signs its server certificate (for 127.0.0.1 and localhost) and
+  one client certificate per mailbox (DIR/<MAILBOX>.pem and .key); a client without one is refused;
 - `--stall-acks-while FILE`: while FILE exists, an acknowledgement hangs, and fails once FILE is
   gone (MESH never records it). Tests use it to stop a gateway after its commit and before MESH has
   heard the acknowledgement.
@@ -37,6 +40,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--shared-key", default="TestKey", help="the MESH environment's shared HMAC key")
     parser.add_argument("--undeliverable", action="append", default=["NCLOSED1"], metavar="MAILBOX")
     parser.add_argument("--stall-acks-while", type=Path, default=None, metavar="FILE")
+    parser.add_argument("--tls-dir", type=Path, default=None, metavar="DIR")
     return parser.parse_args()
 
 
@@ -70,8 +74,76 @@ def main() -> None:
     if args.stall_acks_while is not None:
         messaging.register_plugin(stalled_acks_plugin(args.stall_acks_while))
     app.dependency_overrides[dependencies.get_messaging] = lambda: messaging
-    print(f"mesh-sandbox on http://{args.host}:{args.port} (store {args.store_dir})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    tls: dict[str, Any] = {}
+    if args.tls_dir is not None:
+        tls = test_pki(args.tls_dir, mailbox_ids(args.data / "mailboxes.jsonl"))
+    scheme = "https" if tls else "http"
+    print(f"mesh-sandbox on {scheme}://{args.host}:{args.port} (store {args.store_dir})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", **tls)
+
+
+def mailbox_ids(path: Path) -> list[str]:
+    import json
+
+    return [json.loads(line)["mailbox_id"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_pki(folder: Path, mailboxes: list[str]) -> dict[str, Any]:
+    """The sandbox's CA, server certificate and a client certificate per mailbox (made once), and
+    uvicorn's settings for mutual TLS with them."""
+    import ssl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "ca.pem").exists():
+        ca_key, ca_cert = _issue(folder, "ca", "mesh-sandbox test CA", None, ca=True)
+        _issue(folder, "server", "127.0.0.1", (ca_key, ca_cert), server=True)
+        for mailbox in mailboxes:
+            _issue(folder, mailbox, mailbox, (ca_key, ca_cert))
+    return {
+        "ssl_certfile": str(folder / "server.pem"),
+        "ssl_keyfile": str(folder / "server.key"),
+        "ssl_ca_certs": str(folder / "ca.pem"),
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+    }
+
+
+def _issue(folder: Path, name: str, common_name: str, issuer: Any, ca: bool = False, server: bool = False) -> Any:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    signing_key, signing_cert = issuer if issuer else (key, None)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(signing_cert.subject if signing_cert else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if server:
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    elif not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    cert = builder.sign(signing_key, hashes.SHA256())
+    (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{name}.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return key, cert
 
 
 def undeliverable_plugin(messaging: Any, mailboxes: set[str]) -> type:

@@ -5,6 +5,7 @@ tests' view of it: each example organisation's own mesh-client, and the sandbox'
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -97,7 +98,8 @@ class Sandbox:
             return found
 
 
-def start(store_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start(store_dir: Path, port: int, log: Path, tls_dir: Path | None = None) -> subprocess.Popen[bytes]:
+    """The sandbox on `port`; with `tls_dir`, over mutual TLS (its test CA and certificates made there)."""
     python = ensure_venv()
     stall = store_dir / "stall-acks"
     command = [
@@ -107,6 +109,7 @@ def start(store_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         f"--store-dir={store_dir}",
         f"--shared-key={SHARED_KEY}",
         f"--stall-acks-while={stall}",
+        *([f"--tls-dir={tls_dir}"] if tls_dir else []),
     ]
     with log.open("ab") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -115,10 +118,19 @@ def start(store_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         if proc.poll() is not None:
             raise RuntimeError(f"mesh-sandbox exited with {proc.returncode}; see {log}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+            if tls_dir is None and httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+            if tls_dir is not None and (tls_dir / "X26GW001.pem").exists() and _tls_answers(port, tls_dir):
                 return proc
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"mesh-sandbox did not answer; see {log}")
+
+
+def _tls_answers(port: int, tls_dir: Path) -> bool:
+    context = ssl.create_default_context(cafile=str(tls_dir / "ca.pem"))
+    context.load_cert_chain(str(tls_dir / "X26GW001.pem"), str(tls_dir / "X26GW001.key"))
+    with httpx.Client(verify=context, timeout=1) as client:
+        return client.get(f"https://127.0.0.1:{port}/health").status_code == 200
