@@ -22,7 +22,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 
 from adapters.hl7v2 import encode as hl7v2
-from adapters.inbound.mesh import xml_bytes
+from adapters.inbound.mesh.messages import xml_bytes
 from adapters.outbound import fhir_http
 from adapters.outbound.hl7v2_mllp import control_id
 from adapters.outbound.receipt import Outgoing, Receipt

@@ -98,6 +98,8 @@ class MeshMailboxClient:
     ) -> str:
         """Sends `body` (in chunks when larger than the chunk size); returns MESH's message id."""
 
+        optional: dict[str, Any] = {"subject": subject} if subject else {}
+
         def send() -> str:
             return self._client.send_message(
                 recipient,
@@ -106,7 +108,7 @@ class MeshMailboxClient:
                 local_id=local_id,
                 content_type=content_type,
                 filename=filename,
-                subject=subject or "",
+                **optional,
             )
 
         return await self._call("send", send)

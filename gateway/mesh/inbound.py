@@ -26,8 +26,8 @@ from adapters.hl7v2 import header, rri_i12
 from adapters.hl7v2.header import Header
 from adapters.hl7v2.parser import Message
 from adapters.hl7v2.tables import Hl7Tables
-from adapters.inbound import mesh as adapter
-from adapters.inbound.mesh import Format
+from adapters.inbound.mesh import messages as adapter
+from adapters.inbound.mesh.messages import Format
 from gateway.api.outcome import operation_outcome
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import task_id_for

@@ -12,7 +12,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from adapters.hl7v2 import encode as hl7v2
-from adapters.inbound.mesh import xml_bytes
+from adapters.inbound.mesh.messages import xml_bytes
 from adapters.outbound.hl7v2_mllp import control_id
 from gateway.mesh import demo
 from gateway.settings import MeshWorkflow, Settings

@@ -10,7 +10,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
-from adapters.inbound import mesh as inbound
+from adapters.inbound.mesh import messages as inbound
 from adapters.outbound import mesh as outbound
 from adapters.outbound.hl7v2_mllp import control_id
 from adapters.outbound.receipt import Outgoing
