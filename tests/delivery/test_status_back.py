@@ -13,11 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.hl7v2 import encode as hl7v2
 from adapters.hl7v2 import parser
 from adapters.hl7v2 import tables as hl7_tables
 from adapters.hl7v2.header import read
 from adapters.hl7v2.rri_i12 import to_status
-from adapters.outbound import fhir_http, hl7v2, hl7v2_mllp
+from adapters.outbound import fhir_http, hl7v2_mllp
 from adapters.outbound.receipt import Outgoing
 from gateway.bus import events
 from gateway.canonical.task import initial_task
