@@ -157,7 +157,8 @@ class Deliverer:
     async def _failed(
         self, delivery: Delivery, current: DeliveryRow | None, error: GatewayError, destination: Destination | None
     ) -> None:
-        attempts = delivery.attempts + (1 if getattr(error, "counts_as_attempt", True) else 0)
+        counted = getattr(error, "counts_as_attempt", True)  # False: held in the receiver's mailbox (MESH)
+        attempts = delivery.attempts + (1 if counted else 0)
         fmt = destination.format if destination else None
         failed = (
             "delivery-failed",
@@ -167,6 +168,7 @@ class Deliverer:
                 "attempt": attempts,
                 "error": error.message,
                 "retriable": error.retriable,
+                **({} if counted else {"waiting": True}),
             },
         )
         decision = self._policy.after_failure(error, attempts, now())

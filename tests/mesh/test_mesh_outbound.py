@@ -101,6 +101,14 @@ async def test_a_delivery_tried_again_follows_the_message_mesh_holds_instead_of_
     await eventually(lambda: _is(delivery_status(running_gateway, event_id, "iapt-core"), "delivered"), timeout=30)
     sent = await MeshSentLog(running_gateway.runtime.store).find(event_id, IAPT)
     assert sent is not None and sent.message_id == message["message_id"] and sent.status == "acknowledged"
+    async with running_gateway.client() as client:
+        [trace] = (await client.get(f"/monitor/api/trace/{referral_id}")).json()["referrals"]
+    titles = [(h["title"], h["outcome"]) for h in trace["hops"]]
+    assert titles[0] == ("Received by the mesh adapter from NPH01", "ok")
+    assert ("Waiting for iapt-core to download it (mesh)", "warn") in titles
+    assert titles[-1] == ("Delivered to iapt-core (mesh)", "ok")
+    receipt = dict(trace["hops"][-1]["facts"])["receipt"]
+    assert receipt.startswith(f"MESH {message['message_id']} downloaded by {IAPT}")
 
 
 @pytest.fixture
