@@ -22,7 +22,6 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 
 from adapters.hl7v2 import encode as hl7v2
-from adapters.inbound.mesh.messages import xml_bytes
 from adapters.outbound import fhir_http
 from adapters.outbound.hl7v2_mllp import control_id
 from adapters.outbound.receipt import Outgoing, Receipt
@@ -80,7 +79,8 @@ def _for_receiver(outgoing: Outgoing) -> Outgoing:
 
 def _serialised(bundle: dict[str, Any], payload: str) -> bytes:
     if payload == "bars-xml":
-        return xml_bytes(Bundle.model_validate(bundle))
+        xml: object = Bundle.model_validate(bundle).model_dump_xml()  # bytes, though typed as str
+        return xml if isinstance(xml, bytes) else str(xml).encode()
     return json.dumps(bundle, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -11,6 +11,7 @@ from gateway.mesh.inbound import Intake, MeshInbound
 from gateway.mesh.outbox import MeshSender
 from gateway.mesh.owners import MeshOwners
 from gateway.mesh.poller import MeshPoller
+from gateway.mesh.state import MailboxState
 from gateway.routing.directory import Directory
 from gateway.settings import MeshSettings
 from gateway.status import StatusUpdates
@@ -35,6 +36,10 @@ class Mesh:
         sender = self.clients[settings.sender.id]
         owners = MeshOwners(directory, sender)
         self.poller = MeshPoller(settings, MeshInbound(intake, status, store, hl7, owners.of), self.clients)
+
+    @property
+    def states(self) -> dict[str, MailboxState]:
+        return self.poller.states
 
     async def start(self) -> None:
         await self.poller.start()

@@ -28,7 +28,6 @@ from adapters.hl7v2.parser import Message
 from adapters.hl7v2.tables import Hl7Tables
 from adapters.inbound.mesh import messages as adapter
 from adapters.inbound.mesh.messages import Format
-from gateway.api.outcome import operation_outcome
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import task_id_for
 from gateway.errors import Forbidden, GatewayError, UnsupportedInput
@@ -173,7 +172,7 @@ class MeshInbound:
         if fmt == "hl7v2":
             body = adapter.hl7_refusal(error, head, self._hl7)
         else:
-            body = adapter.bars_refusal(fmt, received.message_id, operation_outcome(error))
+            body = adapter.bars_refusal(fmt, received.message_id, error)
         return Taken("refused", None, body, answer_on, adapter.MEDIA_TYPES[fmt], error.message)
 
 

@@ -17,34 +17,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.errors import GatewayError
 from gateway.mesh.client import MeshMailboxClient, Received
 from gateway.mesh.inbound import MeshInbound, Taken
+from gateway.mesh.state import MailboxState
 from gateway.observability import mesh_metrics as metrics
 from gateway.settings import MeshMailbox, MeshSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class MailboxState:
-    """What the dashboard shows of one mailbox."""
-
-    mailbox: str
-    last_poll: datetime | None = None
-    waiting: int = 0  # messages in the inbox at the last poll
-    taken: int = 0
-    refused: int = 0
-    errors: int = 0
-    last_error: str | None = None
-    first_seen: dict[str, datetime] = field(default_factory=dict)  # not yet acknowledged: when first listed
-
-    @property
-    def oldest_unacknowledged(self) -> datetime | None:
-        return min(self.first_seen.values(), default=None)
 
 
 class MeshPoller:
@@ -55,7 +37,7 @@ class MeshPoller:
         self._inbound = inbound
         self._clients = clients
         self._mailboxes = {m.id: m for m in settings.mailboxes}
-        self.states = {m.id: MailboxState(m.id) for m in settings.mailboxes}
+        self.states = {m.id: MailboxState(m.id, [w.id for w in m.workflows]) for m in settings.mailboxes}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 

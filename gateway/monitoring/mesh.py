@@ -6,10 +6,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from gateway.mesh.channel import Mesh
+from gateway.mesh.state import MailboxState
+from gateway.store.mesh_sent import MeshSentLog
 
 NOT_APPLICABLE = "\N{EN DASH}"
+
+
+class MeshChannel(Protocol):
+    """The runtime's MESH channel (gateway/mesh/channel.py), as far as the dashboard reads it."""
+
+    sent: MeshSentLog
+
+    @property
+    def states(self) -> dict[str, MailboxState]: ...
 
 
 @dataclass(frozen=True)
@@ -39,17 +50,16 @@ class MailboxRow:
         }
 
 
-async def mailboxes(mesh: Mesh | None) -> list[MailboxRow]:
+async def mailboxes(mesh: MeshChannel | None) -> list[MailboxRow]:
     if mesh is None:
         return []
     sending = await mesh.sent.awaiting()
     rows = []
-    for mailbox in mesh.settings.mailboxes:
-        state = mesh.poller.states[mailbox.id]
+    for state in mesh.states.values():
         rows.append(
             MailboxRow(
-                mailbox=mailbox.id,
-                workflows=[w.id for w in mailbox.workflows],
+                mailbox=state.mailbox,
+                workflows=state.workflows,
                 last_poll=state.last_poll,
                 waiting=state.waiting,
                 taken=state.taken,
@@ -57,7 +67,7 @@ async def mailboxes(mesh: Mesh | None) -> list[MailboxRow]:
                 errors=state.errors,
                 last_error=state.last_error,
                 oldest_unacknowledged=state.oldest_unacknowledged,
-                sent_waiting=sum(1 for s in sending if s.mailbox == mailbox.id),
+                sent_waiting=sum(1 for s in sending if s.mailbox == state.mailbox),
             )
         )
     return rows

@@ -40,6 +40,7 @@ CHANNEL = "mesh"
 FHIR_JSON, FHIR_XML, HL7_V2 = "application/fhir+json", "application/fhir+xml", "x-application/hl7-v2+er7"
 Format = Literal["bars-json", "bars-xml", "hl7v2"]
 MEDIA_TYPES: dict[str, str] = {"bars-json": FHIR_JSON, "bars-xml": FHIR_XML, "hl7v2": HL7_V2}
+BARS_ERROR_CODES = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 _ANSWER_NAMESPACE = uuid.UUID("3b0f5a52-3f0e-4f7e-9a61-1f2d7c9e4a10")
 
 
@@ -89,8 +90,26 @@ def task_referral(task: Task) -> str | None:
     return None
 
 
-def bars_refusal(fmt: Format, answering: str, outcome: OperationOutcome) -> bytes:
+def operation_outcome(error: GatewayError) -> OperationOutcome:
+    """Every issue of a refusal at its FHIRPath, with the BaRS error code saying whose fault it is
+    (the same shape as the HTTP surface's OperationOutcome)."""
+    details = {"coding": [{"system": BARS_ERROR_CODES, "code": error.bars_code}], "text": error.message}
+    issues = [
+        {
+            "severity": issue.severity,
+            "code": issue.code or error.issue_code,
+            "details": details,
+            "diagnostics": issue.diagnostics,
+            **({"expression": [issue.expression]} if issue.expression else {}),
+        }
+        for issue in error.issues
+    ]
+    return OperationOutcome.model_validate({"resourceType": "OperationOutcome", "issue": issues})
+
+
+def bars_refusal(fmt: Format, answering: str, error: GatewayError) -> bytes:
     """A BaRS response message refusing the message MESH knows as `answering` (its MESH message id)."""
+    outcome = operation_outcome(error)
     header_id = str(uuid.uuid5(_ANSWER_NAMESPACE, answering))
     header: dict[str, Any] = {
         "resourceType": "MessageHeader",
