@@ -57,7 +57,7 @@ def mesh_settings(url: str, **changes: Any) -> MeshSettings:
         mailboxes=[mailbox],
         poll_interval_s=0.3,
         track_interval_s=0.1,
-        track_timeout_s=5.0,
+        track_timeout_s=2.0,
         chunk_size_bytes=1024,
     )
     return base.model_copy(update=changes)

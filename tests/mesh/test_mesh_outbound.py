@@ -67,6 +67,7 @@ async def test_referral_to_a_mesh_receiver_is_delivered_once_mesh_tracks_it_down
     assert sent["id"] == event_id and sent["type"] == "message"
     sr = sent["entry"][1]["resource"]
     assert {"system": systems.REFERRAL_ID, "value": referral_id} in sr["identifier"]
+    assert mesh.message(message["message_id"])["chunk_count"] == len(message["body"]) // 1024 + 1  # sent in chunks
     assert await delivery_status(running_gateway, event_id, "iapt-core") != "delivered"  # not downloaded yet
     take(mesh, IAPT, message["message_id"])
     await eventually(

@@ -111,3 +111,28 @@ def test_an_hl7v2_file_with_lf_line_ends_is_read_as_segments() -> None:
 
 def test_the_message_key_is_the_sender_mailbox_and_mesh_message_id() -> None:
     assert inbound.message_key("NPH01MB1", "ABC123") == "mesh:NPH01MB1:ABC123"
+
+
+def status_change() -> Outgoing:
+    referral = outgoing()
+    sr = json.loads(referral.resource)
+    task = {
+        "resourceType": "Task",
+        "id": "7a1c0f5e-2b8d-4c3e-9f1a-6d5e4c3b2a10",
+        "status": "accepted",
+        "intent": "order",
+        "focus": {"reference": f"ServiceRequest/{sr['id']}"},
+        "requester": sr["requester"],
+        "owner": sr["performer"][0],
+    }
+    return Outgoing(json.dumps(task), "event-2", "update", "corr-1", "2026-12-03T10:05:00+00:00", referral.resource)
+
+
+def test_a_status_change_goes_back_as_a_bars_response_with_the_task_or_as_rri_i12() -> None:
+    change = status_change()
+    bars = Bundle.model_validate_json(outbound.encode(change, "bars-json", "NPH01MB1").body)
+    header, task = (e.resource for e in bars.entry or [])
+    assert header.eventCoding.code == "servicerequest-response" and task.status == "accepted"
+    segments = outbound.encode(change, "hl7v2", "NPH01MB1").body.decode().split("\r")
+    assert segments[0].split("|")[8].startswith("RRI^I12")
+    assert "NTE|1|P|Referral status: accepted" in segments
