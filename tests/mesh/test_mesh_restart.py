@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.mesh import demo
 from tests.conftest import free_port
 from tests.mesh.conftest import WORKFLOWS
-from tests.mesh.sandbox import GATEWAY, PHYSIO, Sandbox, passwords
+from tests.mesh.sandbox import GATEWAY, IAPT, PHYSIO, Sandbox, passwords
 from tests.mesh.test_mesh_inbound import physio_referral, send, status_at_mesh, ubrn_of
 from tests.processes import gateway_env, local_client, start_gateway, wait_ready
 
@@ -87,3 +88,43 @@ def test_gateway_killed_between_commit_and_acknowledgement_takes_the_message_aga
         assert len(referrals(client, ubrn_of(bundle))) == 1
     log = (tmp_path / "gateway-2.log").read_text()
     assert f"MESH {message_id} from {PHYSIO}" in log and "duplicate" in log
+
+
+def test_gateway_killed_while_following_a_sent_message_does_not_send_it_a_second_time(
+    mesh: Sandbox, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """The gateway sent the referral to the IAPT service's mailbox and was killed while it waited for
+    the download (nothing recorded as delivered, the event not yet committed by its consumer). After
+    the restart the delivery runs again, finds the MESH message it had sent, and follows it: the
+    receiver's inbox holds the referral once, and its download settles the delivery."""
+    api_port = free_port()
+    extra = {
+        **mesh_env(mesh),
+        "DELIVERY_ENABLED": "true",
+        "MESH_TRACK_TIMEOUT_S": "3",
+        "MESH_TRACK_INTERVAL_S": "0.2",
+        "DELIVERY_BACKOFF_BASE_S": "0.2",
+        "DELIVERY_BACKOFF_MAX_S": "0.5",
+        "SCHEMAS_DIR": str(demo.schemas(tmp_path / "schemas")),
+    }
+    env = gateway_env(tmp_path, api_port, free_port(), embedded_port=free_port(), **extra)  # a broker of its own
+    base_url = f"http://127.0.0.1:{api_port}"
+    first = start_gateway(env, tmp_path / "gateway-1.log")
+    processes.append(first)
+    wait_ready(first, base_url)
+    bundle = physio_referral()
+    send(mesh, PHYSIO, json.dumps(bundle).encode(), "BARS_REFERRAL")
+    wait_for(lambda: len(mesh.inbox(IAPT)) == 1, 30, "the referral in the IAPT service's inbox")
+    [sent] = mesh.inbox(IAPT)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+
+    second = start_gateway(env, tmp_path / "gateway-2.log")
+    processes.append(second)
+    wait_ready(second, base_url)
+    wait_for(lambda: "following MESH message" in (tmp_path / "gateway-2.log").read_text(), 30, "the delivery again")
+    assert [m["local_id"] for m in mesh.inbox(IAPT)] == [sent["local_id"]]
+    with mesh.mailbox(IAPT) as client:
+        client.acknowledge_message(sent["message_id"])
+    wait_for(lambda: "delivered to iapt-core (mesh" in (tmp_path / "gateway-2.log").read_text(), 30, "the delivery")
+    assert [m["local_id"] for m in mesh.outbox(GATEWAY)].count(sent["local_id"]) == 1
