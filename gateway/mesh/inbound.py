@@ -110,7 +110,7 @@ class MeshInbound:
             )
             return Taken("status", referral_id)
         key = adapter.message_key(received.sender, received.message_id)
-        return await self._referral(adapter.bars_referral(received.body, fmt, key, _correlation(received)))
+        return await self._referral(adapter.bars_referral(received.body, fmt, key, _correlation(received)), received)
 
     async def _hl7v2(self, received: Received, is_answer: bool, answer_on: str) -> Taken:
         head: Header | None = None
@@ -123,7 +123,8 @@ class MeshInbound:
             if is_answer or kind.structure != "REF_I12":
                 raise UnsupportedInput(f"{kind.structure} is not taken on workflow {received.workflow_id}")
             key = adapter.message_key(received.sender, received.message_id)
-            return await self._referral(adapter.hl7_referral(message, self._hl7, key, _correlation(received)))
+            inbound = adapter.hl7_referral(message, self._hl7, key, _correlation(received))
+            return await self._referral(inbound, received)
         except GatewayError as error:
             if error.retriable:
                 raise
@@ -143,7 +144,7 @@ class MeshInbound:
         )
         return Taken("status", referral_id)
 
-    async def _referral(self, inbound: InboundReferral) -> Taken:
+    async def _referral(self, inbound: InboundReferral, received: Received) -> Taken:
         """The one call into the intake for a MESH message (a message seen before is not taken twice)."""
         assert inbound.message_id is not None
         earlier = await self._store.message_referral(inbound.sender, inbound.message_id)
@@ -151,8 +152,9 @@ class MeshInbound:
             return Taken("duplicate", earlier.id)
         if inbound.reason == "new":
             acceptance = await self._intake.accept(inbound)
-        else:
-            acceptance = await self._intake.update(inbound)
+        else:  # an update or a cancellation: only from a mailbox of the referrer
+            authorise = await self._referrer_only(received.sender)
+            acceptance = await self._intake.update(inbound, authorise=authorise)
         taken = acceptance.created or inbound.reason != "new"
         return Taken("accepted" if taken else "duplicate", acceptance.referral_id)
 
@@ -162,6 +164,15 @@ class MeshInbound:
         def check(referral: StoredReferral) -> None:
             if referral.performer not in owners:
                 raise Forbidden(f"MESH mailbox {mailbox} does not belong to the service that owns this referral's Task")
+
+        return check
+
+    async def _referrer_only(self, mailbox: str) -> Callable[[StoredReferral], None]:
+        owners = await self._owners(mailbox)
+
+        def check(referral: StoredReferral) -> None:
+            if referral.requester not in owners:
+                raise Forbidden(f"MESH mailbox {mailbox} does not belong to the organisation that made this referral")
 
         return check
 

@@ -212,3 +212,21 @@ async def test_a_message_left_unacknowledged_shows_as_waiting_with_its_age(
 
 async def _committed(gateway: RunningGateway, ubrn: str) -> bool:
     return bool(await stored(gateway, ubrn))
+
+
+async def test_a_cancellation_is_taken_from_the_referrers_mailbox_only(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    bundle = physio_referral()
+    await acknowledged(mesh, PHYSIO, send(mesh, PHYSIO, json.dumps(bundle).encode(), "BARS_REFERRAL"))
+    cancel = json.loads(json.dumps(bundle))
+    cancel["entry"][0]["resource"]["reason"]["coding"][0]["code"] = "delete"
+    forged = send(mesh, GP, json.dumps(cancel).encode(), "BARS_REFERRAL")
+    await acknowledged(mesh, GP, forged)
+    [answer] = mesh.inbox(GP)
+    assert answer["workflow_id"] == "BARS_REFERRAL_ACK" and b"does not belong" in answer["body"]
+    [referral] = await stored(running_gateway, ubrn_of(bundle))
+    assert referral.status == "active"
+    await acknowledged(mesh, PHYSIO, send(mesh, PHYSIO, json.dumps(cancel).encode(), "BARS_REFERRAL"))
+    [referral] = await stored(running_gateway, ubrn_of(bundle))
+    assert referral.status == "revoked" and mesh.inbox(PHYSIO) == []
