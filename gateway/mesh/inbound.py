@@ -3,6 +3,7 @@ the status spines, the same calls the FHIR `$process-message` and MLLP surfaces 
 
     REPORT (MESH's own non-delivery report)          → nothing to take (tracking decides delivery)
     workflow W (a referral workflow of this mailbox) → map → seen before? → intake.accept / update
+                                                       (HL7 v2: the AA goes back on W_ACK, as over MLLP)
     workflow W_ACK (a receiver's business answer)    → map → status.change / move (the Task's owner only)
     refused (a SenderError)                          → the answer to send back on W_ACK, with every issue
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from fhir.resources.R4B.codeableconcept import CodeableConcept
@@ -56,7 +57,7 @@ class Intake(Protocol):
 class Taken:
     outcome: Outcome
     referral_id: str | None = None
-    answer: bytes | None = None  # a refusal: what goes back to the sender
+    answer: bytes | None = None  # what goes back to the sender: a refusal, or an HL7 v2 AA
     answer_workflow: str | None = None
     answer_type: str | None = None
     error: str | None = None
@@ -124,7 +125,9 @@ class MeshInbound:
                 raise UnsupportedInput(f"{kind.structure} is not taken on workflow {received.workflow_id}")
             key = adapter.message_key(received.sender, received.message_id)
             inbound = adapter.hl7_referral(message, self._hl7, key, _correlation(received))
-            return await self._referral(inbound, received)
+            taken = await self._referral(inbound, received)
+            answer = adapter.hl7_accepted(head, self._hl7)  # AA: committed, as over MLLP
+            return replace(taken, answer=answer, answer_workflow=answer_on, answer_type=adapter.HL7_V2)
         except GatewayError as error:
             if error.retriable:
                 raise

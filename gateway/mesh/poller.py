@@ -1,7 +1,7 @@
 """The MESH inbound loop: every poll interval, each of the gateway's mailboxes is listed and each
 message in it is retrieved, taken (gateway/mesh/inbound.py) and only then acknowledged.
 
-    list → retrieve (chunks joined) → take: committed? → [refused: answer the sender on W_ACK] → acknowledge
+    list → retrieve (chunks joined) → take: committed? → [answer the sender on W_ACK] → acknowledge
 
 Acknowledging deletes the message from MESH, so it comes strictly after the commit (and after a
 refusal's answer was accepted by MESH): a gateway stopped in between finds the message again at its
@@ -117,7 +117,8 @@ class MeshPoller:
         )
 
     async def _answer(self, client: MeshMailboxClient, received: Received, taken: Taken) -> None:
-        """A refusal goes back to the sender on the workflow's answer before the message is let go."""
+        """A refusal (or an HL7 v2 AA) goes back to the sender on the workflow's answer before the
+        message is let go."""
         assert taken.answer is not None and taken.answer_workflow is not None
         await client.send(
             received.sender,
@@ -125,7 +126,7 @@ class MeshPoller:
             workflow_id=taken.answer_workflow,
             local_id=received.message_id,
             filename=f"{received.message_id}_ACK",
-            subject="refused",
+            subject=taken.outcome,
             content_type=taken.answer_type or "application/octet-stream",
         )
 

@@ -76,7 +76,7 @@ async def test_bars_message_from_a_partner_mailbox_is_accepted_then_acknowledged
     assert mesh.inbox(GATEWAY) == []
 
 
-async def test_hl7v2_ref_i12_file_from_the_gp_mailbox_is_accepted_then_acknowledged(
+async def test_hl7v2_ref_i12_file_from_the_gp_mailbox_is_accepted_answered_aa_then_acknowledged(
     running_gateway: RunningGateway, mesh: Sandbox
 ) -> None:
     nhs = valid_nhs_number()
@@ -88,7 +88,10 @@ async def test_hl7v2_ref_i12_file_from_the_gp_mailbox_is_accepted_then_acknowled
     found = await running_gateway.runtime.store.search({"nhs_number": nhs})
     assert [r.channel for r in found] == ["mesh"]
     assert ubrn in found[0].resource
-    assert mesh.inbox(GP) == []
+    [answer] = mesh.inbox(GP)  # the AA, sent after the commit, as over MLLP
+    assert answer["workflow_id"] == "HL7V2_REFERRAL_ACK" and answer["local_id"] == message_id
+    msa = next(s for s in answer["body"].decode().split("\r") if s.startswith("MSA"))
+    assert msa.split("|")[1:3] == ["AA", "S1-8812-0042"]
 
 
 async def test_refused_bars_message_is_answered_on_the_ack_workflow_with_every_error_then_acknowledged(

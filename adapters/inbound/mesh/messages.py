@@ -134,6 +134,12 @@ def bars_refusal(fmt: Format, answering: str, error: GatewayError) -> bytes:
     return json.dumps(bundle.model_dump(mode="json"), separators=(",", ":")).encode()
 
 
+def hl7_accepted(head: Header, hl7: Hl7Tables) -> bytes | None:
+    """The AA (or CA) for a committed HL7 v2 referral; None when an enhanced-mode sender asked for none."""
+    answers = ack.accepted(head, hl7)
+    return "\r".join(answers).encode() if answers else None
+
+
 def hl7_refusal(error: GatewayError, head: Header | None, hl7: Hl7Tables) -> bytes:
     """HL7 ACKs with ERR segments; an AR with no MSA-2 when the file was not HL7 at all."""
     answers = ack.failed(head, error, hl7) if head is not None else [ack.unreadable(error, hl7)]
