@@ -136,3 +136,11 @@ def test_a_status_change_goes_back_as_a_bars_response_with_the_task_or_as_rri_i1
     segments = outbound.encode(change, "hl7v2", "NPH01MB1").body.decode().split("\r")
     assert segments[0].split("|")[8].startswith("RRI^I12")
     assert "NTE|1|P|Referral status: accepted" in segments
+
+
+def test_a_bars_body_in_the_other_fhir_format_is_read_as_what_it_is(caplog: pytest.LogCaptureFixture) -> None:
+    bundle = demo.physio_referral()
+    xml = inbound.xml_bytes(Bundle.model_validate(bundle))
+    referral = inbound.bars_referral(xml, "bars-json", "mesh:NPH01MB1:M1", "corr-1")
+    assert referral.channel == "mesh" and referral.message_id == "mesh:NPH01MB1:M1"
+    assert "read as that" in caplog.text

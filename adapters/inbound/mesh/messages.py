@@ -17,6 +17,7 @@ Must not: call the intake, store, send or acknowledge anything (gateway/mesh doe
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import replace
 from typing import Any, Literal, cast
@@ -36,6 +37,7 @@ from gateway.canonical import systems
 from gateway.canonical.referral import InboundReferral
 from gateway.errors import GatewayError, Issue, MalformedInput
 
+log = logging.getLogger(__name__)
 CHANNEL = "mesh"
 FHIR_JSON, FHIR_XML, HL7_V2 = "application/fhir+json", "application/fhir+xml", "x-application/hl7-v2+er7"
 Format = Literal["bars-json", "bars-xml", "hl7v2"]
@@ -50,8 +52,17 @@ def message_key(sender_mailbox: str, message_id: str) -> str:
 
 
 def bars_referral(body: bytes, fmt: Format, key: str, correlation_id: str) -> InboundReferral:
-    inbound = messaging.from_bundle(body, MEDIA_TYPES[fmt], key, correlation_id)
+    inbound = messaging.from_bundle(body, fhir_media_type(body, fmt), key, correlation_id)
     return replace(inbound, channel=CHANNEL)
+
+
+def fhir_media_type(body: bytes, fmt: Format) -> str:
+    """The workflow's FHIR format, unless the body plainly is the other one (read it, and say so)."""
+    first = body.lstrip()[:1]
+    found = FHIR_XML if first == b"<" else FHIR_JSON if first in (b"{", b"[") else MEDIA_TYPES[fmt]
+    if found != MEDIA_TYPES[fmt]:
+        log.warning("MESH %s workflow carried %s; read as that", fmt, found)
+    return found
 
 
 def hl7_message(body: bytes) -> Message:
@@ -67,7 +78,7 @@ def hl7_referral(message: Message, hl7: Hl7Tables, key: str, correlation_id: str
 
 def bars_task(body: bytes, fmt: Format) -> Task:
     """The Task a BaRS servicerequest-response message carries (its MessageHeader's focus)."""
-    bundle = cast(Bundle, parse(body, MEDIA_TYPES[fmt], Bundle))
+    bundle = cast(Bundle, parse(body, fhir_media_type(body, fmt), Bundle))
     for entry in bundle.entry or []:
         if entry.resource is not None and entry.resource.get_resource_type() == "Task":
             return cast(Task, entry.resource)
