@@ -293,9 +293,10 @@ class MeshSettings(BaseModel):
     send_from: str | None = None  # the mailbox outbound messages leave from; default: the first
     poll_interval_s: float = Field(default=300.0, gt=0)  # MESH asks clients not to poll more often than this
     track_interval_s: float = Field(default=10.0, gt=0)  # how often a sent message's tracking is read
-    # How long a delivery waits for the receiver to download; past that it is retried later, by
-    # tracking the same message again (never by sending it again while MESH still holds it).
-    track_timeout_s: float = Field(default=60.0, gt=0)
+    # How long a delivery waits for the receiver to download; past that it is looked at again after
+    # the longest delivery back-off, by tracking the same message (never sending it again while MESH
+    # holds it), without using up an attempt.
+    track_timeout_s: float = Field(default=30.0, gt=0)
     chunk_size_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)  # larger messages are sent in chunks
     timeout_s: float = Field(default=30.0, gt=0)  # one HTTP call to MESH
 

@@ -171,7 +171,7 @@ class Deliverer:
                 **({} if counted else {"waiting": True}),
             },
         )
-        decision = self._policy.after_failure(error, attempts, now())
+        decision = self._policy.after_failure(error, attempts, now()) if counted else self._policy.waiting(now())
         log.warning(
             "event %s to %s failed (attempt %d): %s", delivery.event_id, delivery.receiver, attempts, error.message
         )
