@@ -4,6 +4,7 @@ receiver looks like in each payload, and what MESH's tracking means."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,11 @@ from adapters.inbound.mesh import messages as inbound
 from adapters.outbound import mesh as outbound
 from adapters.outbound.hl7v2_mllp import control_id
 from adapters.outbound.receipt import Outgoing
-from gateway.errors import DeliveryFailed
+from gateway.delivery.retry import RetryPolicy
+from gateway.errors import DeliveryFailed, NotYetTaken
 from gateway.mesh import demo
 from gateway.routing.directory import load_directory
-from gateway.settings import MeshSettings, Settings
+from gateway.settings import DeliverySettings, MeshSettings, Settings
 from tests.samples import SAMPLES, service_request
 
 
@@ -144,3 +146,10 @@ def test_a_bars_body_in_the_other_fhir_format_is_read_as_what_it_is(caplog: pyte
     referral = inbound.bars_referral(xml, "bars-json", "mesh:NPH01MB1:M1", "corr-1")
     assert referral.channel == "mesh" and referral.message_id == "mesh:NPH01MB1:M1"
     assert "read as that" in caplog.text
+
+
+def test_a_delivery_waiting_in_a_mesh_inbox_is_looked_at_again_after_the_longest_back_off() -> None:
+    settings = DeliverySettings(backoff_base_s=5, backoff_max_s=900, backoff_jitter=0, max_attempts=8)
+    at = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    assert RetryPolicy(settings).waiting(at).due == at + timedelta(seconds=640)  # 5·2⁷, under the cap
+    assert not NotYetTaken("in the inbox").counts_as_attempt and DeliveryFailed("down").counts_as_attempt
