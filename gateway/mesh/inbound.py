@@ -6,6 +6,7 @@ the status spines, the same calls the FHIR `$process-message` and MLLP surfaces 
                                                        (HL7 v2: the AA goes back on W_ACK, as over MLLP)
     workflow W_ACK (a receiver's business answer)    → map → status.change / move (the Task's owner only)
     refused (a SenderError)                          → the answer to send back on W_ACK, with every issue
+                                                       (an answer on W_ACK itself is never answered)
 
 `take` returns only when what the message asked for is committed (or found already committed), so
 the poller may acknowledge it to MESH then. A failure on the gateway's side (store down) is raised:
@@ -182,6 +183,11 @@ class MeshInbound:
     def _refused(
         self, received: Received, error: GatewayError, fmt: Format, answer_on: str, head: Header | None
     ) -> Taken:
+        if received.workflow_id.endswith("_ACK"):
+            # An answer is never answered: two systems would otherwise answer each other's refusals
+            # for ever. It is refused, kept in the log and on the dashboard, and let go.
+            log.warning("MESH answer %s from %s not taken: %s", received.message_id, received.sender, error.message)
+            return Taken("refused", error=error.message)
         log.info("MESH message %s from %s refused: %s", received.message_id, received.sender, error.message)
         if fmt == "hl7v2":
             body = adapter.hl7_refusal(error, head, self._hl7)

@@ -105,6 +105,8 @@ class MeshPoller:
         state.waiting = max(0, state.waiting - 1)
         state.taken += 1
         state.refused += taken.outcome == "refused"
+        if taken.outcome == "refused" and taken.answer is None:  # nobody was told: the dashboard says it
+            state.last_error = f"{received.workflow_id} {message_id} from {received.sender} not taken: {taken.error}"
         metrics.message(mailbox.id, "in", taken.outcome, time.perf_counter() - started)
         log.info(
             "MESH %s from %s (%s, %d chunk(s)): %s %s",
