@@ -64,6 +64,13 @@ def encode(outgoing: Outgoing, payload: str, mailbox: str) -> File:
     return File(_serialised(bundle, payload), _MEDIA_TYPES[payload], f"{outgoing.event_id}.{extension}")
 
 
+def referral_id(outgoing: Outgoing) -> str | None:
+    """The referral an event is (or, for a Task change, is about): a receiver's answer names the event."""
+    resource = json.loads(outgoing.referral if outgoing.is_status and outgoing.referral else outgoing.resource)
+    found = resource.get("id")
+    return str(found) if found else None
+
+
 def _for_receiver(outgoing: Outgoing) -> Outgoing:
     """The ServiceRequest as a receiver gets it: our referral id as an identifier, so it can name it back."""
     sr = fhir_http.for_receiver(outgoing.resource)

@@ -35,7 +35,7 @@ class Mesh:
         self.outbox = MeshSender(settings, self.clients[settings.sender.id], self.sent)
         sender = self.clients[settings.sender.id]
         owners = MeshOwners(directory, sender)
-        self.poller = MeshPoller(settings, MeshInbound(intake, status, store, hl7, owners.of), self.clients)
+        self.poller = MeshPoller(settings, MeshInbound(intake, status, store, hl7, owners.of, self.sent), self.clients)
 
     @property
     def states(self) -> dict[str, MailboxState]:

@@ -4,7 +4,8 @@ the status spines, the same calls the FHIR `$process-message` and MLLP surfaces 
     REPORT (MESH's own non-delivery report)          → nothing to take (tracking decides delivery)
     workflow W (a referral workflow of this mailbox) → map → seen before? → intake.accept / update
                                                        (HL7 v2: the AA goes back on W_ACK, as over MLLP)
-    workflow W_ACK (a receiver's business answer)    → map → status.change / move (the Task's owner only)
+    workflow W_ACK (a receiver's business answer)    → map → status.move (the Task's owner only); a
+                                                       refusal of what the gateway sent rejects the Task
     refused (a SenderError)                          → the answer to send back on W_ACK, with every issue
                                                        (an answer on W_ACK itself is never answered)
 
@@ -32,12 +33,13 @@ from adapters.inbound.mesh import messages as adapter
 from adapters.inbound.mesh.messages import Format
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import task_id_for
-from gateway.errors import Forbidden, GatewayError, UnsupportedInput
+from gateway.errors import Forbidden, GatewayError, NotFound, UnsupportedInput
 from gateway.intake import Acceptance, referral_id_for
 from gateway.mesh.client import Received
 from gateway.settings import MeshMailbox, MeshWorkflow
 from gateway.status import StatusUpdates
 from gateway.store import Store, StoredReferral
+from gateway.store.mesh_sent import MeshSentLog
 
 log = logging.getLogger(__name__)
 Outcome = Literal["accepted", "duplicate", "status", "refused", "report"]
@@ -72,12 +74,14 @@ class MeshInbound:
         store: Store,
         hl7: Hl7Tables,
         owners: Callable[[str], Awaitable[set[str]]],
+        sent: MeshSentLog,
     ) -> None:
         self._intake = intake
         self._status = status
         self._store = store
         self._hl7 = hl7
         self._owners = owners  # the ODS codes a MESH mailbox speaks for (gateway/mesh/owners.py)
+        self._sent = sent  # what the channel sent: a receiver's refusal names one of those events
 
     async def take(self, mailbox: MeshMailbox, received: Received) -> Taken:
         if received.message_type == "REPORT":
@@ -99,20 +103,32 @@ class MeshInbound:
 
     async def _bars(self, received: Received, fmt: Format, is_answer: bool) -> Taken:
         if is_answer:
-            task = adapter.bars_task(received.body, fmt)
-            referral_id = adapter.task_referral(task)
-            await self._status.move(  # the receiver's Task says what changed; ours keeps what may not
-                task_id_for(referral_id or ""),
-                str(task.status),
-                reason=_text(task.statusReason),
-                business_status=_text(task.businessStatus),
-                channel=adapter.CHANNEL,
-                sender=received.sender,
-                authorise=await self._owner_only(received.sender),
-            )
-            return Taken("status", referral_id)
+            return await self._bars_answer(received, adapter.bars_answer(received.body, fmt))
         key = adapter.message_key(received.sender, received.message_id)
         return await self._referral(adapter.bars_referral(received.body, fmt, key, _correlation(received)), received)
+
+    async def _bars_answer(self, received: Received, answer: adapter.BarsAnswer) -> Taken:
+        """The receiver's Task moves ours (its status and texts; ours keeps what may not change);
+        a refusal of what the gateway sent rejects the referral's Task with the receiver's reasons."""
+        if answer.task is not None:
+            task = answer.task
+            referral_id = adapter.task_referral(task)
+            status, reason, business = str(task.status), _text(task.statusReason), _text(task.businessStatus)
+        else:
+            referral_id = await self._sent.referral_of(answer.answering or "")
+            if referral_id is None:
+                raise NotFound(f"the refused message {answer.answering} is not one this gateway sent")
+            status, reason, business = "rejected", f"refused by {received.sender}: {answer.refusal}", None
+        await self._status.move(
+            task_id_for(referral_id or ""),
+            status,
+            reason=reason,
+            business_status=business,
+            channel=adapter.CHANNEL,
+            sender=received.sender,
+            authorise=await self._owner_only(received.sender),
+        )
+        return Taken("status", referral_id)
 
     async def _hl7v2(self, received: Received, is_answer: bool, answer_on: str) -> Taken:
         head: Header | None = None

@@ -79,7 +79,8 @@ class MeshSender:
             filename=file.filename,
             content_type=file.content_type,
         )
-        await self._sent.sent(outgoing.event_id, recipient, message_id, self.mailbox, workflow)
+        referral = adapter.referral_id(outgoing)
+        await self._sent.sent(outgoing.event_id, recipient, message_id, self.mailbox, workflow, referral)
         metrics.message(self.mailbox, "out", "sent")
         log.info("event %s sent to MESH %s as %s (%s)", outgoing.event_id, recipient, message_id, workflow)
         return message_id

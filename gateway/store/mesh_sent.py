@@ -20,6 +20,7 @@ class SentMessage:
     event_id: str
     recipient: str
     message_id: str
+    referral_id: str | None
     mailbox: str
     workflow_id: str
     status: str
@@ -37,13 +38,22 @@ class MeshSentLog:
             row = (await conn.execute(query)).first()
         return SentMessage(**row._mapping) if row else None
 
-    async def sent(self, event_id: str, recipient: str, message_id: str, mailbox: str, workflow_id: str) -> None:
+    async def sent(
+        self,
+        event_id: str,
+        recipient: str,
+        message_id: str,
+        mailbox: str,
+        workflow_id: str,
+        referral_id: str | None = None,
+    ) -> None:
         """A new message for this (event, recipient): replaces one that MESH could not deliver."""
         key = (mesh_sent.c.event_id == event_id) & (mesh_sent.c.recipient == recipient)
         values = {
             "event_id": event_id,
             "recipient": recipient,
             "message_id": message_id,
+            "referral_id": referral_id,
             "mailbox": mailbox,
             "workflow_id": workflow_id,
             "status": "accepted",
@@ -52,6 +62,13 @@ class MeshSentLog:
         async with self._store.begin() as conn:
             await conn.execute(delete(mesh_sent).where(key))
             await conn.execute(insert(mesh_sent).values(**values))
+
+    async def referral_of(self, event_id: str) -> str | None:
+        """The referral an event the channel sent was about (a receiver's answer names the event)."""
+        query = select(mesh_sent.c.referral_id).where(mesh_sent.c.event_id == event_id).limit(1)
+        async with self._store.connect() as conn:
+            found = (await conn.execute(query)).scalar_one_or_none()
+        return str(found) if found else None
 
     async def tracked(self, event_id: str, recipient: str, status: str) -> None:
         key = (mesh_sent.c.event_id == event_id) & (mesh_sent.c.recipient == recipient)

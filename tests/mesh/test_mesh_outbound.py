@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from adapters.inbound.mesh import messages
 from gateway.canonical import systems
+from gateway.errors import InvalidReferral, Issue
 from gateway.mesh import demo
 from gateway.settings import Settings
 from gateway.store.mesh_sent import MeshSentLog
@@ -175,3 +177,26 @@ async def _retried(gateway: RunningGateway, referral_id: str) -> bool:
 async def _dead_lettered(gateway: RunningGateway, referral_id: str) -> bool:
     history = await gateway.runtime.store.history(referral_id)
     return any(h.step == "dead-lettered" for h in history)
+
+
+async def test_a_receivers_refusal_of_the_referral_rejects_its_task_and_the_referrer_hears_why(
+    running_gateway: RunningGateway, mesh: Sandbox
+) -> None:
+    """The IAPT service answers the referral with a BaRS response whose code is fatal-error (as the
+    gateway itself refuses): the referral's Task is rejected with its reasons, back to the partner."""
+    await running_gateway.runtime.delivery.joined()
+    referral_id, _ = await referral_in(running_gateway, mesh)
+    [message] = await arrived(mesh, IAPT, "BARS_REFERRAL")
+    take(mesh, IAPT, message["message_id"])
+    bundle_id = json.loads(message["body"])["id"]
+    refusal = InvalidReferral("no consent recorded", Issue("consent missing", "ServiceRequest.supportingInfo"))
+    with mesh.mailbox(IAPT) as client:
+        answer = messages.bars_refusal("bars-json", bundle_id, refusal)
+        client.send_message(GATEWAY, answer, workflow_id="BARS_REFERRAL_ACK")
+    [change] = await arrived(mesh, PHYSIO, "BARS_REFERRAL_ACK")
+    entries = json.loads(change["body"])["entry"]
+    task = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "Task")
+    assert task["status"] == "rejected"
+    assert "refused by NQ1IAMB1: consent missing" in task["statusReason"]["text"]
+    stored_task = await running_gateway.runtime.status.tasks.for_referral(referral_id)
+    assert stored_task is not None and stored_task.status == "rejected"

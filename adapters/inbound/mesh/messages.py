@@ -2,7 +2,8 @@
 
     workflow format  the message's body                          what comes out
     bars-json / xml  a BaRS message Bundle, servicerequest-request → InboundReferral (the BaRS rules)
-                     ... on the `_ACK` workflow: servicerequest-response with a Task → that Task
+                     ... on the `_ACK` workflow: servicerequest-response with a Task → that Task; or a refusal
+                     (response.code fatal-error) of what the gateway sent      → its reasons
     hl7v2            an HL7 v2 file: REF^I12                       → InboundReferral (the REF^I12 mapping)
                      ... on the `_ACK` workflow: RRI^I12           → a status report (the RRI^I12 mapping)
 
@@ -19,10 +20,11 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.messageheader import MessageHeader
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.resource import Resource
 from fhir.resources.R4B.task import Task
@@ -76,15 +78,32 @@ def hl7_referral(message: Message, hl7: Hl7Tables, key: str, correlation_id: str
     return replace(inbound, channel=CHANNEL, message_id=key)
 
 
-def bars_task(body: bytes, fmt: Format) -> Task:
-    """The Task a BaRS servicerequest-response message carries (its MessageHeader's focus)."""
+@dataclass(frozen=True)
+class BarsAnswer:
+    """A receiver's BaRS response: its Task, or a refusal of the message it answers (fatal-error)."""
+
+    task: Task | None
+    answering: str | None = None  # MessageHeader.response.identifier: the id of the message answered
+    refusal: str | None = None  # the refusal's reasons, from its OperationOutcome
+
+
+def bars_answer(body: bytes, fmt: Format) -> BarsAnswer:
+    """The Task a BaRS servicerequest-response carries, or the refusal it says (response.code fatal-error)."""
     bundle = cast(Bundle, parse(body, fhir_media_type(body, fmt), Bundle))
-    for entry in bundle.entry or []:
-        if entry.resource is not None and entry.resource.get_resource_type() == "Task":
-            return cast(Task, entry.resource)
+    resources = [e.resource for e in bundle.entry or [] if e.resource is not None]
+    task = next((cast(Task, r) for r in resources if r.get_resource_type() == "Task"), None)
+    if task is not None:
+        return BarsAnswer(task)
+    header = next((cast(MessageHeader, r) for r in resources if r.get_resource_type() == "MessageHeader"), None)
+    response = header.response if header else None
+    if response is not None and response.code == "fatal-error":
+        outcomes = [cast(OperationOutcome, r) for r in resources if r.get_resource_type() == "OperationOutcome"]
+        reasons = [i.diagnostics or (i.details.text if i.details else None) for o in outcomes for i in o.issue or []]
+        refusal = "; ".join(r for r in reasons if r) or "refused by the receiver"
+        return BarsAnswer(None, str(response.identifier), refusal)
     raise MalformedInput(
-        "a BaRS response message must carry the Task it changes",
-        Issue("no Task entry in the Bundle", "Bundle.entry.resource", "required"),
+        "a BaRS response message must carry the Task it changes, or refuse the message it answers",
+        Issue("no Task entry, and MessageHeader.response.code is not fatal-error", "Bundle.entry.resource", "required"),
     )
 
 

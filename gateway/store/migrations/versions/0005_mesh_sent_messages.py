@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(length=64), nullable=False),
         sa.Column("recipient", sa.String(length=64), nullable=False),
         sa.Column("message_id", sa.String(length=64), nullable=False),
+        sa.Column("referral_id", sa.String(length=64), nullable=True),
         sa.Column("mailbox", sa.String(length=64), nullable=False),
         sa.Column("workflow_id", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
@@ -29,7 +30,11 @@ def upgrade() -> None:
         sa.Column("tracked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("event_id", "recipient", name=op.f("pk_mesh_sent")),
     )
+    with op.batch_alter_table("mesh_sent", schema=None) as batch_op:
+        batch_op.create_index("ix_mesh_sent_event", ["event_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("mesh_sent", schema=None) as batch_op:
+        batch_op.drop_index("ix_mesh_sent_event")
     op.drop_table("mesh_sent")
