@@ -1,11 +1,11 @@
 """MESH messages to the canonical model, and the answers a refused one is given: translation only.
 
-    workflow format  the message's body                          what comes out
-    bars-json / xml  a BaRS message Bundle, servicerequest-request → InboundReferral (the BaRS rules)
-                     ... on the `_ACK` workflow: servicerequest-response with a Task → that Task; or a refusal
-                     (response.code fatal-error) of what the gateway sent      → its reasons
-    hl7v2            an HL7 v2 file: REF^I12                       → InboundReferral (the REF^I12 mapping)
-                     ... on the `_ACK` workflow: RRI^I12           → a status report (the RRI^I12 mapping)
+    workflow format  the message's body                            what comes out
+    bars-json / xml  a BaRS message Bundle, servicerequest-request   → InboundReferral (the BaRS rules)
+                     on `_ACK`: servicerequest-response with a Task  → that Task
+                     on `_ACK`: a refusal (response.code fatal-error) → the message refused, the reasons
+    hl7v2            an HL7 v2 file: REF^I12                         → InboundReferral (the REF^I12 mapping)
+                     on `_ACK`: RRI^I12                              → a status report (the RRI^I12 mapping)
 
 The MESH message id, with the mailbox that sent it, becomes the referral's message id, so the store's
 processed-messages check takes a message fetched a second time (the gateway stopped after the commit,
