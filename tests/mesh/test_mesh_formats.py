@@ -16,10 +16,11 @@ from adapters.inbound.mesh.messages import xml_bytes
 from adapters.outbound.hl7v2_mllp import control_id
 from gateway.mesh import demo
 from gateway.settings import MeshWorkflow, Settings
-from tests.conftest import RunningGateway
-from tests.mesh.sandbox import GATEWAY, IAPT, PHYSIO, Sandbox
+from tests.conftest import RunningGateway, serve, shutdown
+from tests.mesh.sandbox import GATEWAY, GP, IAPT, PHYSIO, Sandbox
 from tests.mesh.test_mesh_inbound import acknowledged, send, stored, ubrn_of
 from tests.mesh.test_mesh_outbound import arrived, take
+from tests.samples import SAMPLES, valid_nhs_number
 
 FHIR_XML = "application/fhir+xml"
 
@@ -101,3 +102,39 @@ async def test_an_answer_from_a_mailbox_that_does_not_own_the_task_is_refused_an
     async with running_gateway.client() as client:
         [row] = (await client.get("/monitor/api/overview")).json()["mesh"]
     assert row["refused"] == 1 and "does not belong" in row["last_error"] and message_id in row["last_error"]
+
+
+@pytest.fixture
+def gp_by_mesh(gateway_settings: Settings, tmp_path: Path) -> Settings:
+    """The GP practice A81001 hears its referrals' status over MESH, as HL7 v2 RRI^I12 files."""
+    endpoints = {
+        "NQ1IA": demo.mesh_endpoint("NQ1IA", IAPT, "BARS_REFERRAL"),
+        "A81001": demo.mesh_endpoint("A81001", GP, "HL7V2_REFERRAL_ACK", "x-application/hl7-v2+er7"),
+    }
+    return gateway_settings.model_copy(update={"schemas_dir": demo.schemas(tmp_path / "schemas-gp", endpoints)})
+
+
+async def test_an_hl7v2_referrer_hears_its_task_change_over_mesh_as_an_rri_i12_file(
+    gp_by_mesh: Settings, mesh: Sandbox
+) -> None:
+    gateway = await serve(gp_by_mesh)
+    try:
+        await gateway.runtime.delivery.joined()
+        nhs = valid_nhs_number()
+        text = (SAMPLES / "hl7v2" / "ref-i12-iapt-low-mood.hl7").read_text().replace("B82005", "A81001")
+        sent = send(mesh, GP, text.replace("9434765870", nhs).encode(), "HL7V2_REFERRAL", "x-application/hl7-v2+er7")
+        await acknowledged(mesh, GP, sent)
+        [referral] = await gateway.runtime.store.search({"nhs_number": nhs})
+        assert referral.requester == "A81001"
+        [delivered] = await arrived(mesh, IAPT, "BARS_REFERRAL")
+        take(mesh, IAPT, delivered["message_id"])
+        with mesh.mailbox(IAPT) as client:
+            answer = json.dumps(demo.task_answer(referral.id, "accepted")).encode()
+            client.send_message(GATEWAY, answer, workflow_id="BARS_REFERRAL_ACK")
+        files = await arrived(mesh, GP, "HL7V2_REFERRAL_ACK", count=2)  # the AA, then the RRI^I12
+        rri = next(f for f in files if b"RRI^I12" in f["body"])
+        segments = rri["body"].decode().split("\r")
+        assert segments[0].split("|")[8].startswith("RRI^I12")
+        assert "NTE|1|P|Referral status: accepted" in segments
+    finally:
+        await shutdown(gateway)
