@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 MESH_VENV := .venv-mesh-sandbox
 
-.PHONY: run test lint typecheck unit browser bench fuzz clean
+.PHONY: run test lint typecheck unit browser promtool bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-deps
 	$(BIN)/referral-gateway serve
 
-test: $(VENV)/.test-deps $(MESH_VENV)/.installed browser lint typecheck
+test: $(VENV)/.test-deps $(MESH_VENV)/.installed browser promtool lint typecheck
 	$(BIN)/pytest
 
 lint: $(VENV)/.test-deps
@@ -34,6 +34,10 @@ typecheck: $(VENV)/.test-deps
 
 browser:
 	bash scripts/install-browser.sh
+
+# Debian's prometheus package: promtool checks deploy/prometheus/alerts.yml, Prometheus runs it (tests/deploy)
+promtool:
+	bash scripts/install-promtool.sh
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench
