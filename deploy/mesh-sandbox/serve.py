@@ -16,8 +16,8 @@ What it sets up, all through the sandbox's own settings and extension points:
 - `--tls-dir DIR`: HTTPS with mutual TLS, as MESH itself: the sandbox's own test CA (made in DIR on
   first use, with `cryptography`) signs its server certificate (for 127.0.0.1 and localhost) and
   one client certificate per mailbox (DIR/<MAILBOX>.pem and .key); a client without one is refused;
-- `--stall-acks-while FILE`: while FILE exists, an acknowledgement hangs, and fails once FILE is
-  gone (MESH never records it). Tests use it to stop a gateway after its commit and before MESH has
+- `--stall-acks-while FILE`: while FILE exists, an acknowledgement hangs (FILE.held exists while
+  one does), and fails once FILE is gone (MESH never records it). Tests use it to stop a gateway after its commit and before MESH has
   heard the acknowledgement.
 """
 
@@ -193,10 +193,15 @@ def stalled_acks_plugin(flag: Path) -> type:
         async def on_event(self, event: str, kwargs: dict[str, Any], err: Exception | None = None) -> None:
             if not flag.exists():
                 return
-            for _ in range(600):
-                if not flag.exists():
-                    break
-                await asyncio.sleep(0.1)
+            held = flag.with_name(flag.name + ".held")  # says an acknowledgement is being held now
+            held.touch()
+            try:
+                for _ in range(600):
+                    if not flag.exists():
+                        break
+                    await asyncio.sleep(0.1)
+            finally:
+                held.unlink(missing_ok=True)
             raise RuntimeError("acknowledgement stalled, then dropped")
 
     return StalledAcksPlugin

@@ -43,6 +43,10 @@ class Sandbox:
     store_dir: Path
     stall_file: Path  # while it exists, acknowledgements hang (then fail): see serve.py --stall-acks-while
 
+    @property
+    def holding_an_acknowledgement(self) -> bool:
+        return self.stall_file.with_name(self.stall_file.name + ".held").exists()
+
     def client(self, mailbox: str) -> mesh_client.MeshClient:
         return mesh_client.MeshClient(
             self.url, mailbox, passwords()[mailbox], shared_key=SHARED_KEY.encode(), max_retries=0, max_chunk_size=1024

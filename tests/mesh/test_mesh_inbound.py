@@ -5,7 +5,6 @@ sandbox holds afterwards (the message's status, the answers in the sender's inbo
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -203,7 +202,7 @@ async def test_a_message_left_unacknowledged_shows_as_waiting_with_its_age(
     assert channel is not None
     state = channel.poller.states[GATEWAY]
     await eventually(lambda: _committed(running_gateway, ubrn_of(bundle)), timeout=10, what="the commit")
-    await asyncio.sleep(0.5)  # the acknowledgement is held by MESH now
+    await eventually(lambda: mesh.holding_an_acknowledgement, timeout=10, what="the acknowledgement held")
     async with running_gateway.client() as client:
         row = (await client.get("/monitor/api/overview")).json()["mesh"][0]
     assert row["waiting"] == 1 and row["oldest_unacknowledged"] is not None

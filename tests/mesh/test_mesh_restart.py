@@ -73,11 +73,11 @@ def test_gateway_killed_between_commit_and_acknowledgement_takes_the_message_aga
     wait_ready(first, base_url)
     with local_client(tmp_path, base_url) as client:
         wait_for(lambda: referrals(client, ubrn_of(bundle)), 20, "the referral committed")
-    time.sleep(0.5)  # the poller is now waiting on its acknowledgement
+    wait_for(lambda: mesh.holding_an_acknowledgement, 10, "the acknowledgement held by MESH")
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     mesh.stall_file.unlink()
-    time.sleep(0.5)  # the held acknowledgement fails: MESH never recorded it
+    wait_for(lambda: not mesh.holding_an_acknowledgement, 10, "the held acknowledgement dropped")
     assert status_at_mesh(mesh, PHYSIO, message_id) == "accepted"
 
     second = start_gateway(env, tmp_path / "gateway-2.log")
