@@ -22,6 +22,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 
 from adapters.hl7v2 import encode as hl7v2
+from adapters.hl7v2.tables import Hl7Tables
 from adapters.outbound import fhir_http
 from adapters.outbound.hl7v2_mllp import control_id
 from adapters.outbound.receipt import Outgoing, Receipt
@@ -43,15 +44,15 @@ class File:
     filename: str
 
 
-def encode(outgoing: Outgoing, payload: str, mailbox: str) -> File:
+def encode(outgoing: Outgoing, payload: str, mailbox: str, hl7: Hl7Tables) -> File:
     """The file for one event, in the receiver's payload format."""
     if payload == "hl7v2":
         msh_10 = control_id(outgoing.event_id)
         if outgoing.is_status:
             assert outgoing.referral is not None
-            text = hl7v2.encode_rri_i12(outgoing, json.loads(outgoing.referral), msh_10)
+            text = hl7v2.encode_rri_i12(outgoing, json.loads(outgoing.referral), msh_10, hl7)
         else:
-            text = hl7v2.encode_ref_i12(outgoing, msh_10)
+            text = hl7v2.encode_ref_i12(outgoing, msh_10, hl7)
         return File(text.encode(), _MEDIA_TYPES[payload], f"{msh_10}.hl7")
     if payload not in ("bars-json", "bars-xml"):
         raise DeliveryFailed(f"MESH payload '{payload}' is not one this gateway writes", retriable=False)

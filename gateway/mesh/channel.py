@@ -32,7 +32,7 @@ class Mesh:
         self.settings = settings
         self.clients = {m.id: MeshMailboxClient(settings, m) for m in settings.mailboxes}
         self.sent = MeshSentLog(store)
-        self.outbox = MeshSender(settings, self.clients[settings.sender.id], self.sent)
+        self.outbox = MeshSender(settings, self.clients[settings.sender.id], self.sent, hl7)
         sender = self.clients[settings.sender.id]
         owners = MeshOwners(directory, sender)
         self.poller = MeshPoller(settings, MeshInbound(intake, status, store, hl7, owners.of, self.sent), self.clients)

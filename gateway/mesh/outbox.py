@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 
+from adapters.hl7v2.tables import Hl7Tables
 from adapters.outbound import mesh as adapter
 from adapters.outbound.receipt import Outgoing, Receipt
 from gateway.delivery.outbound import Destination
@@ -33,8 +34,9 @@ LOOKUP_PREFIX = "ods:"
 
 
 class MeshSender:
-    def __init__(self, settings: MeshSettings, client: MeshMailboxClient, sent: MeshSentLog) -> None:
+    def __init__(self, settings: MeshSettings, client: MeshMailboxClient, sent: MeshSentLog, hl7: Hl7Tables) -> None:
         self._settings = settings
+        self._hl7 = hl7  # the code tables REF^I12 and RRI^I12 files are written with
         self._client = client  # the gateway's sending mailbox
         self._sent = sent
 
@@ -70,7 +72,7 @@ class MeshSender:
         return found[0]
 
     async def _send(self, destination: Destination, outgoing: Outgoing, recipient: str, workflow: str) -> str:
-        file = adapter.encode(outgoing, destination.payload or "bars-json", recipient)
+        file = adapter.encode(outgoing, destination.payload or "bars-json", recipient, self._hl7)
         message_id = await self._client.send(
             recipient,
             file.body,

@@ -11,6 +11,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
+from adapters.hl7v2 import tables as hl7_tables
 from adapters.inbound.mesh import messages as inbound
 from adapters.outbound import mesh as outbound
 from adapters.outbound.hl7v2_mllp import control_id
@@ -19,8 +20,10 @@ from gateway.delivery.retry import RetryPolicy
 from gateway.errors import DeliveryFailed, NotYetTaken
 from gateway.mesh import demo
 from gateway.routing.directory import load_directory
-from gateway.settings import DeliverySettings, MeshSettings, Settings
+from gateway.settings import SCHEMAS_DIR, DeliverySettings, MeshSettings, Settings
 from tests.samples import SAMPLES, service_request
+
+HL7 = hl7_tables.load(SCHEMAS_DIR)
 
 
 def test_mesh_is_off_unless_a_url_and_a_mailbox_are_set() -> None:
@@ -81,8 +84,8 @@ def outgoing() -> Outgoing:
 
 def test_a_bars_file_is_the_same_message_in_json_and_in_xml() -> None:
     event = outgoing()
-    as_json = outbound.encode(event, "bars-json", "NQ1IAMB1")
-    as_xml = outbound.encode(event, "bars-xml", "NQ1IAMB1")
+    as_json = outbound.encode(event, "bars-json", "NQ1IAMB1", HL7)
+    as_xml = outbound.encode(event, "bars-xml", "NQ1IAMB1", HL7)
     assert (as_json.content_type, as_xml.content_type) == ("application/fhir+json", "application/fhir+xml")
     from_json = Bundle.model_validate_json(as_json.body)
     from_xml = Bundle.model_validate_xml(as_xml.body)
@@ -91,7 +94,7 @@ def test_a_bars_file_is_the_same_message_in_json_and_in_xml() -> None:
 
 
 def test_an_hl7v2_file_carries_a_control_id_derived_from_the_event() -> None:
-    file = outbound.encode(outgoing(), "hl7v2", "NQ1IAMB1")
+    file = outbound.encode(outgoing(), "hl7v2", "NQ1IAMB1", HL7)
     msh = file.body.decode().split("\r")[0].split("|")
     assert msh[9] == control_id("event-1") and file.filename == f"{control_id('event-1')}.hl7"
 
@@ -132,10 +135,10 @@ def status_change() -> Outgoing:
 
 def test_a_status_change_goes_back_as_a_bars_response_with_the_task_or_as_rri_i12() -> None:
     change = status_change()
-    bars = Bundle.model_validate_json(outbound.encode(change, "bars-json", "NPH01MB1").body)
+    bars = Bundle.model_validate_json(outbound.encode(change, "bars-json", "NPH01MB1", HL7).body)
     header, task = (e.resource for e in bars.entry or [])
     assert header.eventCoding.code == "servicerequest-response" and task.status == "accepted"
-    segments = outbound.encode(change, "hl7v2", "NPH01MB1").body.decode().split("\r")
+    segments = outbound.encode(change, "hl7v2", "NPH01MB1", HL7).body.decode().split("\r")
     assert segments[0].split("|")[8].startswith("RRI^I12")
     assert "NTE|1|P|Referral status: accepted" in segments
 
