@@ -82,7 +82,8 @@ class Runtime:
             kafka, settings.delivery, self.store, destinations, self.relay.wake, self.mesh.outbox if self.mesh else None
         )
         senders = SenderCheck(SenderPolicy(settings.mllp.senders), self.audit)
-        self.mllp = MllpListener(settings.mllp, ReferralHandler(self.intake, hl7, senders, self.status), hl7)
+        handler = ReferralHandler(self.intake, hl7, senders, self.status, settings.mllp.sender_organisations)
+        self.mllp = MllpListener(settings.mllp, handler, hl7)
         self.dead_letters = DeadLetters(
             self.store, settings.delivery.dead_letter_topic, self.relay.wake, self.router.directory.__contains__
         )

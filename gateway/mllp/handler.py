@@ -1,13 +1,19 @@
 """One HL7 v2 message in, its acknowledgements out: the MLLP surface of the intake spine.
 
-    text -> parse -> MSH check -> mapping by message structure (REF_I12) -> intake.accept -> ACK(s)
-                                                              (RRI_I12) -> status.move   -> ACK(s)
+    text -> parse -> MSH read and checked, once -> mapping by structure (REF_I12) -> intake.accept -> ACK(s)
+                                                                      (RRI_I12) -> status.move   -> ACK(s)
+
+The header read here is passed down to the mapping, which does not read it again. A REF^I12 from a
+sender configured in `MLLP_SENDER_ORGANISATIONS` (matched on MSH-4 and MSH-6) takes the organisations
+of any PRD it lacks from there.
 
 An AA (or CA) is written only after `accept` returned, so it always means the referral and its
 event are committed. A resend (same MSH-10 from the same sender, or the same RF1-6) is answered AA
 again and adds nothing. An RRI^I12 moves the referral's Task, if MSH-4 is the Task's owner; a repeat
-of the current status is answered AA and adds nothing. A `GatewayError` becomes AE / AR with ERR;
-anything unexpected an AE (table 0357 code 207) with an incident id in the log: no message can stop the listener.
+of the current status is answered AA and adds nothing. A `GatewayError` becomes AE / AR with ERR in
+original mode, CR (refused) / CE (the gateway failed) in enhanced mode, never CA; anything
+unexpected is answered as the gateway's failure (table 0357 code 207) with an incident id in the
+log: no message can stop the listener.
 Must not: frame, read or write sockets (the listener does), or map fields (the adapters do).
 """
 
@@ -15,17 +21,18 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from adapters.hl7v2 import ack, header, parser, ref_i12, rri_i12
 from adapters.hl7v2.header import Header
 from adapters.hl7v2.parser import Message
-from adapters.hl7v2.tables import Hl7Tables
+from adapters.hl7v2.tables import Hl7Tables, MessageType
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import task_id_for
 from gateway.errors import Forbidden, GatewayError, MalformedInput, SenderError, UnsupportedInput
 from gateway.intake import Acceptance, referral_id_for
+from gateway.settings import Hl7SenderOrganisations
 from gateway.store import StoredReferral
 from gateway.store.tasks import StoredTask
 
@@ -33,7 +40,7 @@ log = logging.getLogger(__name__)
 
 #: A message's text in, the acknowledgements to send back (in order; none when the sender wants none).
 Handler = Callable[[str], Awaitable[list[str]]]
-Mapping = Callable[[Message, Hl7Tables], InboundReferral]
+Mapping = Callable[[Message, Header, MessageType, Hl7Tables, Hl7SenderOrganisations | None], InboundReferral]
 SenderCheck = Callable[[Header], Awaitable[None]]
 
 #: One mapping per HL7 message structure (profile.json names the structure of each MSH-9).
@@ -60,12 +67,18 @@ class Status(Protocol):
 
 class ReferralHandler:
     def __init__(
-        self, intake: Intake, hl7: Hl7Tables, check_sender: SenderCheck | None = None, status: Status | None = None
+        self,
+        intake: Intake,
+        hl7: Hl7Tables,
+        check_sender: SenderCheck | None = None,
+        status: Status | None = None,
+        organisations: Sequence[Hl7SenderOrganisations] = (),
     ) -> None:
         self._intake = intake
         self._status = status  # takes RRI^I12 (status back from a receiver) when given
         self._hl7 = hl7
         self._check_sender = check_sender  # the allowed senders (MSH-4 and address): raises Forbidden
+        self._organisations = {entry.key: entry for entry in organisations}  # by (MSH-4.1, MSH-6.1)
 
     async def __call__(self, text: str) -> list[str]:
         try:
@@ -95,7 +108,8 @@ class ReferralHandler:
         mapping = MAPPINGS.get(kind.structure)
         if mapping is None:
             raise UnsupportedInput(f"no mapping for {kind.structure}")
-        acceptance = await self._intake.accept(mapping(message, self._hl7))
+        organisations = self._organisations.get((head.sending_facility.upper(), head.receiving_facility.upper()))
+        acceptance = await self._intake.accept(mapping(message, head, kind, self._hl7, organisations))
         if not acceptance.created:
             log.info("HL7 %s from %s is a resend of referral %s", head.control_id, head.sender, acceptance.referral_id)
 
