@@ -73,7 +73,15 @@ class Runtime:
         self.status_listener = StatusTopicListener(kafka, self.status, self.store, self.relay.wake)
         hl7 = hl7_tables.load(settings.schemas_dir)
         self.mesh = (
-            Mesh(settings.mesh, self.intake, self.status, self.store, hl7, self.router.directory)
+            Mesh(
+                settings.mesh,
+                self.intake,
+                self.status,
+                self.store,
+                hl7,
+                self.router.directory,
+                settings.mllp.sender_organisations,
+            )
             if settings.mesh.enabled
             else None
         )

@@ -5,6 +5,8 @@ Idempotent `start()`/`stop()`: the poller stops before the clients close.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from adapters.hl7v2.tables import Hl7Tables
 from gateway.mesh.client import MeshMailboxClient
 from gateway.mesh.inbound import Intake, MeshInbound
@@ -13,7 +15,7 @@ from gateway.mesh.owners import MeshOwners
 from gateway.mesh.poller import MeshPoller
 from gateway.mesh.state import MailboxState
 from gateway.routing.directory import Directory
-from gateway.settings import MeshSettings
+from gateway.settings import Hl7SenderOrganisations, MeshSettings
 from gateway.status import StatusUpdates
 from gateway.store import Store
 from gateway.store.mesh_sent import MeshSentLog
@@ -28,6 +30,7 @@ class Mesh:
         store: Store,
         hl7: Hl7Tables,
         directory: Directory,
+        hl7_senders: Sequence[Hl7SenderOrganisations] = (),
     ) -> None:
         self.settings = settings
         self.clients = {m.id: MeshMailboxClient(settings, m) for m in settings.mailboxes}
@@ -35,7 +38,8 @@ class Mesh:
         self.outbox = MeshSender(settings, self.clients[settings.sender.id], self.sent, hl7)
         sender = self.clients[settings.sender.id]
         owners = MeshOwners(directory, sender)
-        self.poller = MeshPoller(settings, MeshInbound(intake, status, store, hl7, owners.of, self.sent), self.clients)
+        inbound = MeshInbound(intake, status, store, hl7, owners.of, self.sent, hl7_senders)
+        self.poller = MeshPoller(settings, inbound, self.clients)
 
     @property
     def states(self) -> dict[str, MailboxState]:

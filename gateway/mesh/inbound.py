@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
@@ -36,7 +36,7 @@ from gateway.canonical.task import task_id_for
 from gateway.errors import Forbidden, GatewayError, NotFound, UnsupportedInput
 from gateway.intake import Acceptance, referral_id_for
 from gateway.mesh.client import Received
-from gateway.settings import MeshMailbox, MeshWorkflow
+from gateway.settings import Hl7SenderOrganisations, MeshMailbox, MeshWorkflow
 from gateway.status import StatusUpdates
 from gateway.store import Store, StoredReferral
 from gateway.store.mesh_sent import MeshSentLog
@@ -75,6 +75,7 @@ class MeshInbound:
         hl7: Hl7Tables,
         owners: Callable[[str], Awaitable[set[str]]],
         sent: MeshSentLog,
+        organisations: Sequence[Hl7SenderOrganisations] = (),
     ) -> None:
         self._intake = intake
         self._status = status
@@ -82,6 +83,7 @@ class MeshInbound:
         self._hl7 = hl7
         self._owners = owners  # the ODS codes a MESH mailbox speaks for (gateway/mesh/owners.py)
         self._sent = sent  # what the channel sent: a receiver's refusal names one of those events
+        self._organisations = {o.key: o for o in organisations}  # PRD-less REF^I12 senders, as over MLLP
 
     async def take(self, mailbox: MeshMailbox, received: Received) -> Taken:
         if received.message_type == "REPORT":
@@ -141,7 +143,8 @@ class MeshInbound:
             if is_answer or kind.structure != "REF_I12":
                 raise UnsupportedInput(f"{kind.structure} is not taken on workflow {received.workflow_id}")
             key = adapter.message_key(received.sender, received.message_id)
-            inbound = adapter.hl7_referral(message, self._hl7, key, _correlation(received))
+            organisations = self._organisations.get((head.sending_facility.upper(), head.receiving_facility.upper()))
+            inbound = adapter.hl7_referral(message, head, kind, self._hl7, key, _correlation(received), organisations)
             taken = await self._referral(inbound, received)
             answer = adapter.hl7_accepted(head, self._hl7)  # AA: committed, as over MLLP
             return replace(taken, answer=answer, answer_workflow=answer_on, answer_type=adapter.HL7_V2)

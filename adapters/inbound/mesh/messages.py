@@ -32,12 +32,13 @@ from fhir.resources.R4B.task import Task
 from adapters.hl7v2 import ack, parser, ref_i12
 from adapters.hl7v2.header import Header
 from adapters.hl7v2.parser import Message
-from adapters.hl7v2.tables import Hl7Tables
+from adapters.hl7v2.tables import Hl7Tables, MessageType
 from adapters.inbound.fhir import messaging
 from adapters.inbound.fhir.parse import parse
 from gateway.canonical import systems
 from gateway.canonical.referral import InboundReferral
 from gateway.errors import GatewayError, Issue, MalformedInput
+from gateway.settings import Hl7SenderOrganisations
 
 log = logging.getLogger(__name__)
 CHANNEL = "mesh"
@@ -73,8 +74,17 @@ def hl7_message(body: bytes) -> Message:
     return parser.parse(text)
 
 
-def hl7_referral(message: Message, hl7: Hl7Tables, key: str, correlation_id: str) -> InboundReferral:
-    inbound = ref_i12.to_referral(message, hl7, correlation_id)
+def hl7_referral(
+    message: Message,
+    head: Header,
+    kind: MessageType,
+    hl7: Hl7Tables,
+    key: str,
+    correlation_id: str,
+    organisations: Hl7SenderOrganisations | None = None,
+) -> InboundReferral:
+    """A REF^I12 whose header the caller read and checked; `organisations`: the sender's, for one without PRD."""
+    inbound = ref_i12.to_referral(message, head, kind, hl7, organisations, correlation_id)
     return replace(inbound, channel=CHANNEL, message_id=key)
 
 
