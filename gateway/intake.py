@@ -4,7 +4,9 @@
                                                          one group commit) ──▶ relay
 
 A caller hears back only after the commit, so an HTTP 201 or an HL7 AA always means "durably
-accepted", audit event included. A resend (same business identifier, or the same sender's message id)
+accepted", audit event included, and the inbound log's row of the message it came in is in that commit
+too when its surface logs it (gateway/inbound_log), saying which referral it became.
+A resend (same business identifier, or the same sender's message id)
 returns the first referral and adds no event. Updates and cancellations follow the same path with a
 new version. The ServiceRequest is validated once (by the adapter) and serialised once: the adapter's
 own JSON when it has it (HL7 v2), else one dump of the model; that one string is the stored row and
@@ -27,11 +29,12 @@ from sqlalchemy.exc import IntegrityError
 from gateway.audit import spines
 from gateway.audit.trail import AuditTrail
 from gateway.bus import events
+from gateway.canonical import patient, ukcore
 from gateway.canonical import referral as ref
-from gateway.canonical import ukcore
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import initial_task
 from gateway.errors import Conflict, GatewayError, NotFound, PreconditionFailed
+from gateway.inbound_log import arrival as arrivals
 from gateway.observability import metrics
 from gateway.observability.log_context import bind_correlation, correlation
 from gateway.routing import RouteDecision, Router
@@ -97,11 +100,15 @@ class Intake:
 
     async def _commit(self, inbound: InboundReferral) -> AcceptResult:
         key = (inbound.sender, inbound.message_id) if inbound.message_id else None
+        arrival = _taken_up(inbound)
         ukcore.validate(inbound.service_request)
         decision = self._router.route(inbound.service_request)
         new = _new_referral(inbound, decision, key)
         new.audit = spines.referral_accepted(self._audit, inbound.channel, inbound.sender)
-        result = await self._store.accept(new)  # the referral, its event and its audit event: one commit
+        new.inbound = arrival.row() if arrival else None
+        result = await self._store.accept(new)  # the referral, its event, audit event and log row: one commit
+        if arrival is not None:
+            arrival.settled(arrivals.ACCEPTED if result.created else arrivals.DUPLICATE, result.referral.id)
         if result.created:
             log.info("referral %s accepted from %s, routed by %s", result.referral.id, inbound.channel, decision.rule)
         if result.created or new.audit is not None:
@@ -118,6 +125,7 @@ class Intake:
         """A new version of a known referral (PUT, BaRS update, cancellation). `authorise` sees the
         current referral first and raises if the caller may not change it."""
         current: StoredReferral | None = None
+        _taken_up(inbound)
         try:
             current = await self._find(inbound.service_request, referral_id)
             if authorise is not None:
@@ -153,8 +161,13 @@ class Intake:
         sr = inbound.service_request
         resource = _stamped(inbound, current.id, current.version + 1)
         kind = events.SERVICEREQUEST_CANCELLED if sr.status == "revoked" else events.SERVICEREQUEST_UPDATED
-        event = _event(sr, current.id, resource, current.topic, kind, inbound, {"routing_rule": current.rule})
+        patient_key, traced = await self._patient_key(current, sr)
+        event = _event(patient_key, current.id, resource, current.topic, kind, inbound, {"routing_rule": current.rule})
         key = (inbound.sender, inbound.message_id) if inbound.message_id else None
+        steps = [("updated", {"event_type": kind, "status": sr.status, "channel": inbound.channel, **_told(inbound)})]
+        if traced:  # updated in place: found by its NHS number from now on, its events keep their key
+            steps.append(("nhs-number-traced", {"patient_key": patient_key}))
+        arrival = arrivals.current()
         try:
             async with self._store.begin() as conn:
                 stored = await self._store.update(
@@ -162,15 +175,50 @@ class Intake:
                     current,
                     str(sr.status),
                     event,
-                    [("updated", {"event_type": kind, "status": sr.status, "channel": inbound.channel})],
+                    steps,
                     key,
+                    nhs_number=ref.nhs_number(sr) if traced else None,
+                    inbound=arrival.row() if arrival else None,
                 )
         except IntegrityError as exc:
             raise Conflict("the referral changed while this update was being made; read it and try again") from exc
+        if arrival is not None:
+            arrival.settled(arrivals.ACCEPTED, stored.id)
         self._on_commit()
         if sr.status == "revoked" and self._on_cancelled is not None:
             await self._on_cancelled(stored.id)
         return _acceptance(stored, created=False)
+
+    async def _patient_key(self, current: StoredReferral, sr: ServiceRequest) -> tuple[str, bool]:
+        """The key this referral's events keep for life (gateway/canonical/patient.py), and whether this
+        version is the one that brings the traced NHS number."""
+        number = ref.nhs_number(sr)
+        if patient.is_untraced_key(current.nhs_number):
+            return current.nhs_number, number is not None
+        history = await self._store.history(current.id)
+        if any(entry.step == "nhs-number-traced" for entry in history):
+            return patient.untraced_key(current.id), False
+        return current.nhs_number, False
+
+
+def _told(inbound: InboundReferral) -> dict[str, Any]:
+    """How the parties were found and what was read leniently, for the referral's history."""
+    told: dict[str, Any] = {}
+    if inbound.resolved:
+        told["resolved"] = inbound.resolved
+    if inbound.warnings:
+        told["warnings"] = [{"diagnostics": w.diagnostics, "expression": w.expression} for w in inbound.warnings]
+    return told
+
+
+def _taken_up(inbound: InboundReferral) -> arrivals.Arrival | None:
+    """The logged message this referral came in, noted as taken up by the intake (a refusal from here
+    on is the intake's); None when its surface does not log it."""
+    arrival = arrivals.current()
+    if arrival is not None:
+        arrival.in_intake = True
+        arrival.nhs_number = (ref.nhs_number(inbound.service_request) or "")[:16] or None
+    return arrival
 
 
 def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[str, str] | None) -> NewReferral:
@@ -178,19 +226,20 @@ def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[
     system, value = ref.business_identifier(sr) or ("", "")
     referral_id = referral_id_for(system, value)
     resource = _stamped(inbound, referral_id, 1)
+    patient_key = ref.nhs_number(sr) or patient.untraced_key(referral_id)
     routing = {
         "routing_rule": decision.rule,
         "routing_reason": decision.reason,
         "routing_service": decision.service,
         "routing_ruleset": decision.ruleset_version,
     }
-    event = _event(sr, referral_id, resource, decision.topic, events.SERVICEREQUEST_CREATED, inbound, routing)
+    event = _event(patient_key, referral_id, resource, decision.topic, events.SERVICEREQUEST_CREATED, inbound, routing)
     at = now()
     row: dict[str, Any] = {
         "id": referral_id,
         "identifier_system": system,
         "identifier_value": value,
-        "nhs_number": ref.nhs_number(sr),
+        "nhs_number": patient_key,  # the NHS number, or the untraced patient's key
         "requester": ref.requester_ods(sr),
         "performer": ref.performer_ods(sr),
         "status": sr.status,
@@ -205,7 +254,10 @@ def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[
         "updated_at": at,
     }
     steps: list[tuple[str, dict[str, Any]]] = [
-        ("received", {"channel": inbound.channel, "sender": inbound.sender, "message_id": inbound.message_id}),
+        (
+            "received",
+            {"channel": inbound.channel, "sender": inbound.sender, "message_id": inbound.message_id, **_told(inbound)},
+        ),
         ("validated", {"profile": "UK Core"}),
         (
             "routed",
@@ -229,13 +281,17 @@ def _stamped(inbound: InboundReferral, referral_id: str, version: int) -> dict[s
     """The ServiceRequest as FHIR JSON with the gateway's id and meta: the adapter's own JSON when it
     has it (validated already), else the model dumped once. The model itself is never copied."""
     body = inbound.resource if inbound.resource is not None else inbound.service_request.model_dump(mode="json")
-    meta = {"versionId": str(version), "lastUpdated": now().isoformat().replace("+00:00", "Z")}
+    meta: dict[str, Any] = {"versionId": str(version), "lastUpdated": now().isoformat().replace("+00:00", "Z")}
+    kept = {k: v for k, v in (body.get("meta") or {}).items() if k in ("tag", "profile", "security")}
+    if ref.nhs_number(inbound.service_request):  # traced: the flag no longer holds
+        kept["tag"] = [t for t in kept.get("tag", []) if t != patient.flag_tag()] or None
+    meta.update({k: v for k, v in kept.items() if v})
     rest = {k: v for k, v in body.items() if k not in _STAMPED}
     return {"resourceType": body.get("resourceType", "ServiceRequest"), "id": referral_id, "meta": meta, **rest}
 
 
 def _event(
-    sr: ServiceRequest,
+    patient_key: str,
     referral_id: str,
     resource: dict[str, Any],
     topic: str,
@@ -243,10 +299,11 @@ def _event(
     inbound: InboundReferral,
     extra: dict[str, str],
 ) -> events.OutboxEvent:
-    """The outbox event; its value is the one serialisation of the resource, stored with the row too."""
+    """The outbox event, keyed by the patient (the NHS number, or the untraced patient's key); its value
+    is the one serialisation of the resource, stored with the row too."""
     return events.new_event(
         topic=topic,
-        key=ref.nhs_number(sr) or "",
+        key=patient_key,
         event_type=kind,
         source=f"urn:referral-gateway:{inbound.channel}:{inbound.sender}",
         subject=f"ServiceRequest/{referral_id}",

@@ -20,6 +20,8 @@ from gateway.bus.relay import OutboxRelay
 from gateway.bus.topics import ensure_topics, load_topics
 from gateway.delivery.destinations import DirectoryDestinations
 from gateway.delivery.service import DeliveryService
+from gateway.inbound_log.log import InboundLog
+from gateway.inbound_log.resubmit import Resubmitter
 from gateway.intake import Intake
 from gateway.mesh.channel import Mesh
 from gateway.mllp.handler import ReferralHandler
@@ -55,6 +57,7 @@ class Runtime:
         self.topics = load_topics(settings.schemas_dir)
         self.router = load_router(settings.schemas_dir)
         self.store = Store(settings.store_url, settings.store.batch_max, settings.store.db_schema)
+        self.inbound_log = InboundLog(self.store.inbound, settings.inbound.enabled)
         self.relay = OutboxRelay(
             self.store, kafka, settings.relay, on_broker_error=self.ensure_topics, on_log_lost=self.log_lost
         )
@@ -70,7 +73,7 @@ class Runtime:
         self.intake = Intake(
             self.store, self.router, self.relay.wake, on_cancelled=self.status.referral_cancelled, audit=self.audit
         )
-        self.status_listener = StatusTopicListener(kafka, self.status, self.store, self.relay.wake)
+        self.status_listener = StatusTopicListener(kafka, self.status, self.store, self.relay.wake, self.inbound_log)
         hl7 = hl7_tables.load(settings.schemas_dir)
         self.mesh = (
             Mesh(
@@ -81,6 +84,7 @@ class Runtime:
                 hl7,
                 self.router.directory,
                 settings.mllp.sender_organisations,
+                self.inbound_log,
             )
             if settings.mesh.enabled
             else None
@@ -90,8 +94,19 @@ class Runtime:
             kafka, settings.delivery, self.store, destinations, self.relay.wake, self.mesh.outbox if self.mesh else None
         )
         senders = SenderCheck(SenderPolicy(settings.mllp.senders), self.audit)
-        handler = ReferralHandler(self.intake, hl7, senders, self.status, settings.mllp.sender_organisations)
-        self.mllp = MllpListener(settings.mllp, handler, hl7)
+        self.hl7_handler = ReferralHandler(
+            self.intake, hl7, senders, self.status, settings.mllp.sender_organisations, self.inbound_log
+        )
+        self.mllp = MllpListener(settings.mllp, self.hl7_handler, hl7)
+        self.resubmitter = Resubmitter(
+            self.inbound_log,
+            self.store.inbound,
+            self.intake,
+            self.hl7_handler,
+            (settings.pad, settings.schemas_dir),
+            self.audit,
+            settings.inbound.bulk_max,
+        )
         self.dead_letters = DeadLetters(
             self.store, settings.delivery.dead_letter_topic, self.relay.wake, self.router.directory.__contains__
         )

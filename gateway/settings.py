@@ -255,12 +255,21 @@ class RetentionSettings(BaseModel):
     interval_s: float = Field(default=3600.0, gt=0)  # how often the pruning job runs
     outbox_days: float = Field(default=14.0, gt=0)  # published events (a dead letter: once replayed or discarded)
     history_days: float = Field(default=400.0, gt=0)  # a referral's history and delivery records, after its last step
+    inbound_days: float = Field(default=90.0, gt=0)  # the inbound message log (every message, as received)
 
     @model_validator(mode="after")
     def _history_outlives_messages(self) -> RetentionSettings:
         if self.history_days < self.outbox_days:
             raise ValueError("histories must be kept at least as long as messages (RETENTION_HISTORY_DAYS)")
         return self
+
+
+class InboundSettings(BaseModel):
+    """The inbound message log (INBOUND_*): every message that arrives, with what became of it (the
+    monitor's Inbound page, `referral-gateway inbound`). How long it is kept: RETENTION_INBOUND_DAYS."""
+
+    enabled: bool = True
+    bulk_max: int = Field(default=1000, ge=1, le=100_000)  # messages one bulk resubmission sends at most
 
 
 class AuthSettings(BaseModel):
@@ -374,6 +383,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
     mesh: MeshSettings = Field(default_factory=MeshSettings)
 
     @property

@@ -21,6 +21,8 @@ from adapters.inbound.fhir.parse import parse
 from gateway.bus import events
 from gateway.bus.kafka_config import consumer_options
 from gateway.errors import Issue, MalformedInput, SenderError
+from gateway.inbound_log.arrival import Arrival
+from gateway.inbound_log.log import InboundLog
 from gateway.settings import KafkaSettings
 from gateway.status import StatusUpdates
 from gateway.store import Store
@@ -34,8 +36,14 @@ GROUP = "status-updates"
 
 class StatusTopicListener:
     def __init__(
-        self, kafka: KafkaSettings, status: StatusUpdates, store: Store, wake_relay: Callable[[], None]
+        self,
+        kafka: KafkaSettings,
+        status: StatusUpdates,
+        store: Store,
+        wake_relay: Callable[[], None],
+        inbound: InboundLog | None = None,
     ) -> None:
+        self._inbound = inbound or InboundLog(None)
         self._kafka = kafka
         self._status = status
         self._store = store
@@ -74,14 +82,27 @@ class StatusTopicListener:
                 await asyncio.sleep(1)
 
     async def _apply(self, record: ConsumerRecord) -> None:
-        sender = dict(record.headers).get("ce_source", b"status-topic").decode(errors="replace")
-        try:
-            task = cast(Task, parse(record.value or b"", "application/fhir+json", Task))
-            if not task.id:
-                raise MalformedInput("a Task update needs the Task's id", Issue("id is missing", "Task.id", "required"))
-            await self._status.change(str(task.id), task, channel="status-topic", sender=sender)
-        except SenderError as exc:
-            await self._dead_letter(record, exc)
+        headers = dict(record.headers)
+        sender = headers.get("ce_source", b"status-topic").decode(errors="replace")
+        arrival = Arrival(
+            "status-topic",
+            record.value or b"",
+            sender=sender,
+            source_address=f"{record.topic}/{record.partition}/{record.offset}",
+            control_id=headers.get("ce_id", b"").decode(errors="replace") or None,
+            content_type="application/fhir+json",
+        )
+        async with self._inbound.receiving(arrival):  # a store failure is raised on: the record is read again
+            try:
+                task = cast(Task, parse(record.value or b"", "application/fhir+json", Task))
+                if not task.id:
+                    raise MalformedInput(
+                        "a Task update needs the Task's id", Issue("id is missing", "Task.id", "required")
+                    )
+                await self._status.change(str(task.id), task, channel="status-topic", sender=sender)
+            except SenderError as exc:
+                arrival.refuse(exc)
+                await self._dead_letter(record, exc)
 
     async def _dead_letter(self, record: ConsumerRecord, error: SenderError) -> None:
         log.info("status update at %s/%s refused: %s", record.partition, record.offset, error.message)

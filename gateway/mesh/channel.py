@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from adapters.hl7v2.tables import Hl7Tables
+from gateway.inbound_log.log import InboundLog
 from gateway.mesh.client import MeshMailboxClient
 from gateway.mesh.inbound import Intake, MeshInbound
 from gateway.mesh.outbox import MeshSender
@@ -31,6 +32,7 @@ class Mesh:
         hl7: Hl7Tables,
         directory: Directory,
         hl7_senders: Sequence[Hl7SenderOrganisations] = (),
+        inbound_log: InboundLog | None = None,
     ) -> None:
         self.settings = settings
         self.clients = {m.id: MeshMailboxClient(settings, m) for m in settings.mailboxes}
@@ -38,7 +40,7 @@ class Mesh:
         self.outbox = MeshSender(settings, self.clients[settings.sender.id], self.sent, hl7)
         sender = self.clients[settings.sender.id]
         owners = MeshOwners(directory, sender)
-        inbound = MeshInbound(intake, status, store, hl7, owners.of, self.sent, hl7_senders)
+        inbound = MeshInbound(intake, status, store, hl7, owners.of, self.sent, hl7_senders, inbound_log)
         self.poller = MeshPoller(settings, inbound, self.clients)
 
     @property

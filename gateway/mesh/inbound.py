@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from fhir.resources.R4B.codeableconcept import CodeableConcept
@@ -34,6 +34,8 @@ from adapters.inbound.mesh.messages import Format
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import task_id_for
 from gateway.errors import Forbidden, GatewayError, NotFound, UnsupportedInput
+from gateway.inbound_log.arrival import Arrival
+from gateway.inbound_log.log import InboundLog
 from gateway.intake import Acceptance, referral_id_for
 from gateway.mesh.client import Received
 from gateway.settings import Hl7SenderOrganisations, MeshMailbox, MeshWorkflow
@@ -64,6 +66,7 @@ class Taken:
     answer_workflow: str | None = None
     answer_type: str | None = None
     error: str | None = None
+    failure: GatewayError | None = field(default=None, compare=False)  # a refusal's error, for the inbound log
 
 
 class MeshInbound:
@@ -76,6 +79,7 @@ class MeshInbound:
         owners: Callable[[str], Awaitable[set[str]]],
         sent: MeshSentLog,
         organisations: Sequence[Hl7SenderOrganisations] = (),
+        inbound_log: InboundLog | None = None,
     ) -> None:
         self._intake = intake
         self._status = status
@@ -84,8 +88,23 @@ class MeshInbound:
         self._owners = owners  # the ODS codes a MESH mailbox speaks for (gateway/mesh/owners.py)
         self._sent = sent  # what the channel sent: a receiver's refusal names one of those events
         self._organisations = {o.key: o for o in organisations}  # PRD-less REF^I12 senders, as over MLLP
+        self._inbound_log = inbound_log  # every message and its outcome, as for the other channels
 
     async def take(self, mailbox: MeshMailbox, received: Received) -> Taken:
+        """What the message meant, recorded in the inbound log (its row, its outcome) when one is kept."""
+        if self._inbound_log is None or received.message_type == "REPORT":
+            return await self._take(mailbox, received)
+        arrival = Arrival(adapter.CHANNEL, received.body, sender=received.sender)
+        arrival.control_id, arrival.destination = received.message_id, f"{mailbox.id} {received.workflow_id}"
+        async with self._inbound_log.receiving(arrival):
+            taken = await self._take(mailbox, received)
+            if taken.outcome == "refused" and taken.failure is not None:
+                arrival.refuse(taken.failure)
+            elif taken.referral_id:
+                arrival.referral_id = taken.referral_id
+        return taken
+
+    async def _take(self, mailbox: MeshMailbox, received: Received) -> Taken:
         if received.message_type == "REPORT":
             log.info("MESH report %s for message %s", received.message_id, received.linked_message_id)
             return Taken("report")
@@ -206,13 +225,13 @@ class MeshInbound:
             # An answer is never answered: two systems would otherwise answer each other's refusals
             # for ever. It is refused, kept in the log and on the dashboard, and let go.
             log.warning("MESH answer %s from %s not taken: %s", received.message_id, received.sender, error.message)
-            return Taken("refused", error=error.message)
+            return Taken("refused", error=error.message, failure=error)
         log.info("MESH message %s from %s refused: %s", received.message_id, received.sender, error.message)
         if fmt == "hl7v2":
             body = adapter.hl7_refusal(error, head, self._hl7)
         else:
             body = adapter.bars_refusal(fmt, received.message_id, error)
-        return Taken("refused", None, body, answer_on, adapter.MEDIA_TYPES[fmt], error.message)
+        return Taken("refused", None, body, answer_on, adapter.MEDIA_TYPES[fmt], error.message, error)
 
 
 def _workflow(mailbox: MeshMailbox, workflow_id: str) -> tuple[MeshWorkflow | None, bool]:

@@ -13,7 +13,9 @@ again and adds nothing. An RRI^I12 moves the referral's Task, if MSH-4 is the Ta
 of the current status is answered AA and adds nothing. A `GatewayError` becomes AE / AR with ERR in
 original mode, CR (refused) / CE (the gateway failed) in enhanced mode, never CA; anything
 unexpected is answered as the gateway's failure (table 0357 code 207) with an incident id in the
-log: no message can stop the listener.
+log: no message can stop the listener. Each message is logged with its outcome before its ACKs are
+returned (`InboundLog.receiving`: an accepted referral's row is committed with it; a refusal is noted
+where its ACK is made).
 Must not: frame, read or write sockets (the listener does), or map fields (the adapters do).
 """
 
@@ -28,9 +30,12 @@ from adapters.hl7v2 import ack, header, parser, ref_i12, rri_i12
 from adapters.hl7v2.header import Header
 from adapters.hl7v2.parser import Message
 from adapters.hl7v2.tables import Hl7Tables, MessageType
+from gateway.audit import context as audit_context
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import task_id_for
 from gateway.errors import Forbidden, GatewayError, MalformedInput, SenderError, UnsupportedInput
+from gateway.inbound_log.arrival import Arrival, wire_bytes
+from gateway.inbound_log.log import InboundLog
 from gateway.intake import Acceptance, referral_id_for
 from gateway.settings import Hl7SenderOrganisations
 from gateway.store import StoredReferral
@@ -65,6 +70,9 @@ class Status(Protocol):
     ) -> StoredTask: ...
 
 
+CHANNEL = "hl7v2-mllp"
+
+
 class ReferralHandler:
     def __init__(
         self,
@@ -73,37 +81,51 @@ class ReferralHandler:
         check_sender: SenderCheck | None = None,
         status: Status | None = None,
         organisations: Sequence[Hl7SenderOrganisations] = (),
+        inbound: InboundLog | None = None,
     ) -> None:
         self._intake = intake
         self._status = status  # takes RRI^I12 (status back from a receiver) when given
         self._hl7 = hl7
         self._check_sender = check_sender  # the allowed senders (MSH-4 and address): raises Forbidden
         self._organisations = {entry.key: entry for entry in organisations}  # by (MSH-4.1, MSH-6.1)
+        self._inbound = inbound or InboundLog(None)
 
-    async def __call__(self, text: str) -> list[str]:
+    async def __call__(self, text: str, arrival: Arrival | None = None) -> list[str]:
+        """The ACKs for one message; `arrival` is given when the message is a resubmission."""
+        arrival = arrival or Arrival(CHANNEL, wire_bytes(text), source_address=audit_context.current_address())
+        async with self._inbound.receiving(arrival):
+            return await self._answer(text, arrival)
+
+    async def _answer(self, text: str, arrival: Arrival) -> list[str]:
         try:
             message = parser.parse(text)
         except MalformedInput as exc:
             log.warning("HL7 v2 input refused: %s", exc.message)
+            arrival.refuse(exc, "unreadable")
             return [ack.unreadable(exc, self._hl7)]
         head = header.read(message)
+        arrival.sender, arrival.control_id = head.sender, head.control_id
+        arrival.destination = f"{head.receiving_application}^{head.receiving_facility}"
         try:
-            await self._take(message, head)
+            await self._take(message, head, arrival)
         except GatewayError as exc:
             self._log_refusal(head, exc)
+            arrival.refuse(exc)
             return ack.failed(head, exc, self._hl7)
         except Exception:
             incident = uuid.uuid4()
             log.exception("HL7 %s from %s failed unexpectedly, incident %s", head.control_id, head.sender, incident)
-            return ack.failed(head, GatewayError(f"internal error; incident {incident}"), self._hl7)
+            error = GatewayError(f"internal error; incident {incident}")
+            arrival.refuse(error)
+            return ack.failed(head, error, self._hl7)
         return ack.accepted(head, self._hl7)
 
-    async def _take(self, message: Message, head: Header) -> None:
+    async def _take(self, message: Message, head: Header, arrival: Arrival) -> None:
         kind = header.check(head, self._hl7.profile)
         if self._check_sender is not None:
             await self._check_sender(head)
         if kind.structure == rri_i12.STRUCTURE and self._status is not None:
-            await self._move_task(message, head)
+            arrival.referral_id = await self._move_task(message, head)
             return
         mapping = MAPPINGS.get(kind.structure)
         if mapping is None:
@@ -113,7 +135,7 @@ class ReferralHandler:
         if not acceptance.created:
             log.info("HL7 %s from %s is a resend of referral %s", head.control_id, head.sender, acceptance.referral_id)
 
-    async def _move_task(self, message: Message, head: Header) -> None:
+    async def _move_task(self, message: Message, head: Header) -> str:
         assert self._status is not None
         report = rri_i12.to_status(message, head, self._hl7)
         referral_id = report.referral_id or referral_id_for(*(report.identifier or ("", "")))
@@ -127,10 +149,11 @@ class ReferralHandler:
             report.status,
             reason=report.reason,
             business_status=report.business_status,
-            channel="hl7v2-mllp",
+            channel=CHANNEL,
             sender=head.sender,
             authorise=owner_only,
         )
+        return referral_id
 
     @staticmethod
     def _log_refusal(head: Header, exc: GatewayError) -> None:

@@ -21,6 +21,7 @@ from contextlib import suppress
 from adapters.hl7v2 import ack
 from adapters.hl7v2.tables import Hl7Tables
 from gateway.audit import context as audit_context
+from gateway.inbound_log.arrival import frame_received
 from gateway.mllp.connection import NEED_DATA, FrameTooLarge, MllpConnection
 from gateway.mllp.handler import Handler
 from gateway.settings import MllpSettings
@@ -139,6 +140,7 @@ class MllpListener:
         while (frame := mllp.next_frame()) is not NEED_DATA:
             assert isinstance(frame, bytes)
             text, codec = _decode(frame)
+            frame_received(frame)  # the inbound log keeps the bytes as read
             await _send(mllp, writer, await self._handler(text), codec)
 
 

@@ -5,7 +5,8 @@ needs to keep (settings section `retention`):
   discarded (an open dead letter is kept however old: it is work still to do);
 - the history and delivery records of referrals whose last step is older than `history_days`
   (a delivery still waiting for a retry is never deleted), and the MESH channel's record of the
-  messages it sent that long ago.
+  messages it sent that long ago;
+- inbound messages (the inbound log) received more than `inbound_days` ago.
 
 Referrals and their Tasks are the record and are never deleted here. Unpublished events are never
 deleted. Idempotent `start()`/`stop()`; `prune(now)` is what the job runs, and what tests call.
@@ -38,6 +39,7 @@ class Pruned:
     outbox: int = 0
     history: int = 0
     deliveries: int = 0
+    inbound: int = 0
     mesh_sent: int = 0
 
 
@@ -65,7 +67,8 @@ class Pruner:
             events = await self._prune_events(conn, at - timedelta(days=self._settings.outbox_days))
             steps, kept = await self._prune_histories(conn, histories)
             sent = await conn.execute(delete(mesh_sent).where(mesh_sent.c.sent_at < histories))
-        return Pruned(events, steps, kept, int(sent.rowcount or 0))
+        inbound = await self._store.inbound.prune(at - timedelta(days=self._settings.inbound_days))
+        return Pruned(events, steps, kept, inbound, int(sent.rowcount or 0))
 
     async def _prune_events(self, conn: AsyncConnection, before: datetime) -> int:
         settled = await self._settled_dead_letters(conn, before)
@@ -103,10 +106,12 @@ class Pruner:
             try:
                 pruned = await self.prune()
                 log.info(
-                    "retention: pruned %d events, %d history steps, %d deliveries, %d MESH messages sent",
+                    "retention: pruned %d events, %d history steps, %d deliveries, %d inbound messages, "
+                    "%d MESH messages sent",
                     pruned.outbox,
                     pruned.history,
                     pruned.deliveries,
+                    pruned.inbound,
                     pruned.mesh_sent,
                 )
             except StoreUnavailable as exc:

@@ -47,9 +47,7 @@ async def test_a_configured_pas_sender_without_prd_is_taken_and_reaches_its_topi
     nhs = valid_nhs_number()
     assert await answer(configured_gateway, pas_ref_i12(nhs, prd=False)) == ("CA", "", "", "")
     servers = configured_gateway.settings.kafka.servers
-    (event,) = await asyncio.to_thread(
-        read_events, servers, "referrals.msk-pain", 1, 15, match=lambda e: e.key == nhs
-    )
+    (event,) = await asyncio.to_thread(read_events, servers, "referrals.msk-pain", 1, 15, match=lambda e: e.key == nhs)
     sr = event.value
     assert sr["requester"]["identifier"]["value"] == "RX1"
     assert sr["performer"][0]["identifier"]["value"] == "RX1PN"
