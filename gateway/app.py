@@ -24,6 +24,7 @@ from gateway import __version__
 from gateway.api import (
     audit_events,
     fhir,
+    message_definitions,
     metrics,
     monitor,
     monitor_inbound,
@@ -38,7 +39,15 @@ from gateway.api.outcome import operation_outcome
 from gateway.api.representation import fhir_response
 from gateway.auth import policy, web
 from gateway.auth.guard import guard, route_path
-from gateway.errors import GatewayError, Issue, MalformedInput, NotFound, SenderError, Unauthenticated
+from gateway.errors import (
+    GatewayError,
+    Issue,
+    MalformedInput,
+    MethodNotAllowed,
+    NotFound,
+    SenderError,
+    Unauthenticated,
+)
 from gateway.inbound_log.arrival import refused_here
 from gateway.inbound_log.http import InboundHttpLog
 from gateway.observability.log_context import bind_correlation, correlation
@@ -80,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir.router)
     app.include_router(tasks.router)
     app.include_router(audit_events.router)
+    app.include_router(message_definitions.router)
     app.include_router(operations.router)
     app.include_router(oauth.router)
     app.include_router(signin.router)
@@ -133,6 +143,11 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     error: GatewayError
     if exc.status_code == 404:
         error = NotFound(f"{request.method} {request.url.path} is not a route of this server")
+    elif exc.status_code == 405:
+        allowed = tuple((exc.headers or {}).get("Allow", "").replace(" ", "").split(","))
+        error = MethodNotAllowed(
+            f"{request.url.path} does not take {request.method}; it takes {', '.join(allowed)}", allowed
+        )
     else:
         error = SenderError(str(exc.detail))
         error.http_status = exc.status_code

@@ -1,33 +1,43 @@
 """The gateway's one error model: every failure is a `GatewayError` that knows how each surface
 renders it.
 
-    GatewayError                      receiver's fault unless a subclass says otherwise
-    ├── SenderError                   the sender must change the request (never retried)
-    │   ├── MalformedInput            400  not parseable as what it claims to be       HL7 AR
-    │   ├── UnsupportedInput          415  a media type or message type we do not take HL7 AR
-    │   ├── InvalidReferral           422  parsed, but breaks FHIR / UK Core rules       HL7 AE
-    │   ├── UnroutableReferral        422  valid, but no service takes it                HL7 AE
-    │   ├── ConsentMissing            422  the patient has not consented                 HL7 AE
-    │   ├── Unauthenticated           401  no valid credentials (WWW-Authenticate: Bearer)  HL7 AR
-    │   ├── Forbidden                 403  authenticated, but not allowed this (scope, organisation,
-    │   │                                  sending facility)                                 HL7 AR
-    │   ├── RateLimited               429  too many requests from one client (Retry-After)
-    │   ├── NotFound                  404
-    │   ├── DuplicateRequest          409  a request id already processed (BaRS)
-    │   ├── Conflict                  409  the change does not fit the referral's state
-    │   └── PreconditionFailed        412  If-Match names another version
-    └── ReceiverError                 the gateway could not do its part (retriable)
-        ├── StoreUnavailable          503  the store did not commit: nothing was accepted
-        ├── BrokerUnavailable         503  Kafka did not answer (the outbox keeps the event)
-        └── DeliveryFailed            502  a receiver did not take a delivery; `retriable` per instance:
-            │                              down, timed out, 5xx, HL7 AE yes; 4xx, HL7 AR no
-            └── NotYetTaken                in the receiver's MESH inbox, not yet downloaded (no attempt counted)
+    GatewayError                 receiver's fault unless a subclass says so          REC_SERVER_ERROR
+    ├── SenderError              the sender must change the request (never retried)  REC_BAD_REQUEST
+    │   ├── MalformedInput       400 not parseable as what it claims to be   AR  REC_BAD_REQUEST
+    │   │   └── InvalidHeader    400 a BaRS header absent or not of its form AR  REC_BAD_REQUEST
+    │   ├── UnsupportedInput     415 a media or message type we do not take  AR  REC_BAD_REQUEST
+    │   ├── InvalidReferral      422 parsed, but breaks FHIR / UK Core rules AE  REC_UNPROCESSABLE_ENTITY
+    │   ├── UnroutableReferral   422 valid, but no service takes it          AE  REC_UNPROCESSABLE_ENTITY
+    │   ├── ConsentMissing       422 the patient has not consented           AE  REC_UNPROCESSABLE_ENTITY
+    │   ├── Unauthenticated      401 no valid credentials (WWW-Authenticate) AR  SEND_UNAUTHORIZED
+    │   ├── Forbidden            403 not allowed this (scope, organisation,
+    │   │   │                        sending facility)                       AR  SEND_FORBIDDEN
+    │   │   └── ClaimRefused     403 an NHSD-* header names another organisation REC_FORBIDDEN
+    │   ├── MethodNotAllowed     405 the route takes other methods (Allow)   AR  SEND_METHOD_NOT_ALLOWED
+    │   ├── RateLimited          429 too many requests (Retry-After)         AE  SEND_TOO_MANY_REQUESTS
+    │   ├── NotFound             404                                         AE  REC_NOT_FOUND
+    │   ├── DuplicateRequest     409 a request id already processed (BaRS)   AE  REC_CONFLICT
+    │   ├── Conflict             409 the change does not fit the state       AE  REC_CONFLICT
+    │   └── PreconditionFailed   412 If-Match names another version          AE  REC_PRECONDITION_FAILED
+    └── ReceiverError            the gateway could not do its part (retriable)       REC_SERVICE_UNAVAILABLE
+        ├── StoreUnavailable     503 the store did not commit: nothing was accepted
+        ├── BrokerUnavailable    503 Kafka did not answer (the outbox keeps the event)
+        └── DeliveryFailed       502 a receiver did not take a delivery; `retriable`     REC_BAD_GATEWAY
+            │                        per instance: down, timed out, 5xx, HL7 AE yes; 4xx, HL7 AR no
+            └── NotYetTaken          in the receiver's MESH inbox, not yet downloaded (no attempt counted)
+
+The columns: HTTP status, what it means, HL7 ACK code, BaRS code.
 
 Reactions are class attributes (`http_status`, `ack_code`, `retriable`, `issue_code`,
 `bars_code`; `headers` for HTTP headers a status needs, such as WWW-Authenticate and Retry-After)
 so each surface decides with one attribute read: HTTP renders an OperationOutcome,
 MLLP an ACK with ERR, a consumer retries or dead-letters. Library errors are translated to these at
 the boundary (`raise StoreUnavailable(...) from exc`), never leaked.
+
+`bars_code` is the BaRS http-error-code (https://fhir.nhs.uk/CodeSystem/http-error-codes) as the BaRS
+failure scenarios assign it: `SEND_*` where BaRS has the API refuse a request before any receiver
+looks at it (credentials, access, method, rate), `REC_*` for what a receiver finds (headers, content,
+state, its own failures). For `$process-message` the gateway is that receiver.
 """
 
 from __future__ import annotations
@@ -63,7 +73,7 @@ class SenderError(GatewayError):
     http_status = 400
     ack_code = "AE"
     issue_code = "invalid"
-    bars_code = "SEND_BAD_REQUEST"
+    bars_code = "REC_BAD_REQUEST"
 
 
 class MalformedInput(SenderError):
@@ -72,29 +82,34 @@ class MalformedInput(SenderError):
     issue_code = "structure"
 
 
+class InvalidHeader(MalformedInput):
+    """A transaction header (X-Request-Id, X-Correlation-Id, NHSD-*) absent or not of its form."""
+
+    issue_code = "value"
+
+
 class UnsupportedInput(SenderError):
     http_status = 415
     ack_code = "AR"
     issue_code = "not-supported"
-    bars_code = "SEND_UNSUPPORTED_MEDIA_TYPE"
 
 
 class InvalidReferral(SenderError):
     http_status = 422
     issue_code = "invalid"
-    bars_code = "SEND_UNPROCESSABLE_ENTITY"
+    bars_code = "REC_UNPROCESSABLE_ENTITY"
 
 
 class UnroutableReferral(SenderError):
     http_status = 422
     issue_code = "business-rule"
-    bars_code = "SEND_UNPROCESSABLE_ENTITY"
+    bars_code = "REC_UNPROCESSABLE_ENTITY"
 
 
 class ConsentMissing(SenderError):
     http_status = 422
     issue_code = "business-rule"
-    bars_code = "SEND_UNPROCESSABLE_ENTITY"
+    bars_code = "REC_UNPROCESSABLE_ENTITY"
 
 
 class Unauthenticated(SenderError):
@@ -121,6 +136,23 @@ class Forbidden(SenderError):
     bars_code = "SEND_FORBIDDEN"
 
 
+class ClaimRefused(Forbidden):
+    """The caller's token is good, but a header claims an organisation the token does not hold."""
+
+    bars_code = "REC_FORBIDDEN"
+
+
+class MethodNotAllowed(SenderError):
+    http_status = 405
+    ack_code = "AR"
+    issue_code = "not-supported"
+    bars_code = "SEND_METHOD_NOT_ALLOWED"
+
+    def __init__(self, message: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.headers = {"Allow": ", ".join(allowed)}
+
+
 class RateLimited(SenderError):
     http_status = 429
     issue_code = "throttled"
@@ -136,25 +168,25 @@ class RateLimited(SenderError):
 class NotFound(SenderError):
     http_status = 404
     issue_code = "not-found"
-    bars_code = "SEND_NOT_FOUND"
+    bars_code = "REC_NOT_FOUND"
 
 
 class DuplicateRequest(SenderError):
     http_status = 409
     issue_code = "duplicate"
-    bars_code = "SEND_CONFLICT"
+    bars_code = "REC_CONFLICT"
 
 
 class Conflict(SenderError):
     http_status = 409
     issue_code = "conflict"
-    bars_code = "SEND_CONFLICT"
+    bars_code = "REC_CONFLICT"
 
 
 class PreconditionFailed(SenderError):
     http_status = 412
     issue_code = "conflict"
-    bars_code = "SEND_PRECONDITION_FAILED"
+    bars_code = "REC_PRECONDITION_FAILED"
 
 
 class ReceiverError(GatewayError):

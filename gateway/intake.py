@@ -33,7 +33,7 @@ from gateway.canonical import patient, ukcore
 from gateway.canonical import referral as ref
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import initial_task
-from gateway.errors import Conflict, GatewayError, NotFound, PreconditionFailed
+from gateway.errors import Conflict, DuplicateRequest, GatewayError, Issue, NotFound, PreconditionFailed
 from gateway.inbound_log import arrival as arrivals
 from gateway.observability import metrics
 from gateway.observability.log_context import bind_correlation, correlation
@@ -46,6 +46,14 @@ log = logging.getLogger(__name__)
 _ID_NAMESPACE = uuid.UUID("6f1c7c1e-6a43-4c55-9a0b-5a3f0c0b7e21")
 #: Statuses from which a referral may still be cancelled (BaRS: only while active).
 _CANCELLABLE = {"active", "on-hold", "draft"}
+#: A referral marked entered in error (BaRS delete: it should never have existed), unlike one cancelled
+#: (revoked: circumstances changed), may be so marked after a cancellation too, but not once completed.
+_CORRECTABLE = _CANCELLABLE | {"revoked"}
+#: The statuses that end a referral from the referrer's side, and the event each one publishes.
+_EVENT_TYPES = {
+    "revoked": events.SERVICEREQUEST_CANCELLED,
+    "entered-in-error": events.SERVICEREQUEST_ENTERED_IN_ERROR,
+}
 TASK_INITIAL_STATUS = "requested"
 _STAMPED = frozenset({"resourceType", "id", "meta"})  # what `_stamped` sets on the resource
 
@@ -115,6 +123,30 @@ class Intake:
             self._on_commit()
         return result
 
+    async def replayed(self, inbound: InboundReferral) -> Acceptance | None:
+        """The answer to a message taken before (BaRS: the same sender's X-Request-Id): the referral as
+        it stands when the message is a retry (same fingerprint), `DuplicateRequest` when the id came
+        with another message; None when the id is new."""
+        if not inbound.message_id:
+            return None
+        earlier = await self._store.message_referral(inbound.sender, inbound.message_id)
+        if earlier is None:
+            return None
+        taken = [h.detail for h in await self._store.history(earlier.id) if h.step in ("received", "updated")]
+        if inbound.message_digest and any(
+            d.get("message_id") == inbound.message_id and d.get("digest") == inbound.message_digest for d in taken
+        ):
+            log.info("message %s from %s is a retry; answered again", inbound.message_id, inbound.sender)
+            return _acceptance(earlier, created=False)
+        raise DuplicateRequest(
+            f"request {inbound.message_id} has already been processed, with another body or correlation id",
+            Issue(
+                "a message with this X-Request-Id was processed before; a retry keeps its X-Correlation-Id and body",
+                "X-Request-Id",
+                "duplicate",
+            ),
+        )
+
     async def update(
         self,
         inbound: InboundReferral,
@@ -144,7 +176,11 @@ class Intake:
         ukcore.validate(sr)
         if sr.status == "revoked" and current.status not in _CANCELLABLE:
             raise Conflict(f"the referral is {current.status}; only an active referral can be cancelled")
-        if current.status in {"revoked", "completed", "entered-in-error"}:
+        if sr.status == "entered-in-error" and current.status not in _CORRECTABLE:
+            raise Conflict(f"the referral is {current.status}; it can no longer be marked entered in error")
+        if current.status in {"completed", "entered-in-error"} or (
+            current.status == "revoked" and sr.status != "entered-in-error"
+        ):
             raise Conflict(f"the referral is {current.status} and can no longer change")
         return await self._write_version(current, inbound)
 
@@ -160,11 +196,22 @@ class Intake:
     async def _write_version(self, current: StoredReferral, inbound: InboundReferral) -> Acceptance:
         sr = inbound.service_request
         resource = _stamped(inbound, current.id, current.version + 1)
-        kind = events.SERVICEREQUEST_CANCELLED if sr.status == "revoked" else events.SERVICEREQUEST_UPDATED
+        kind = _EVENT_TYPES.get(str(sr.status), events.SERVICEREQUEST_UPDATED)
         patient_key, traced = await self._patient_key(current, sr)
         event = _event(patient_key, current.id, resource, current.topic, kind, inbound, {"routing_rule": current.rule})
         key = (inbound.sender, inbound.message_id) if inbound.message_id else None
-        steps = [("updated", {"event_type": kind, "status": sr.status, "channel": inbound.channel, **_told(inbound)})]
+        steps = [
+            (
+                "updated",
+                {
+                    "event_type": kind,
+                    "status": sr.status,
+                    "channel": inbound.channel,
+                    **_message(inbound),
+                    **_told(inbound),
+                },
+            )
+        ]
         if traced:  # updated in place: found by its NHS number from now on, its events keep their key
             steps.append(("nhs-number-traced", {"patient_key": patient_key}))
         arrival = arrivals.current()
@@ -185,7 +232,7 @@ class Intake:
         if arrival is not None:
             arrival.settled(arrivals.ACCEPTED, stored.id)
         self._on_commit()
-        if sr.status == "revoked" and self._on_cancelled is not None:
+        if sr.status in _EVENT_TYPES and self._on_cancelled is not None:
             await self._on_cancelled(stored.id)
         return _acceptance(stored, created=False)
 
@@ -209,6 +256,12 @@ def _told(inbound: InboundReferral) -> dict[str, Any]:
     if inbound.warnings:
         told["warnings"] = [{"diagnostics": w.diagnostics, "expression": w.expression} for w in inbound.warnings]
     return told
+
+
+def _message(inbound: InboundReferral) -> dict[str, str | None]:
+    """What the history keeps of the message itself: its id, and its fingerprint where it has one."""
+    kept = {"message_id": inbound.message_id}
+    return {**kept, "digest": inbound.message_digest} if inbound.message_digest else kept
 
 
 def _taken_up(inbound: InboundReferral) -> arrivals.Arrival | None:
@@ -256,7 +309,7 @@ def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[
     steps: list[tuple[str, dict[str, Any]]] = [
         (
             "received",
-            {"channel": inbound.channel, "sender": inbound.sender, "message_id": inbound.message_id, **_told(inbound)},
+            {"channel": inbound.channel, "sender": inbound.sender, **_message(inbound), **_told(inbound)},
         ),
         ("validated", {"profile": "UK Core"}),
         (

@@ -1,7 +1,7 @@
 """The status spine: a receiver moves a referral's Task along; each change is stored with an event on
 `referrals.status`, which delivery carries back to the referrer in its own format.
 
-    proposed Task (FHIR PUT/PATCH, HL7 RRI^I12, status-updates topic)
+    proposed Task (FHIR PUT/PATCH, HL7 RRI^I12, BaRS servicerequest-response, status-updates topic)
         → lifecycle rules (schemas/task-lifecycle.json) → store: new version + outbox event, one commit
 
 A change that repeats the current state is answered with the current version and adds no event,
@@ -17,18 +17,22 @@ from pathlib import Path
 
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.task import Task
+from sqlalchemy.exc import IntegrityError
 
 from gateway.audit import spines
 from gateway.audit.trail import AuditTrail
 from gateway.bus import events
 from gateway.canonical import task as rules
-from gateway.errors import Conflict, GatewayError, NotFound, PreconditionFailed
+from gateway.canonical.response import InboundResponse
+from gateway.errors import Conflict, DuplicateRequest, GatewayError, Issue, NotFound, PreconditionFailed
+from gateway.intake import referral_id_for
 from gateway.observability import metrics
 from gateway.store import Store, StoredReferral
 from gateway.store.tasks import StaleTask, StoredTask, TaskStore
 
 log = logging.getLogger(__name__)
 STATUS_TOPIC = "referrals.status"
+RESPONSE_CHANNEL = "fhir-messaging"
 
 
 class StatusUpdates:
@@ -56,8 +60,10 @@ class StatusUpdates:
         sender: str,
         if_match: int | None = None,
         authorise: Callable[[StoredReferral], None] | None = None,
+        message: InboundResponse | None = None,
     ) -> StoredTask:
-        """Move a Task along. `authorise` sees the Task's referral first and raises if the caller may not."""
+        """Move a Task along. `authorise` sees the Task's referral first and raises if the caller may not;
+        `message` is the sender's message that asks for it, kept with the change."""
         referral: StoredReferral | None = None
         try:
             current = await self.tasks.get(task_id)
@@ -66,7 +72,11 @@ class StatusUpdates:
             referral = await self._store.get(current.referral_id)
             if authorise is not None and referral is not None:
                 authorise(referral)
-            stored = await self._change(current, proposed, channel, sender, if_match)
+            if message is not None and await self._replayed(message):
+                log.info("message %s from %s is a retry; answered again", message.message_id, message.sender)
+                stored = current
+            else:
+                stored = await self._change(current, proposed, channel, sender, if_match, message)
         except GatewayError as error:
             await spines.task_action(self._audit, task_id, sender, referral, error)
             raise
@@ -95,8 +105,59 @@ class StatusUpdates:
             proposed.businessStatus = CodeableConcept(text=business_status)
         return await self.change(task_id, proposed, channel=channel, sender=sender, authorise=authorise)
 
+    async def answer(
+        self, response: InboundResponse, *, sender: str, authorise: Callable[[StoredReferral], None] | None = None
+    ) -> StoredTask:
+        """A BaRS response from the receiver: the named referral's Task moved to its outcome, and (as
+        every change) sent back to the referrer. `NotFound` when it names no referral known here."""
+        referral = await self._named(response)
+        current = await self.tasks.for_referral(referral.id)
+        if current is None:
+            raise NotFound(f"ServiceRequest/{referral.id} has no Task to move")
+        proposed = current.task()
+        outcome = response.outcome
+        proposed.status = outcome.status
+        proposed.businessStatus = outcome.business_status or proposed.businessStatus
+        proposed.statusReason = outcome.reason or proposed.statusReason
+        log.info("response %s moves task %s to %s (%s)", response.message_id, current.id, outcome.status, outcome.how)
+        return await self.change(
+            current.id, proposed, channel=RESPONSE_CHANNEL, sender=sender, authorise=authorise, message=response
+        )
+
+    async def _replayed(self, response: InboundResponse) -> bool:
+        """True for a retry of a response taken before (same sender, X-Request-Id and fingerprint);
+        `DuplicateRequest` when that id came with another message."""
+        earlier = await self._store.message_referral(response.sender, response.message_id)
+        if earlier is None:
+            return False
+        steps = [h.detail for h in await self._store.history(earlier.id) if h.step == "status"]
+        if response.digest and any(
+            d.get("message_id") == response.message_id and d.get("digest") == response.digest for d in steps
+        ):
+            return True
+        raise _duplicate(response.message_id)
+
+    async def _named(self, response: InboundResponse) -> StoredReferral:
+        candidates = [*response.referral_ids, *(referral_id_for(s, v) for s, v in response.identifiers)]
+        for referral_id in dict.fromkeys(candidates):
+            found = await self._store.get(referral_id)
+            if found is not None:
+                return found
+        raise NotFound(
+            "the response is about no referral known here",
+            Issue(
+                f"no referral is known by {', '.join(response.names)}", "MessageHeader.focus[0].reference", "not-found"
+            ),
+        )
+
     async def _change(
-        self, current: StoredTask, proposed: Task, channel: str, sender: str, if_match: int | None
+        self,
+        current: StoredTask,
+        proposed: Task,
+        channel: str,
+        sender: str,
+        if_match: int | None,
+        message: InboundResponse | None = None,
     ) -> StoredTask:
         if if_match is not None and if_match != current.version:
             raise PreconditionFailed(f"If-Match names version {if_match}; the current version is {current.version}")
@@ -104,19 +165,24 @@ class StatusUpdates:
         after = rules.next_version(before, proposed, self._rules)
         if _same_state(before, after):
             return current
-        return await self._save(current, after, channel, sender)
+        return await self._save(current, after, channel, sender, message)
 
     async def referral_cancelled(self, referral_id: str) -> None:
-        """The referrer withdrew the referral: its Task is cancelled too, where the life cycle allows."""
+        """The referrer ended the referral: withdrawn (revoked) cancels its Task, deleted as made in error
+        (entered-in-error) marks the Task so too; each where the life cycle allows."""
+        referral = await self._store.get(referral_id)
         current = await self.tasks.for_referral(referral_id)
-        if current is None or "cancelled" not in self._rules.transitions.get(current.status, []):
+        ending = _ENDINGS.get(referral.status) if referral is not None else None
+        if current is None or ending is None or ending[0] not in self._rules.transitions.get(current.status, []):
             return
         proposed = current.task()
-        proposed.status = "cancelled"
-        proposed.statusReason = CodeableConcept(text="Referral withdrawn by the referrer")
+        proposed.status, reason = ending
+        proposed.statusReason = CodeableConcept(text=reason)
         await self.change(current.id, proposed, channel="gateway", sender="referrer-cancellation")
 
-    async def _save(self, current: StoredTask, task: Task, channel: str, sender: str) -> StoredTask:
+    async def _save(
+        self, current: StoredTask, task: Task, channel: str, sender: str, message: InboundResponse | None = None
+    ) -> StoredTask:
         referral = await self._store.get(current.referral_id)
         assert referral is not None  # a Task is created with its referral, in one commit
         event = events.new_event(
@@ -141,12 +207,16 @@ class StatusUpdates:
             "channel": channel,
             "sender": sender,
             "task_version": current.version + 1,
+            **({"message_id": message.message_id, "digest": message.digest} if message else {}),
         }
+        key = (message.sender, message.message_id) if message else None
         try:
             async with self._store.begin() as conn:
-                stored = await self.tasks.save_version(conn, current, task, event, [("status", step)])
+                stored = await self.tasks.save_version(conn, current, task, event, [("status", step)], key)
         except StaleTask as exc:
             raise Conflict("the Task changed while this update was being made; read it and try again") from exc
+        except IntegrityError as exc:  # the same message id, committed by another request meanwhile
+            raise _duplicate(message.message_id if message else "") from exc
         log.info("task %s is now %s", task.id, task.status)
         metrics.status_changed(str(task.status), channel)
         self._on_commit()
@@ -156,6 +226,20 @@ class StatusUpdates:
         """Delivery's address for the change: the referrer's service, if the directory knows one."""
         service = self._referrer_service(requester) if requester and self._referrer_service else None
         return {"routing_service": service} if service else {}
+
+
+#: The referral's status when the referrer ends it, and the Task status and reason that follow.
+_ENDINGS = {
+    "revoked": ("cancelled", "Referral withdrawn by the referrer"),
+    "entered-in-error": ("entered-in-error", "Referral entered in error: deleted by the referrer"),
+}
+
+
+def _duplicate(message_id: str) -> DuplicateRequest:
+    return DuplicateRequest(
+        f"request {message_id} has already been processed, with another body or correlation id",
+        Issue("a message with this X-Request-Id was processed before", "X-Request-Id", "duplicate"),
+    )
 
 
 def _same_state(before: Task, after: Task) -> bool:

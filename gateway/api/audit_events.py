@@ -16,7 +16,7 @@ from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
 from gateway.api import search
 from gateway.api.deps import RuntimeDep
-from gateway.api.fhir import base_url
+from gateway.api.links import base_url
 from gateway.api.representation import fhir_response
 from gateway.audit.events import Entity
 from gateway.auth import access
@@ -25,7 +25,6 @@ from gateway.errors import Issue, MalformedInput, NotFound
 from gateway.store.audit import AuditQuery
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
-SEARCH_PARAMETERS = ("entity", "agent", "date", "outcome")
 OUTCOMES = ("0", "4", "8", "12")
 
 
@@ -61,7 +60,7 @@ async def read_audit_event(request: Request, runtime: RuntimeDep, audit_id: str)
 def _query(request: Request, organisation: str | None) -> AuditQuery:
     values: dict[str, str] = {}
     since = before = None
-    for name, value in search.parameters(request, SEARCH_PARAMETERS):
+    for name, value in search.parameters(request, search.AUDIT_EVENT):
         if name == "date":
             since, before = _date_bound(value, since, before)
         else:

@@ -7,7 +7,9 @@ from typing import Any
 
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
+from adapters.inbound.fhir import definitions
 from gateway import __version__
+from gateway.api import search
 from gateway.settings import Settings
 
 TOKEN = "token"
@@ -40,12 +42,10 @@ def statement(settings: Settings) -> CapabilityStatement:
             ],
             "messaging": [
                 {
+                    "documentation": "BaRS messages to $process-message; GET /fhir/MessageDefinition describes each.",
                     "supportedMessage": [
-                        {
-                            "mode": "receiver",
-                            "definition": "https://fhir.nhs.uk/MessageDefinition/bars-message-servicerequest-request-referral",
-                        }
-                    ]
+                        {"mode": "receiver", "definition": d.url} for d in definitions.load(settings.schemas_dir)
+                    ],
                 }
             ],
         }
@@ -68,20 +68,17 @@ def _security(base: str) -> dict[str, Any]:
 
 
 def _resources() -> list[dict[str, Any]]:
-    # the routers import this module: their search parameters are read when the statement is made
-    from gateway.api.audit_events import SEARCH_PARAMETERS as AUDIT_SEARCH
-    from gateway.api.tasks import SEARCH_PARAMETERS as TASK_SEARCH
-
     return [
         _resource(
             "ServiceRequest",
             ("create", "read", "vread", "update", "search-type"),
-            ("identifier", "patient", "requester", "performer", "status"),
+            tuple(search.SERVICE_REQUEST),
             versioning="versioned-update",
             conditionalCreate=True,
         ),
-        _resource("Task", ("read", "update", "patch", "history-instance", "search-type"), tuple(TASK_SEARCH)),
-        _resource("AuditEvent", ("read", "search-type"), AUDIT_SEARCH),
+        _resource("Task", ("read", "update", "patch", "history-instance", "search-type"), tuple(search.TASK)),
+        _resource("AuditEvent", ("read", "search-type"), search.AUDIT_EVENT),
+        _resource("MessageDefinition", ("read", "search-type"), search.MESSAGE_DEFINITION),
         _resource("QuestionnaireResponse", ("create",), ()),
         _resource("Questionnaire", ("read",), ()),
     ]

@@ -1,5 +1,6 @@
-"""The FHIR R4 API under /fhir: ServiceRequest create / read / update / search, BaRS-style
-$process-message, and the CapabilityStatement. Handlers parse with an adapter, call the intake and
+"""The FHIR R4 API under /fhir: ServiceRequest create / read / update / search, BaRS
+$process-message (referrals in, and the receivers' responses that move their Tasks), and the
+CapabilityStatement. Handlers parse with an adapter, call the intake and
 render; errors propagate as `GatewayError`s and are rendered as OperationOutcomes by the app.
 """
 
@@ -10,33 +11,23 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
-from adapters.inbound.fhir import messaging, rest, targets
-from gateway.api import capability, outcome, search
+from adapters.inbound.fhir import definitions, messaging, response, rest, targets
+from gateway.api import capability, outcome, search, transaction
 from gateway.api.deps import CorrelationDep, RuntimeDep
+from gateway.api.links import base_url, version_from_etag
 from gateway.api.representation import fhir_response
-from gateway.api.responses import message_response
+from gateway.api.responses import message_response, task_response
 from gateway.audit import spines
 from gateway.audit.events import REFUSED, Entity
 from gateway.auth import access
 from gateway.auth.guard import principal_of
 from gateway.canonical import nhs_number, patient, systems
-from gateway.errors import DuplicateRequest, Forbidden, Issue, MalformedInput, NotFound
+from gateway.errors import Forbidden, Issue, MalformedInput, NotFound
 from gateway.intake import Acceptance
 from gateway.store import StoredReferral
 from gateway.store.store import Prefix
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
-
-#: Search parameters and the store column each one reads (system|value tokens are accepted). `_tag`
-#: takes the flag `nhs-number-to-be-traced`: referrals whose patient has no NHS number yet.
-SEARCH_PARAMETERS = {
-    "identifier": "identifier_value",
-    "patient": "nhs_number",
-    "subject": "nhs_number",
-    "requester": "requester",
-    "performer": "performer",
-    "status": "status",
-}
 
 
 @router.get("/metadata")
@@ -126,36 +117,33 @@ async def search_service_requests(request: Request, runtime: RuntimeDep) -> Resp
 
 
 @router.post("/$process-message")
-async def process_message(
-    request: Request,
-    runtime: RuntimeDep,
-    correlation: CorrelationDep,
-    x_request_id: Annotated[str | None, Header()] = None,
-) -> Response:
-    if not x_request_id:
-        raise MalformedInput(
-            "X-Request-Id is required (BaRS transactional integrity)",
-            Issue("the X-Request-Id header is missing", "X-Request-Id", "required"),
-        )
-    inbound = messaging.from_bundle(
-        await request.body(),
-        request.headers.get("content-type"),
-        x_request_id,
+async def process_message(request: Request, runtime: RuntimeDep, correlation: CorrelationDep) -> Response:
+    """BaRS messaging: a `servicerequest-request` is a referral (new, update, delete); a
+    `servicerequest-response` is its receiver's answer, which moves the referral's Task."""
+    body = await request.body()
+    sent = transaction.read(request, body)
+    principal = principal_of(request)
+    transaction.check_claims(request, principal)
+    message = messaging.read(body, request.headers.get("content-type"))
+    definitions.check(message, definitions.load(runtime.settings.schemas_dir))
+    if message.event == systems.BARS_EVENT_SERVICEREQUEST_RESPONSE:
+        answer = response.from_message(message, sent.request_id, sent.digest)
+        moved = await runtime.status.answer(answer, sender=principal.ods, authorise=access.referral_check(principal))
+        return fhir_response(request, task_response(moved.resource, sent.request_id), 200)
+    inbound = messaging.referral(
+        message,
+        sent.request_id,
         correlation,
+        sent.digest,
         request.headers.get(targets.HEADER),
         runtime.router.directory.service_owner,
     )
-    if await runtime.store.message_referral(inbound.sender, x_request_id):
-        raise DuplicateRequest(
-            f"request {x_request_id} has already been processed",
-            Issue("a message with this X-Request-Id was processed before", "X-Request-Id", "duplicate"),
-        )
-    principal = principal_of(request)
     access.check_message_sender(principal, inbound.sender)
     access.check_sender(principal, inbound.service_request)
-    if inbound.reason == "new":
+    acceptance = await runtime.intake.replayed(inbound)
+    if acceptance is None and inbound.reason == "new":
         acceptance = await runtime.intake.accept(inbound)
-    else:
+    elif acceptance is None:
         acceptance = await runtime.intake.update(inbound, authorise=access.referral_check(principal))
     return fhir_response(request, message_response(acceptance, inbound), 200)
 
@@ -168,20 +156,6 @@ def _acceptance_response(request: Request, acceptance: Acceptance, status: int) 
 
 def _version_headers(request: Request, referral_id: str, version: int) -> dict[str, str]:
     return {"ETag": f'W/"{version}"', "Content-Location": f"{base_url(request)}/ServiceRequest/{referral_id}"}
-
-
-def base_url(request: Request) -> str:
-    configured = request.app.state.runtime.settings.api.base_url
-    return f"{configured.rstrip('/')}/fhir" if configured else str(request.base_url).rstrip("/") + "/fhir"
-
-
-def version_from_etag(etag: str | None) -> int | None:
-    if etag is None:
-        return None
-    value = etag.removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise MalformedInput('If-Match must be an ETag such as W/"1"', Issue(f"If-Match '{etag}'", "If-Match", "value"))
-    return int(value)
 
 
 async def _stored(request: Request, runtime: RuntimeDep, referral_id: str) -> StoredReferral:
@@ -199,11 +173,11 @@ async def _stored(request: Request, runtime: RuntimeDep, referral_id: str) -> St
 
 def _criteria(request: Request) -> dict[str, str]:
     criteria: dict[str, str] = {}
-    for name, value in search.parameters(request, SEARCH_PARAMETERS):
+    for name, value in search.parameters(request, search.SERVICE_REQUEST):
         token = value.split("|")[-1]
-        if SEARCH_PARAMETERS[name] == "nhs_number":
+        if search.SERVICE_REQUEST[name] == "nhs_number":
             token = nhs_number.normalise(token.removeprefix("Patient/"))
-        criteria[SEARCH_PARAMETERS[name]] = token
+        criteria[search.SERVICE_REQUEST[name]] = token
     tag = request.query_params.get("_tag")
     if tag:
         criteria["nhs_number"] = _untraced_tag(tag.split("|")[-1])

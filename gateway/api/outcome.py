@@ -1,8 +1,9 @@
 """Render any `GatewayError` as a FHIR OperationOutcome: the one error shape of every HTTP route.
 
-Each issue carries the FHIR issue type, the failing element's path, and a BaRS http-error-code
-(`SEND_*`: the sender must change the request; `REC_*`: the receiving side failed), so the reader
-knows whose fault it is.
+Each issue carries the FHIR issue type, the failing element's path, and the error's BaRS
+http-error-code (`SEND_*`: refused at the API before any receiver looked; `REC_*`: what the gateway,
+as the receiver, found or failed at; see gateway/errors.py), so a BaRS sender reads it as it would
+from any BaRS receiver.
 """
 
 from __future__ import annotations

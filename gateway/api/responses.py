@@ -1,5 +1,6 @@
 """The synchronous response to $process-message: a `message` Bundle whose MessageHeader answers the
-request (response.identifier = the request's MessageHeader id, code ok) and carries the referral."""
+request (response.identifier = the request's X-Request-Id, code ok) and carries what it changed: the
+referral for a request, its Task for a receiver's response."""
 
 from __future__ import annotations
 
@@ -52,3 +53,33 @@ def _response_bundle(acceptance: Acceptance, inbound: InboundReferral, header_id
             {"fullUrl": sr_url, "resource": json.loads(acceptance.resource)},
         ],
     }
+
+
+def task_response(task: str, message_id: str) -> Bundle:
+    """The answer to a `servicerequest-response`: the referral's Task as it now stands (FHIR JSON)."""
+    header_id = str(uuid.uuid4())
+    resource = json.loads(task)
+    task_url = f"urn:uuid:{resource['id']}"
+    return Bundle.model_validate(
+        {
+            "type": "message",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "entry": [
+                {
+                    "fullUrl": f"urn:uuid:{header_id}",
+                    "resource": {
+                        "resourceType": "MessageHeader",
+                        "id": header_id,
+                        "eventCoding": {
+                            "system": systems.BARS_MESSAGE_EVENTS,
+                            "code": systems.BARS_EVENT_SERVICEREQUEST_RESPONSE,
+                        },
+                        "source": {"endpoint": "urn:referral-gateway"},
+                        "response": {"identifier": message_id, "code": "ok"},
+                        "focus": [{"reference": task_url}],
+                    },
+                },
+                {"fullUrl": task_url, "resource": resource},
+            ],
+        }
+    )

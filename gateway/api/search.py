@@ -1,7 +1,8 @@
-"""The search parameters of a FHIR search request, checked against what a resource supports.
+"""The search parameters each FHIR resource supports, and a request's parameters checked against them.
 
-Result parameters (`_count`, `_format`, ...) are left to the caller; an unknown parameter is refused
-rather than ignored, so a typo never widens a search to every record.
+The tables are data that both the routers and the CapabilityStatement read, so the statement never
+imports a router. Result parameters (`_count`, `_format`, ...) are left to the caller; an unknown
+parameter is refused rather than ignored, so a typo never widens a search to every record.
 """
 
 from __future__ import annotations
@@ -11,6 +12,27 @@ from collections.abc import Collection
 from fastapi import Request
 
 from gateway.errors import Issue, MalformedInput
+
+#: ServiceRequest search parameters and the store column each one reads (system|value tokens are accepted).
+SERVICE_REQUEST = {
+    "identifier": "identifier_value",
+    "patient": "nhs_number",
+    "subject": "nhs_number",
+    "requester": "requester",
+    "performer": "performer",
+    "status": "status",
+}
+#: Task search parameters and the store column each one reads.
+TASK = {
+    "focus": "referral_id",
+    "based-on": "referral_id",
+    "patient": "nhs_number",
+    "owner": "owner",
+    "requester": "requester",
+    "status": "status",
+}
+AUDIT_EVENT = ("entity", "agent", "date", "outcome")
+MESSAGE_DEFINITION = ("context", "event", "url", "name", "status")
 
 
 def parameters(request: Request, supported: Collection[str]) -> list[tuple[str, str]]:

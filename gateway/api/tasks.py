@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from adapters.inbound.fhir.parse import invalid, parse
 from gateway.api import search
 from gateway.api.deps import RuntimeDep
-from gateway.api.fhir import base_url, version_from_etag
+from gateway.api.links import base_url, version_from_etag
 from gateway.api.representation import fhir_response
 from gateway.auth import access
 from gateway.auth.guard import principal_of
@@ -24,15 +24,6 @@ from gateway.errors import Issue, MalformedInput, NotFound, UnsupportedInput
 from gateway.store.tasks import StoredTask
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
-
-SEARCH_PARAMETERS = {
-    "focus": "referral_id",
-    "based-on": "referral_id",
-    "patient": "nhs_number",
-    "owner": "owner",
-    "requester": "requester",
-    "status": "status",
-}
 
 
 @router.get("/Task/{task_id}")
@@ -54,9 +45,9 @@ async def task_history(request: Request, runtime: RuntimeDep, task_id: str) -> R
 @router.get("/Task")
 async def search_tasks(request: Request, runtime: RuntimeDep) -> Response:
     criteria: dict[str, str] = {}
-    for name, value in search.parameters(request, SEARCH_PARAMETERS):
+    for name, value in search.parameters(request, search.TASK):
         token = value.split("|")[-1].removeprefix("ServiceRequest/")
-        criteria[SEARCH_PARAMETERS[name]] = nhs_number.normalise(token) if name == "patient" else token
+        criteria[search.TASK[name]] = nhs_number.normalise(token) if name == "patient" else token
     found = await runtime.status.tasks.search(criteria, organisation=access.search_filter(principal_of(request)))
     entries = [
         BundleEntry.model_validate(

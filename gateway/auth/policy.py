@@ -62,6 +62,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/fhir/ServiceRequest/{referral_id}/_history/{version}"): api("vread", SR_READ),
     ("PUT", "/fhir/ServiceRequest/{referral_id}"): api("update", SR_WRITE),
     ("POST", "/fhir/$process-message"): api("operation", SR_WRITE),
+    ("GET", "/fhir/MessageDefinition"): public("BaRS discovery: which messages are taken; no patient data"),
+    ("GET", "/fhir/MessageDefinition/{definition_id}"): public("BaRS discovery: one message's definition"),
     # FHIR: what became of each referral
     ("GET", "/fhir/Task"): api("search-type", TASK_READ),
     ("GET", "/fhir/Task/{task_id}"): api("read", TASK_READ),

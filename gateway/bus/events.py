@@ -19,6 +19,7 @@ CONTENT_TYPE = "application/fhir+json"
 SERVICEREQUEST_CREATED = "uk.nhs.referral.servicerequest.created"
 SERVICEREQUEST_UPDATED = "uk.nhs.referral.servicerequest.updated"
 SERVICEREQUEST_CANCELLED = "uk.nhs.referral.servicerequest.cancelled"
+SERVICEREQUEST_ENTERED_IN_ERROR = "uk.nhs.referral.servicerequest.entered-in-error"
 TASK_UPDATED = "uk.nhs.referral.task.updated"
 
 

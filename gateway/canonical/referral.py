@@ -32,6 +32,9 @@ class InboundReferral:
     sender: str  # who sent it: an ODS code, or MSH-3^MSH-4 for HL7 v2
     correlation_id: str
     message_id: str | None = None  # the sender's id for this message (X-Request-Id, MSH-10)
+    #: A fingerprint of the message as sent (BaRS: X-Correlation-Id and body), kept with the message id
+    #: so a retry of the same message is told apart from another message reusing its id.
+    message_digest: str | None = None
     reason: Reason = "new"
     attachments: tuple[Resource, ...] = field(default=())  # e.g. the pad's QuestionnaireResponse
     #: `service_request` as the FHIR JSON it was validated from, when the adapter built that JSON itself

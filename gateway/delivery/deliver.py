@@ -51,6 +51,7 @@ _REASONS: dict[str, Reason] = {
     events.SERVICEREQUEST_CREATED: "new",
     events.SERVICEREQUEST_UPDATED: "update",
     events.SERVICEREQUEST_CANCELLED: "delete",
+    events.SERVICEREQUEST_ENTERED_IN_ERROR: "delete",
 }
 
 

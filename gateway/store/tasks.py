@@ -13,7 +13,7 @@ from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.store import OutboxEvent, Store, insert_events, insert_steps, now
-from gateway.store.tables import task_versions, tasks
+from gateway.store.tables import processed_messages, task_versions, tasks
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,10 @@ class TaskStore:
         task: Task,
         event: OutboxEvent,
         steps: Sequence[tuple[str, dict[str, Any]]],
+        message_key: tuple[str, str] | None = None,
     ) -> StoredTask:
-        """Write the next version with its status event, inside the caller's transaction."""
+        """Write the next version with its status event, inside the caller's transaction; with the
+        sender's message id (a BaRS response's X-Request-Id) kept, so it is not taken twice."""
         resource, at, version = task.model_dump_json(), now(), current.version + 1
         result = await conn.execute(
             update(tasks)
@@ -96,6 +98,10 @@ class TaskStore:
         await conn.execute(insert(task_versions).values(task_id=current.id, version=version, resource=resource, at=at))
         await insert_events(conn, [event], current.referral_id)
         await insert_steps(conn, current.referral_id, steps)
+        if message_key:
+            sender, message_id = message_key
+            row = {"sender": sender, "message_id": message_id, "referral_id": current.referral_id, "created_at": at}
+            await conn.execute(insert(processed_messages).values(**row))
         return StoredTask(current.id, current.referral_id, str(task.status), version, resource, at)
 
     async def _one(self, query: Any) -> StoredTask | None:

@@ -169,7 +169,14 @@ async def test_capability_statement(running_gateway: RunningGateway) -> None:
     assert statement["resourceType"] == "CapabilityStatement" and statement["fhirVersion"] == "4.0.1"
     rest = statement["rest"][0]
     resources = {r["type"]: r for r in rest["resource"]}
-    assert set(resources) == {"ServiceRequest", "Task", "AuditEvent", "QuestionnaireResponse", "Questionnaire"}
+    assert set(resources) == {
+        "ServiceRequest",
+        "Task",
+        "AuditEvent",
+        "QuestionnaireResponse",
+        "Questionnaire",
+        "MessageDefinition",
+    }
     referrals = resources["ServiceRequest"]
     searches = {p["name"] for p in referrals["searchParam"]}
     assert searches >= {"identifier", "patient", "requester", "performer", "status"}

@@ -113,9 +113,9 @@ def test_bars_other_events_are_not_supported() -> None:
         messaging.from_bundle(json.dumps(bundle).encode(), JSON, "r", "c")
 
 
-def test_bars_delete_is_a_cancellation() -> None:
+def test_bars_delete_marks_the_referral_entered_in_error() -> None:
     inbound = messaging.from_bundle(json.dumps(bars_bundle("delete")).encode(), JSON, "r", "c")
-    assert (inbound.reason, inbound.service_request.status) == ("delete", "revoked")
+    assert (inbound.reason, inbound.service_request.status) == ("delete", "entered-in-error")
 
 
 def test_bars_bundle_must_be_a_message() -> None:

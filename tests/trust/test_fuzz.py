@@ -15,6 +15,7 @@ import copy
 import json
 import os
 import socket
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -173,7 +174,7 @@ async def test_fhir_endpoints_answer_bad_input_with_4xx_outcomes(running_gateway
         nonlocal count
         count += 1
         with httpx.Client(base_url=running_gateway.base_url, headers=headers, timeout=30) as client:
-            extra = {"X-Request-Id": f"fuzz-{count}"} if "process" in path else {}
+            extra = {"X-Request-Id": str(uuid.uuid4())} if "process" in path else {}
             assert_clear_answer(client.post(path, content=body, headers=extra))
             assert_clear_answer(client.get("/fhir/ServiceRequest", params={"identifier": query}))
 

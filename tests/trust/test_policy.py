@@ -16,6 +16,8 @@ PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/fhir/metadata"),
+    ("GET", "/fhir/MessageDefinition"),  # BaRS discovery: which messages are taken
+    ("GET", "/fhir/MessageDefinition/{definition_id}"),
     ("GET", "/pad/static/pad.css"),
     ("POST", "/oauth2/token"),
     ("GET", "/signin"),

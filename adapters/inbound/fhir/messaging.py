@@ -1,6 +1,11 @@
 """FHIR messaging, NHS Booking and Referral Standard (BaRS) style: a `message` Bundle whose first
 entry is a MessageHeader (event `servicerequest-request`, reason new / update / delete, focus the
-ServiceRequest) to the canonical referral.
+ServiceRequest) to the canonical referral. `read` parses the Bundle once and names its event, so a
+`servicerequest-response` goes to `adapters.inbound.fhir.response` without a second parse.
+
+BaRS reasons: `new` is a referral; `update` changes it, or cancels it when the ServiceRequest is
+`revoked` (circumstances changed); `delete` marks it `entered-in-error` (it should never have been
+sent), whatever status the sender wrote.
 
 BaRS rules enforced here: the MessageHeader comes first; the event and reason come from the BaRS code
 systems; the focus resolves within the Bundle; a ServiceRequest's references resolve against the
@@ -10,6 +15,7 @@ intake does, against the stored referral).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
 from fhir.resources.R4B.bundle import Bundle
@@ -27,6 +33,35 @@ CHANNEL = "fhir-messaging"
 _REASONS: dict[str, Reason] = {"new": "new", "update": "update", "delete": "delete"}
 
 
+EVENTS = (systems.BARS_EVENT_SERVICEREQUEST_REQUEST, systems.BARS_EVENT_SERVICEREQUEST_RESPONSE)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message Bundle as read: its header, its event code, its entries by every name a reference
+    may use, and the warnings about what was read leniently."""
+
+    bundle: Bundle
+    header: MessageHeader
+    event: str
+    entries: references.Index
+    warnings: tuple[Issue, ...] = ()
+
+
+def read(body: bytes, content_type: str | None) -> Message:
+    parsed, warnings = parse_with_warnings(body, content_type, Bundle)
+    bundle = cast(Bundle, parsed)
+    if bundle.type != "message":
+        raise MalformedInput(
+            "$process-message takes a Bundle of type 'message'",
+            Issue(f"type is '{bundle.type}'", "Bundle.type", "value"),
+        )
+    header = _header(bundle)
+    event = _event(header)
+    entries = references.index((e.fullUrl, e.resource) for e in bundle.entry or [] if e.resource)
+    return Message(bundle, header, event, entries, tuple(warnings))
+
+
 def from_bundle(
     body: bytes,
     content_type: str | None,
@@ -37,18 +72,27 @@ def from_bundle(
 ) -> InboundReferral:
     """The referral a BaRS message carries. `target_header` is NHSD-Target-Identifier as sent;
     `service_owner` answers which organisation provides a service (the directory)."""
-    target, header_warnings = targets.decode(target_header)
-    parsed, warnings = parse_with_warnings(body, content_type, Bundle)
-    bundle = cast(Bundle, parsed)
-    if bundle.type != "message":
-        raise MalformedInput(
-            "$process-message takes a Bundle of type 'message'",
-            Issue(f"type is '{bundle.type}'", "Bundle.type", "value"),
+    message = read(body, content_type)
+    return referral(message, request_id, correlation_id, target_header=target_header, service_owner=service_owner)
+
+
+def referral(
+    message: Message,
+    request_id: str,
+    correlation_id: str,
+    digest: str | None = None,
+    target_header: str | None = None,
+    service_owner: ServiceOwner | None = None,
+) -> InboundReferral:
+    """The referral a `servicerequest-request` message carries; `digest` is the message's fingerprint."""
+    if message.event != systems.BARS_EVENT_SERVICEREQUEST_REQUEST:
+        raise UnsupportedInput(
+            f"a {message.event} message is not a referral",
+            Issue(f"eventCoding is {message.event}", "MessageHeader.eventCoding", "not-supported"),
         )
-    header = _header(bundle)
-    _check_event(header)
+    target, header_warnings = targets.decode(target_header)
+    header, entries = message.header, message.entries
     reason, problems = _reason(header)
-    entries = references.index((e.fullUrl, e.resource) for e in bundle.entry or [] if e.resource)
     sr = _focus(header, entries, problems)
     context = references.Context(
         resources=entries,
@@ -63,7 +107,7 @@ def from_bundle(
     if problems:  # every problem with the message at once, each at its FHIRPath
         raise InvalidReferral(summary("the BaRS message cannot be taken as it is", problems), *problems)
     if reason == "delete":
-        sr.status = "revoked"
+        sr.status = "entered-in-error"
     return InboundReferral(
         service_request=sr,
         channel=CHANNEL,
@@ -72,7 +116,8 @@ def from_bundle(
         message_id=request_id,
         reason=reason or "new",
         resolved=resolved.how,
-        warnings=(*header_warnings, *warnings),
+        warnings=(*header_warnings, *message.warnings),
+        message_digest=digest,
     )
 
 
@@ -86,18 +131,15 @@ def _header(bundle: Bundle) -> MessageHeader:
     return cast(MessageHeader, first)
 
 
-def _check_event(header: MessageHeader) -> None:
+def _event(header: MessageHeader) -> str:
     event = header.eventCoding
-    if (
-        event is None
-        or event.system != systems.BARS_MESSAGE_EVENTS
-        or event.code != systems.BARS_EVENT_SERVICEREQUEST_REQUEST
-    ):
+    if event is None or event.system != systems.BARS_MESSAGE_EVENTS or event.code not in EVENTS:
         got = f"{event.system}|{event.code}" if event else "nothing"
         raise UnsupportedInput(
-            f"only the BaRS event {systems.BARS_EVENT_SERVICEREQUEST_REQUEST} is processed here",
+            f"the BaRS events processed here are {' and '.join(EVENTS)}",
             Issue(f"eventCoding is {got}", "MessageHeader.eventCoding", "not-supported"),
         )
+    return str(event.code)
 
 
 def _reason(header: MessageHeader) -> tuple[Reason | None, list[Issue]]:
@@ -129,3 +171,11 @@ def _focus(header: MessageHeader, entries: references.Index, problems: list[Issu
 def _endpoint(header: MessageHeader) -> str:
     """Who sent it when MessageHeader.sender names no organisation: the source endpoint."""
     return str(header.source.endpoint) if header.source else "unknown"
+
+
+def sender(header: MessageHeader) -> str:
+    """Who sent a message, as its header says: MessageHeader.sender's identifier, else the source endpoint."""
+    ident = header.sender.identifier if header.sender else None
+    if ident is not None and ident.value:
+        return str(ident.value)
+    return _endpoint(header)
