@@ -231,4 +231,4 @@ async def test_a_cancellation_is_taken_from_the_referrers_mailbox_only(
     assert referral.status == "active"
     await acknowledged(mesh, PHYSIO, send(mesh, PHYSIO, json.dumps(cancel).encode(), "BARS_REFERRAL"))
     [referral] = await stored(running_gateway, ubrn_of(bundle))
-    assert referral.status == "revoked" and mesh.inbox(PHYSIO) == []
+    assert referral.status == "entered-in-error" and mesh.inbox(PHYSIO) == []  # BaRS delete
