@@ -4,6 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+MESH_VENV := .venv-mesh-sandbox
 
 .PHONY: run test lint typecheck unit browser promtool bench fuzz clean safety-case
 
@@ -22,7 +23,7 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-deps
 	$(BIN)/referral-gateway serve
 
-test: $(VENV)/.test-deps browser promtool lint typecheck
+test: $(VENV)/.test-deps $(MESH_VENV)/.installed browser promtool lint typecheck
 	$(BIN)/pytest
 
 lint: $(VENV)/.test-deps
@@ -53,7 +54,7 @@ safety-case: $(VENV)/.run-deps
 	$(BIN)/python -m gateway.safety.safety_case
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MESH_VENV) data .pytest_cache .mypy_cache .ruff_cache
 
 # Store migrations (gateway/store/migrations/README.md). After changing gateway/store/tables.py:
 #   make migration m="add audit table"   writes the next revision from the tables
@@ -65,3 +66,23 @@ migration: $(VENV)/.test-deps
 
 migration-initial: $(VENV)/.test-deps
 	$(BIN)/python -m gateway.store.migrations --initial "initial schema"
+
+# MESH: NHS Digital's mesh-sandbox in its own virtual environment (it pins its own FastAPI), and the
+# demo: `make mesh-sandbox` serves it on 127.0.0.1:8700 with the example mailboxes of
+# deploy/mesh-sandbox (README, "MESH"). The tests start their own on a free port.
+.PHONY: mesh-sandbox mesh-sandbox-venv
+mesh-sandbox-venv: $(MESH_VENV)/.installed
+
+$(MESH_VENV)/.installed: deploy/mesh-sandbox/requirements.txt
+	$(PYTHON) -m venv $(MESH_VENV)
+	$(MESH_VENV)/bin/pip install --quiet -r deploy/mesh-sandbox/requirements.txt
+	touch $@
+
+mesh-sandbox: $(MESH_VENV)/.installed
+	$(MESH_VENV)/bin/python deploy/mesh-sandbox/serve.py --port 8700 --store-dir data/mesh-sandbox
+
+# The gateway for the MESH walk-through, against `make mesh-sandbox` (README, "MESH").
+.PHONY: mesh-demo
+mesh-demo: $(VENV)/.run-deps
+	$(BIN)/python -m gateway.mesh.demo schemas data/mesh-demo/schemas
+	GATEWAY_CONFIG_FILE=deploy/mesh-sandbox/gateway.toml $(BIN)/referral-gateway serve

@@ -23,7 +23,8 @@ renders it.
         ├── StoreUnavailable     503 the store did not commit: nothing was accepted
         ├── BrokerUnavailable    503 Kafka did not answer (the outbox keeps the event)
         └── DeliveryFailed       502 a receiver did not take a delivery; `retriable`     REC_BAD_GATEWAY
-                                     per instance: down, timed out, 5xx, HL7 AE yes; 4xx, HL7 AR no
+            │                        per instance: down, timed out, 5xx, HL7 AE yes; 4xx, HL7 AR no
+            └── NotYetTaken          in the receiver's MESH inbox, not yet downloaded (no attempt counted)
 
 The columns: HTTP status, what it means, HL7 ACK code, BaRS code.
 
@@ -213,6 +214,17 @@ class DeliveryFailed(ReceiverError):
     def __init__(self, message: str, *issues: Issue, retriable: bool = True) -> None:
         super().__init__(message, *issues)
         self.retriable = retriable
+
+    #: False: the receiver's mailbox holds the delivery and it has not been taken yet (MESH): looked
+    #: at again later, and not counted against the attempts that lead to a dead letter.
+    counts_as_attempt = True
+
+
+class NotYetTaken(DeliveryFailed):
+    """Delivered to a store-and-forward mailbox that the receiver has not emptied yet (MESH): the
+    next attempt follows the same message; only its failure (expired, undeliverable) is counted."""
+
+    counts_as_attempt = False
 
 
 def _quoted(text: str) -> str:

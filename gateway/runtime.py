@@ -23,6 +23,7 @@ from gateway.delivery.service import DeliveryService
 from gateway.inbound_log.log import InboundLog
 from gateway.inbound_log.resubmit import Resubmitter
 from gateway.intake import Intake
+from gateway.mesh.channel import Mesh
 from gateway.mllp.handler import ReferralHandler
 from gateway.mllp.listener import MllpListener
 from gateway.monitoring.broker_view import BrokerView, gateway_groups
@@ -77,9 +78,25 @@ class Runtime:
             self.store, self.router, self.relay.wake, on_cancelled=self.status.referral_cancelled, audit=self.audit
         )
         self.status_listener = StatusTopicListener(kafka, self.status, self.store, self.relay.wake, self.inbound_log)
-        destinations = DirectoryDestinations(self.router.directory)
-        self.delivery = DeliveryService(kafka, settings.delivery, self.store, destinations, self.relay.wake)
         hl7 = hl7_tables.load(settings.schemas_dir)
+        self.mesh = (
+            Mesh(
+                settings.mesh,
+                self.intake,
+                self.status,
+                self.store,
+                hl7,
+                self.router.directory,
+                settings.mllp.sender_organisations,
+                self.inbound_log,
+            )
+            if settings.mesh.enabled
+            else None
+        )
+        destinations = DirectoryDestinations(self.router.directory)
+        self.delivery = DeliveryService(
+            kafka, settings.delivery, self.store, destinations, self.relay.wake, self.mesh.outbox if self.mesh else None
+        )
         senders = SenderCheck(SenderPolicy(settings.mllp.senders), self.audit)
         self.hl7_handler = ReferralHandler(
             self.intake, hl7, senders, self.status, settings.mllp.sender_organisations, self.inbound_log
@@ -112,6 +129,7 @@ class Runtime:
         """In start order. Later capabilities (listeners, consumers) append themselves here."""
         first: list[Component] = [self.broker] if self.broker else []
         listeners: list[Component] = [self.mllp] if self.settings.mllp.enabled else []
+        listeners += [self.mesh] if self.mesh else []
         delivery: list[Component] = [self.delivery] if self.settings.delivery.enabled else []
         watchers: list[Component] = [self.sampler, self.pruner, self.watcher]
         return [

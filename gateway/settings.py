@@ -307,6 +307,69 @@ class AuthSettings(BaseModel):
         return self
 
 
+MeshFormat = Literal["bars-json", "bars-xml", "hl7v2"]
+
+
+class MeshWorkflow(BaseModel):
+    """A MESH workflow a mailbox takes (Mex-WorkflowID) and the format its messages are in: a BaRS
+    message Bundle as FHIR JSON or XML, or an HL7 v2 file (REF^I12 in, RRI^I12 as status). Its answers
+    travel on the workflow of the same id with `_ACK` after it, as MESH workflows pair them."""
+
+    id: str
+    format: MeshFormat
+
+    @property
+    def ack(self) -> str:
+        return f"{self.id}_ACK"
+
+
+class MeshMailbox(BaseModel):
+    """One of the gateway's own MESH mailboxes: polled for what others send it, and the one outbound
+    messages are sent from (the first mailbox, unless `MeshSettings.send_from` names another)."""
+
+    id: str
+    password: SecretStr
+    workflows: list[MeshWorkflow] = Field(default_factory=list)
+    # Mutual TLS: the mailbox's client certificate and its key (PEM files), as MESH issues them.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class MeshSettings(BaseModel):
+    """MESH (Message Exchange for Social Care and Health): off unless `url` and a mailbox are set.
+    `MESH_URL`, `MESH_SHARED_KEY`, `MESH_MAILBOXES` (JSON), `MESH_POLL_INTERVAL_S`, ..."""
+
+    url: str | None = None  # e.g. https://msg.intspineservices.nhs.uk, or a local mesh-sandbox
+    shared_key: SecretStr | None = None  # the MESH environment's HMAC key for NHSMESH tokens
+    ca_file: Path | None = None  # the CA bundle MESH's server certificate is checked against
+    verify_tls: bool = True
+    mailboxes: list[MeshMailbox] = Field(default_factory=list)
+    send_from: str | None = None  # the mailbox outbound messages leave from; default: the first
+    poll_interval_s: float = Field(default=300.0, gt=0)  # MESH asks clients not to poll more often than this
+    track_interval_s: float = Field(default=10.0, gt=0)  # how often a sent message's tracking is read
+    # How long a delivery waits for the receiver to download; past that it is looked at again after
+    # the longest delivery back-off, by tracking the same message (never sending it again while MESH
+    # holds it), without using up an attempt.
+    track_timeout_s: float = Field(default=30.0, gt=0)
+    chunk_size_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)  # larger messages are sent in chunks
+    timeout_s: float = Field(default=30.0, gt=0)  # one HTTP call to MESH
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url and self.mailboxes)
+
+    @property
+    def sender(self) -> MeshMailbox:
+        wanted = self.send_from or self.mailboxes[0].id
+        return next(m for m in self.mailboxes if m.id == wanted)
+
+    @model_validator(mode="after")
+    def _sender_is_ours(self) -> MeshSettings:
+        if self.send_from and self.send_from not in {m.id for m in self.mailboxes}:
+            raise ValueError("MESH_SEND_FROM must name one of MESH_MAILBOXES")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_nested_delimiter="_",
@@ -331,6 +394,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     watcher: WatcherSettings = Field(default_factory=WatcherSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
+    mesh: MeshSettings = Field(default_factory=MeshSettings)
 
     @property
     def store_url(self) -> str:

@@ -9,6 +9,7 @@ Must not: show a patient identifier unless `monitoring.access` allows it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +24,7 @@ from gateway.api.deps import RuntimeDep
 from gateway.api.monitor_deps import actor, organisation, principal, viewer
 from gateway.errors import GatewayError, Issue, MalformedInput
 from gateway.monitoring import access, charts, trace
+from gateway.monitoring import mesh as mesh_view
 from gateway.monitoring.browser import Browse, browse
 from gateway.monitoring.dead_letters import STATES
 from gateway.monitoring.overview import ALL_TOPICS, overview
@@ -41,6 +43,7 @@ FormText = Annotated[str, Form()]
 @router.get("", response_class=HTMLResponse)
 async def dashboard(request: Request, runtime: RuntimeDep) -> Response:
     view = await overview(runtime.sampler, runtime.store, runtime.router, runtime.topics, runtime.dead_letters)
+    view = replace(view, mesh=await mesh_view.mailboxes(runtime.mesh))
     context = {
         "title": "Dashboard",
         "o": view,

@@ -8,7 +8,7 @@ Must not: show a patient identifier unless `monitoring.access` allows it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from gateway.api.deps import RuntimeDep
 from gateway.api.monitor_deps import actor, organisation, viewer
 from gateway.errors import NotFound
 from gateway.monitoring import access, trace
+from gateway.monitoring import mesh as mesh_view
 from gateway.monitoring.browser import Browse, browse
 from gateway.monitoring.dead_letters import STATES, DeadLetter, Replayed
 from gateway.monitoring.overview import overview
@@ -50,6 +51,7 @@ class DiscardRequest(BaseModel):
 @router.get("/overview")
 async def overview_json(runtime: RuntimeDep) -> Response:
     view = await overview(runtime.sampler, runtime.store, runtime.router, runtime.topics, runtime.dead_letters)
+    view = replace(view, mesh=await mesh_view.mailboxes(runtime.mesh))
     return _json(view.as_json())
 
 

@@ -159,7 +159,8 @@ class Deliverer:
     async def _failed(
         self, delivery: Delivery, current: DeliveryRow | None, error: GatewayError, destination: Destination | None
     ) -> None:
-        attempts = delivery.attempts + 1
+        counted = getattr(error, "counts_as_attempt", True)  # False: held in the receiver's mailbox (MESH)
+        attempts = delivery.attempts + (1 if counted else 0)
         fmt = destination.format if destination else None
         failed = (
             "delivery-failed",
@@ -169,9 +170,10 @@ class Deliverer:
                 "attempt": attempts,
                 "error": error.message,
                 "retriable": error.retriable,
+                **({} if counted else {"waiting": True}),
             },
         )
-        decision = self._policy.after_failure(error, attempts, now())
+        decision = self._policy.after_failure(error, attempts, now()) if counted else self._policy.waiting(now())
         log.warning(
             "event %s to %s failed (attempt %d): %s", delivery.event_id, delivery.receiver, attempts, error.message
         )

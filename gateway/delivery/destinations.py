@@ -14,4 +14,4 @@ class DirectoryDestinations:
 
     def destination(self, receiver: str) -> Destination:
         endpoint = self._directory.endpoint(receiver)  # NotFound (not retriable) when it has none
-        return Destination(receiver, endpoint.format, endpoint.address)
+        return Destination(receiver, endpoint.format, endpoint.address, endpoint.workflow, endpoint.payload)

@@ -6,9 +6,10 @@ format it takes and where; `Outbound.send` hands the event to the adapter for th
     hl7v2-mllp      REF^I12 over MLLP to host:port (one connection per receiver, kept open), delivered
                     when the ACK says AA
     kafka           nothing to send: the receiver reads the topic itself
+    mesh            the payload its workflow takes to its MESH mailbox, tracked until downloaded
 
 A status event (a Task change, back to the referrer) goes as the Task: conditional PUT (fhir-rest), a
-BaRS response message (fhir-messaging), RRI^I12 (hl7v2-mllp), or nothing (kafka).
+BaRS response message (fhir-messaging), RRI^I12 (hl7v2-mllp), the same over MESH, or nothing (kafka).
 
 Must not: retry, record or commit (the spine and the consumer do).
 """
@@ -20,20 +21,22 @@ from typing import Protocol
 
 import httpx
 
-from adapters.outbound import fhir_http, hl7v2_mllp
+from adapters.outbound import fhir_http, hl7v2_mllp, mesh
 from adapters.outbound.receipt import Outgoing, Receipt
 from gateway.errors import DeliveryFailed
 from gateway.settings import DeliverySettings
 
 KAFKA = "kafka"
-FORMATS = (fhir_http.REST, fhir_http.MESSAGING, hl7v2_mllp.FORMAT, KAFKA)
+FORMATS = (fhir_http.REST, fhir_http.MESSAGING, hl7v2_mllp.FORMAT, KAFKA, mesh.FORMAT)
 
 
 @dataclass(frozen=True)
 class Destination:
     receiver: str  # the directory's service id
     format: str  # one of FORMATS
-    address: str  # FHIR base URL, MLLP host:port, or the topic the receiver reads
+    address: str  # FHIR base URL, MLLP host:port, the topic the receiver reads, or a MESH mailbox
+    workflow: str | None = None  # MESH: the Mex-WorkflowID the receiver takes this format on
+    payload: str | None = None  # MESH: bars-json, bars-xml or hl7v2
 
 
 class Destinations(Protocol):
@@ -42,9 +45,16 @@ class Destinations(Protocol):
     def destination(self, receiver: str) -> Destination: ...
 
 
+class MeshChannel(Protocol):
+    """The gateway's MESH outbox (gateway/mesh/outbox.py), when MESH is configured."""
+
+    async def send(self, destination: Destination, outgoing: Outgoing) -> Receipt: ...
+
+
 class Outbound:
-    def __init__(self, settings: DeliverySettings) -> None:
+    def __init__(self, settings: DeliverySettings, mesh: MeshChannel | None = None) -> None:
         self._settings = settings
+        self._mesh = mesh
         self._http: httpx.AsyncClient | None = None
         self._mllp = hl7v2_mllp.MllpClient(
             settings.mllp_connect_timeout_s, settings.mllp_timeout_s, settings.mllp_max_ack_bytes
@@ -72,6 +82,8 @@ class Outbound:
                 return await hl7v2_mllp.send_ref_i12(self._mllp, destination.address, outgoing)
             case "kafka":
                 return Receipt(f"nothing to send: the receiver reads {destination.address or 'the topic'} itself")
+            case mesh.FORMAT:
+                return await self._mesh_channel().send(destination, outgoing)
         raise DeliveryFailed(f"no outbound adapter speaks '{destination.format}'", retriable=False)
 
     async def _send_status(self, destination: Destination, outgoing: Outgoing) -> Receipt:
@@ -85,7 +97,14 @@ class Outbound:
                 return await hl7v2_mllp.send_rri_i12(self._mllp, destination.address, outgoing)
             case "kafka":
                 return Receipt("nothing to send: the referrer reads referrals.status itself")
+            case mesh.FORMAT:
+                return await self._mesh_channel().send(destination, outgoing)
         raise DeliveryFailed(f"no outbound adapter speaks '{destination.format}'", retriable=False)
+
+    def _mesh_channel(self) -> MeshChannel:
+        if self._mesh is None:
+            raise DeliveryFailed("the directory names a MESH endpoint, but MESH is not configured (MESH_URL)")
+        return self._mesh
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:

@@ -51,6 +51,11 @@ class RetryPolicy:
             return GiveUp(f"failed {attempts} of {self.max_attempts} attempts; the last: {error.message}")
         return RetryAt(now + timedelta(seconds=self.delay(attempts)))
 
+    def waiting(self, now: datetime) -> RetryAt:
+        """A delivery the receiver's mailbox holds and has not taken yet (MESH): looked at again
+        after the longest back-off, as it may take the receiver a while; no attempt is used up."""
+        return RetryAt(now + timedelta(seconds=self.delay(self.max_attempts)))
+
 
 def hop_id(delivery: Delivery, purpose: str) -> str:
     """Deterministic per record read: acting on the same record twice writes the same hop once."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection
 from gateway.delivery import envelope
 from gateway.delivery.consumer import DeliveryConsumer
 from gateway.delivery.deliver import Deliverer
-from gateway.delivery.outbound import Destinations, Outbound
+from gateway.delivery.outbound import Destinations, MeshChannel, Outbound
 from gateway.settings import DeliveryGroup, DeliverySettings, KafkaSettings
 from gateway.store import Store
 from gateway.store.deliveries import Deliveries
@@ -30,10 +30,11 @@ class DeliveryService:
         store: Store,
         destinations: Destinations,
         wake_relay: Callable[[], None],
+        mesh: MeshChannel | None = None,
     ) -> None:
         self.settings = settings
         self.ledger = Deliveries(store)
-        self._outbound = Outbound(settings)
+        self._outbound = Outbound(settings, mesh)
         grace = max(settings.http_timeout_s, settings.mllp_timeout_s) + 5.0
         topics = [*settings.topics, settings.retry_topic]
         self.consumers = [

@@ -20,6 +20,7 @@ from gateway.monitoring import ledger
 from gateway.monitoring.broker_view import BrokerSnapshot
 from gateway.monitoring.dead_letters import OPEN, DeadLetters
 from gateway.monitoring.ledger import ReceiverStats
+from gateway.monitoring.mesh import MailboxRow
 from gateway.monitoring.sampler import Sampler
 from gateway.observability import metrics
 from gateway.routing import Router
@@ -93,6 +94,7 @@ class Overview:
     #: refusals by inbound adapter and reason class (arrival.py), before the intake too
     refused: dict[str, dict[str, int]] = field(default_factory=dict)
     breaches: list[Breach] = field(default_factory=list)  # referrals waiting longer than allowed, open
+    mesh: list[MailboxRow] = field(default_factory=list)  # the MESH mailboxes (gateway/monitoring/mesh.py)
 
     def cells(self) -> dict[str, str]:
         """The text of every live figure by its key (the page's data-k attributes)."""
@@ -118,6 +120,8 @@ class Overview:
             )
             cells[f"receiver {r.name} last_delivered"] = _moment(r.last_delivered)
             cells[f"receiver {r.name} last_error"] = r.last_error or ""
+        for m in self.mesh:
+            cells.update(m.cells())
         return cells
 
     def structure(self) -> str:

@@ -4,7 +4,8 @@ needs to keep (settings section `retention`):
 - published outbox events older than `outbox_days`; a dead letter only once it was replayed or
   discarded (an open dead letter is kept however old: it is work still to do);
 - the history and delivery records of referrals whose last step is older than `history_days`
-  (a delivery still waiting for a retry is never deleted);
+  (a delivery still waiting for a retry is never deleted), and the MESH channel's record of the
+  messages it sent that long ago;
 - inbound messages (the inbound log) received more than `inbound_days` ago.
 
 Referrals and their Tasks are the record and are never deleted here. Unpublished events are never
@@ -28,7 +29,7 @@ from gateway.settings import RetentionSettings
 from gateway.store import Store
 from gateway.store.deliveries import RETRYING
 from gateway.store.store import now
-from gateway.store.tables import deliveries, history, outbox
+from gateway.store.tables import deliveries, history, mesh_sent, outbox
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Pruned:
     history: int = 0
     deliveries: int = 0
     inbound: int = 0
+    mesh_sent: int = 0
 
 
 class Pruner:
@@ -60,11 +62,13 @@ class Pruner:
 
     async def prune(self, at: datetime | None = None) -> Pruned:
         at = at or now()
+        histories = at - timedelta(days=self._settings.history_days)
         async with self._store.begin() as conn:
             events = await self._prune_events(conn, at - timedelta(days=self._settings.outbox_days))
-            steps, kept = await self._prune_histories(conn, at - timedelta(days=self._settings.history_days))
+            steps, kept = await self._prune_histories(conn, histories)
+            sent = await conn.execute(delete(mesh_sent).where(mesh_sent.c.sent_at < histories))
         inbound = await self._store.inbound.prune(at - timedelta(days=self._settings.inbound_days))
-        return Pruned(events, steps, kept, inbound)
+        return Pruned(events, steps, kept, inbound, int(sent.rowcount or 0))
 
     async def _prune_events(self, conn: AsyncConnection, before: datetime) -> int:
         settled = await self._settled_dead_letters(conn, before)
@@ -102,11 +106,13 @@ class Pruner:
             try:
                 pruned = await self.prune()
                 log.info(
-                    "retention: pruned %d events, %d history steps, %d deliveries, %d inbound messages",
+                    "retention: pruned %d events, %d history steps, %d deliveries, %d inbound messages, "
+                    "%d MESH messages sent",
                     pruned.outbox,
                     pruned.history,
                     pruned.deliveries,
                     pruned.inbound,
+                    pruned.mesh_sent,
                 )
             except StoreUnavailable as exc:
                 log.warning("retention: the store did not answer (%s); trying again later", exc.message)

@@ -195,6 +195,8 @@ def _delivered(d: dict[str, Any]) -> tuple[str, Facts, str]:
 
 def _delivery_failed(d: dict[str, Any]) -> tuple[str, Facts, str]:
     facts = _facts(d, "format", "error", "retriable", "event_id")
+    if d.get("waiting"):  # in the receiver's MESH inbox, not downloaded yet: looked at again, not a failure
+        return f"Waiting for {d.get('receiver')} to download it ({d.get('format')})", facts, "warn"
     return f"Delivery to {d.get('receiver')} failed (attempt {d.get('attempt')})", facts, "fail"
 
 

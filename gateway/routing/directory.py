@@ -13,6 +13,12 @@ of its own is reached through its organisation's; the first endpoint is the one 
     hl7-fhir-msg              fhir-messaging  the FHIR base URL ($process-message)
     hl7v2-mllp                hl7v2-mllp      host:port (Endpoint.address is mllp://host:port)
     kafka (local code)        kafka           the topic (Endpoint.address is kafka:TOPIC)
+    mesh (local code)         mesh            a MESH mailbox id (Endpoint.address is mesh:MAILBOX), or
+                                              ods:CODE for MESH's endpoint look-up (mesh:ods:CODE)
+
+A MESH endpoint names its workflow in `Endpoint.header` ("Mex-WorkflowID: BARS_REFERRAL") and its
+payload by `payloadMimeType`: application/fhir+json or +xml (a BaRS message Bundle), or
+x-application/hl7-v2+er7 (REF^I12, RRI^I12). An organisation taking two formats has one endpoint each.
 
 Pure: reads the file once, then answers look-ups. Must not send anything or choose a route.
 """
@@ -41,8 +47,15 @@ FORMATS = {
     "hl7-fhir-msg": "fhir-messaging",
     "hl7v2-mllp": "hl7v2-mllp",
     "kafka": "kafka",
+    "mesh": "mesh",
 }
-_ADDRESS_PREFIXES = {"hl7v2-mllp": "mllp://", "kafka": "kafka:"}
+_ADDRESS_PREFIXES = {"hl7v2-mllp": "mllp://", "kafka": "kafka:", "mesh": "mesh:"}
+MESH_PAYLOADS = {
+    "application/fhir+json": "bars-json",
+    "application/fhir+xml": "bars-xml",
+    "x-application/hl7-v2+er7": "hl7v2",
+}
+_WORKFLOW_HEADER = "mex-workflowid:"
 T = TypeVar("T")
 
 
@@ -53,6 +66,15 @@ class Endpoint:
     format: str  # one of FORMATS' values
     address: str  # as delivery uses it: base URL, host:port, or topic
     mime_types: tuple[str, ...]
+    workflow: str | None = None  # MESH: the Mex-WorkflowID this endpoint takes
+    payload: str | None = None  # MESH: bars-json, bars-xml or hl7v2
+
+    @property
+    def mesh_mailbox(self) -> str | None:
+        """The MESH mailbox this endpoint names (None: not MESH, or found by look-up)."""
+        if self.format != "mesh" or self.address.startswith("ods:"):
+            return None
+        return self.address
 
 
 @dataclass(frozen=True)
@@ -114,6 +136,19 @@ class Directory:
     def services(self) -> list[Service]:
         return list(self._services.values())
 
+    def mesh_owners(self, mailbox: str) -> set[str]:
+        """The ODS codes of the organisations whose MESH endpoints name `mailbox`."""
+        return {s.ods for s in self._services.values() for e in s.endpoints if e.mesh_mailbox == mailbox}
+
+    def mesh_lookups(self) -> set[tuple[str, str, str]]:
+        """(organisation ODS code, ODS code to look up, workflow) of each MESH endpoint found by look-up."""
+        return {
+            (s.ods, e.address.removeprefix("ods:"), e.workflow or "")
+            for s in self._services.values()
+            for e in s.endpoints
+            if e.format == "mesh" and e.mesh_mailbox is None
+        }
+
     def endpoint(self, service_id: str) -> Endpoint:
         """Where delivery sends a referral routed to this service: its preferred endpoint."""
         service = self.service(service_id)
@@ -140,13 +175,30 @@ def _endpoint(resource: FhirEndpoint) -> Endpoint:
         raise ValueError(f"directory: Endpoint/{resource.id} has connectionType '{code}', which delivery cannot use")
     address = str(resource.address)
     prefix = _ADDRESS_PREFIXES.get(code, "")
+    mime_types = tuple(str(m) for m in resource.payloadMimeType or [])
+    workflow, payload = _mesh_details(resource, mime_types) if code == "mesh" else (None, None)
     return Endpoint(
         id=str(resource.id),
         name=str(resource.name or resource.id),
         format=FORMATS[code],
         address=address.removeprefix(prefix),
-        mime_types=tuple(str(m) for m in resource.payloadMimeType or []),
+        mime_types=mime_types,
+        workflow=workflow,
+        payload=payload,
     )
+
+
+def _mesh_details(resource: FhirEndpoint, mime_types: tuple[str, ...]) -> tuple[str, str]:
+    """A MESH endpoint's workflow id (its Mex-WorkflowID header) and payload (its first known MIME type)."""
+    headers = [str(h) for h in resource.header or []]
+    workflow = next((h.split(":", 1)[1].strip() for h in headers if h.lower().startswith(_WORKFLOW_HEADER)), "")
+    payload = next((MESH_PAYLOADS[m] for m in mime_types if m in MESH_PAYLOADS), "")
+    if not workflow or not payload:
+        raise ValueError(
+            f"directory: MESH Endpoint/{resource.id} needs a 'Mex-WorkflowID: ...' header and a payloadMimeType "
+            f"of {', '.join(MESH_PAYLOADS)}"
+        )
+    return workflow, payload
 
 
 def _service(

@@ -168,6 +168,23 @@ deliveries = Table(
 )
 Index("ix_deliveries_referral", deliveries.c.referral_id, deliveries.c.receiver, deliveries.c.status)
 
+# Messages the MESH channel sent, per (event, recipient mailbox): a delivery tried again after a crash
+# or a tracking time-out follows the message MESH already holds instead of sending it a second time.
+mesh_sent = Table(
+    "mesh_sent",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("recipient", String(64), primary_key=True),
+    Column("message_id", String(64), nullable=False),
+    Column("referral_id", String(64)),  # the referral it is (or whose Task change it is), when known
+    Column("mailbox", String(64), nullable=False),  # the gateway's mailbox it was sent from
+    Column("workflow_id", String(64), nullable=False),
+    Column("status", String(32), nullable=False),  # as MESH's tracking last said: accepted, acknowledged, ...
+    Column("sent_at", UtcDateTime(), nullable=False),
+    Column("tracked_at", UtcDateTime()),
+)
+Index("ix_mesh_sent_event", mesh_sent.c.event_id)
+
 # Partners' systems (OAuth2 clients) and the people who sign in to the web pages. Secrets and
 # passwords are kept only as salted scrypt hashes (gateway/auth/hashing.py).
 auth_clients = Table(
