@@ -20,6 +20,7 @@ from gateway.bus.relay import OutboxRelay
 from gateway.bus.topics import ensure_topics, load_topics
 from gateway.delivery.destinations import DirectoryDestinations
 from gateway.delivery.service import DeliveryService
+from gateway.delivery.status_updates import status_updates_consumer
 from gateway.intake import Intake
 from gateway.mllp.handler import ReferralHandler
 from gateway.mllp.listener import MllpListener
@@ -30,7 +31,6 @@ from gateway.monitoring.sampler import Sampler
 from gateway.routing import load_router
 from gateway.settings import Settings
 from gateway.status import StatusUpdates
-from gateway.status_listener import StatusTopicListener
 from gateway.store import Store
 from gateway.store.outbox import Outbox
 
@@ -57,7 +57,7 @@ class Runtime:
         self.relay = OutboxRelay(
             self.store, kafka, settings.relay, on_broker_error=self.ensure_topics, on_log_lost=self.log_lost
         )
-        self.audit = AuditTrail(self.store, self.relay.wake, settings.store.batch_max)
+        self.audit = AuditTrail(self.store, self.relay.wake, settings.store.batch_max, topic=settings.topics.audit)
         self.auth = Authority(settings, self.store)
         self.status = StatusUpdates(
             self.store,
@@ -65,14 +65,15 @@ class Runtime:
             self.relay.wake,
             audit=self.audit,
             referrer_service=self.router.directory.referrer_service,
+            topic=settings.topics.status,
         )
         self.intake = Intake(
             self.store, self.router, self.relay.wake, on_cancelled=self.status.referral_cancelled, audit=self.audit
         )
-        self.status_listener = StatusTopicListener(kafka, self.status, self.store, self.relay.wake)
+        self.status_updates = status_updates_consumer(settings, self.status, self.store, self.relay.wake)
         destinations = DirectoryDestinations(self.router.directory)
-        self.delivery = DeliveryService(kafka, settings.delivery, self.store, destinations, self.relay.wake)
         hl7 = hl7_tables.load(settings.schemas_dir)
+        self.delivery = DeliveryService(kafka, settings.delivery, self.store, destinations, self.relay.wake, hl7=hl7)
         senders = SenderCheck(SenderPolicy(settings.mllp.senders), self.audit)
         self.mllp = MllpListener(settings.mllp, ReferralHandler(self.intake, hl7, senders, self.status), hl7)
         self.dead_letters = DeadLetters(
@@ -97,7 +98,7 @@ class Runtime:
             self.auth,
             self.relay,
             *delivery,
-            self.status_listener,
+            self.status_updates,
             *listeners,
             *watchers,
         ]
@@ -140,6 +141,7 @@ class Runtime:
             log.warning("%d unconfirmed events to publish again", count)
             self.relay.wake()
         self.delivery.rewind(topics)
+        self.status_updates.rewind(topics)
 
 
 class _Topics:

@@ -20,6 +20,7 @@ from hl7apy.exceptions import HL7apyException
 from hl7apy.parser import parse_message
 
 from adapters.hl7v2 import encode as hl7v2
+from adapters.hl7v2.tables import Hl7Tables
 from adapters.outbound.receipt import Outgoing, Receipt
 from gateway.errors import DeliveryFailed
 
@@ -33,16 +34,16 @@ def control_id(event_id: str) -> str:
     return hashlib.sha256(event_id.encode()).hexdigest()[:20].upper()
 
 
-async def send_ref_i12(address: str, outgoing: Outgoing, timeout_s: float) -> Receipt:
+async def send_ref_i12(address: str, outgoing: Outgoing, timeout_s: float, hl7: Hl7Tables) -> Receipt:
     msh_10 = control_id(outgoing.event_id)
-    return await _send(address, hl7v2.encode_ref_i12(outgoing, msh_10), msh_10, timeout_s)
+    return await _send(address, hl7v2.encode_ref_i12(outgoing, msh_10, hl7), msh_10, timeout_s)
 
 
-async def send_rri_i12(address: str, outgoing: Outgoing, timeout_s: float) -> Receipt:
+async def send_rri_i12(address: str, outgoing: Outgoing, timeout_s: float, hl7: Hl7Tables) -> Receipt:
     """Status back to an HL7 v2 referrer: the Task as RRI^I12, with the referral it is about."""
     assert outgoing.referral is not None, "a status event carries its referral"
     msh_10 = control_id(outgoing.event_id)
-    message = hl7v2.encode_rri_i12(outgoing, json.loads(outgoing.referral), msh_10)
+    message = hl7v2.encode_rri_i12(outgoing, json.loads(outgoing.referral), msh_10, hl7)
     return await _send(address, message, msh_10, timeout_s)
 
 

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import httpx
 
+from adapters.hl7v2.tables import Hl7Tables
 from adapters.outbound import fhir_http, hl7v2_mllp
 from adapters.outbound.receipt import Outgoing, Receipt
 from gateway.errors import DeliveryFailed
@@ -42,8 +43,9 @@ class Destinations(Protocol):
 
 
 class Outbound:
-    def __init__(self, settings: DeliverySettings) -> None:
+    def __init__(self, settings: DeliverySettings, hl7: Hl7Tables) -> None:
         self._settings = settings
+        self._hl7 = hl7  # the code tables of the settings' SCHEMAS_DIR, for REF^I12 and RRI^I12
         self._http: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
@@ -64,7 +66,9 @@ class Outbound:
             case fhir_http.MESSAGING:
                 return await fhir_http.send_message(self._client(), destination.address, outgoing)
             case hl7v2_mllp.FORMAT:
-                return await hl7v2_mllp.send_ref_i12(destination.address, outgoing, self._settings.mllp_timeout_s)
+                return await hl7v2_mllp.send_ref_i12(
+                    destination.address, outgoing, self._settings.mllp_timeout_s, self._hl7
+                )
             case "kafka":
                 return Receipt(f"nothing to send: the receiver reads {destination.address or 'the topic'} itself")
         raise DeliveryFailed(f"no outbound adapter speaks '{destination.format}'", retriable=False)
@@ -77,7 +81,9 @@ class Outbound:
             case fhir_http.MESSAGING:
                 return await fhir_http.send_task_message(self._client(), destination.address, outgoing)
             case hl7v2_mllp.FORMAT:
-                return await hl7v2_mllp.send_rri_i12(destination.address, outgoing, self._settings.mllp_timeout_s)
+                return await hl7v2_mllp.send_rri_i12(
+                    destination.address, outgoing, self._settings.mllp_timeout_s, self._hl7
+                )
             case "kafka":
                 return Receipt("nothing to send: the referrer reads referrals.status itself")
         raise DeliveryFailed(f"no outbound adapter speaks '{destination.format}'", retriable=False)

@@ -28,12 +28,12 @@ from aiokafka.errors import KafkaError
 
 from gateway.bus.end_offsets import end_offsets
 from gateway.bus.kafka_config import client_options
+from gateway.delivery import status_updates
 from gateway.settings import KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_TIMEOUT_S = 10.0
-_STATUS_LISTENER = ("status-updates", "referrals.status-updates")  # gateway/status_listener.py's group and topic
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,7 @@ def gateway_groups(settings: Settings) -> dict[str, list[str]]:
     prefix = settings.kafka.consumer_group_prefix
     delivery = settings.delivery
     groups = {f"{prefix}-{g.group_id}": [*delivery.topics, delivery.retry_topic] for g in delivery.groups}
-    group, topic = _STATUS_LISTENER
-    groups[f"{prefix}-{group}"] = [topic]
+    groups[f"{prefix}-{status_updates.GROUP}"] = [settings.topics.status_updates]
     return groups
 
 
