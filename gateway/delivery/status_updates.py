@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import cast
 
 from aiokafka import ConsumerRecord
@@ -85,7 +86,9 @@ class StatusUpdateHandler:
         dead = dead_letter_record(
             delivery, topic=self._dead_letter_topic, reason=error.message, details=details, attempts=1
         )
-        referral = delivery.headers.get("referral", "").removeprefix("ServiceRequest/") or UNKNOWN_REFERRAL
+        # cut to the store's columns: a record that cannot be written would hold its partition forever
+        delivery = replace(delivery, key=delivery.key[:64])
+        referral = delivery.headers.get("referral", "").removeprefix("ServiceRequest/")[:64] or UNKNOWN_REFERRAL
         step = ("dead-lettered", {"event_id": dead.event_id, "reason": error.message, "topic": self._dead_letter_topic})
         if await self._ledger.record_unaddressed(referral, (step,), dead):
             log.info("status update at %s/%s refused: %s", record.partition, record.offset, error.message)

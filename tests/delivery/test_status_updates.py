@@ -1,0 +1,88 @@
+"""Task updates receivers publish on the status-updates topic, read by a delivery consumer: while the
+store is unreachable (PostgreSQL behind a proxy the test cuts) each update is tried again, nothing is
+committed past it, and once the store is back every update is applied, once, and none dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from gateway.settings import Settings, StoreSettings
+from gateway.store.tables import outbox
+from tests.api.test_task_status import publish, referral_and_task
+from tests.conftest import POSTGRES_URL, drop_schema, free_port, postgres_answers, serve, shutdown
+from tests.delivery.receivers import eventually
+from tests.proxy import CuttableProxy
+
+pytestmark = pytest.mark.parametrize(
+    "store_settings", [pytest.param("sqlite", id="postgresql-behind-a-proxy")], indirect=True
+)  # the store is replaced below
+UPDATES = 4
+
+
+@pytest.fixture
+async def proxied_store() -> AsyncIterator[tuple[StoreSettings, CuttableProxy]]:
+    """The store on PostgreSQL, reached through a proxy the test can cut."""
+    if not postgres_answers():
+        pytest.skip(f"no PostgreSQL server answers at {make_url(POSTGRES_URL).render_as_string()}")
+    url = make_url(POSTGRES_URL)
+    proxy = CuttableProxy(free_port(), (url.host or "127.0.0.1", url.port or 5432))
+    await proxy.start()
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield StoreSettings(url=url.set(port=proxy.port).render_as_string(hide_password=False), db_schema=schema), proxy
+    await proxy.cut()
+    await drop_schema(schema)
+
+
+@pytest.mark.postgres
+async def test_status_updates_wait_out_an_unreachable_store_and_are_each_applied_once(
+    gateway_settings: Settings,
+    proxied_store: tuple[StoreSettings, CuttableProxy],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store_settings, proxy = proxied_store
+    gateway = await serve(gateway_settings.model_copy(update={"store": store_settings}))
+    runtime, topic = gateway.runtime, gateway_settings.topics.status_updates
+    try:
+        async with gateway.client() as client:
+            made = [await referral_and_task(client) for _ in range(UPDATES)]
+        await asyncio.wait_for(runtime.status_updates.joined.wait(), 30)
+        await proxy.cut()
+        with caplog.at_level(logging.ERROR, logger="gateway.delivery.consumer"):
+            for sr, task in made:
+                value, headers = {**task, "status": "accepted"}, {"ce_source": "urn:receiver:NQ1IA"}
+                nhs = sr["subject"]["identifier"]["value"]
+                await asyncio.to_thread(publish, gateway_settings.kafka.servers, topic, nhs, value, headers)
+            await eventually(lambda: _failures(caplog) >= 2, 30, "the handler failing against the missing store")
+        await asyncio.sleep(1)
+        await proxy.start()
+
+        async def applied() -> list[tuple[str, int]]:
+            tasks = [await runtime.status.tasks.get(task["id"]) for _, task in made]
+            return [(t.status, t.version) for t in tasks if t]
+
+        async def all_applied() -> bool:
+            return await applied() == [("accepted", 2)] * UPDATES
+
+        await eventually(all_applied, 60, "every update applied once the store is back")
+        await asyncio.sleep(2)  # room for a second, wrong, application or a dead letter to show
+        assert await applied() == [("accepted", 2)] * UPDATES, "each update applied once"
+        async with runtime.store.connect() as conn:
+            query = select(outbox.c.value).where(outbox.c.topic == gateway_settings.delivery.dead_letter_topic)
+            dead = (await conn.execute(query)).all()
+        ours = [row for row in dead if any(task["id"] in row.value for _, task in made)]
+        assert not ours, "no update was dead-lettered for the store's outage"
+    finally:
+        if not proxy.listening:
+            await proxy.start()
+        await shutdown(gateway)
+
+
+def _failures(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("status-updates" in r.getMessage() and "trying again" in r.getMessage() for r in caplog.records)
