@@ -15,7 +15,7 @@ from adapters.hl7v2 import tables as hl7_tables
 from gateway.audit.trail import AuditTrail
 from gateway.auth.authority import Authority
 from gateway.auth.senders import SenderCheck, SenderPolicy
-from gateway.bus.broker import EmbeddedBroker
+from gateway.bus.broker import BrokerHealth, EmbeddedBroker
 from gateway.bus.relay import OutboxRelay
 from gateway.bus.topics import ensure_topics, load_topics
 from gateway.delivery.destinations import DirectoryDestinations
@@ -28,6 +28,7 @@ from gateway.monitoring.broker_view import BrokerView, gateway_groups
 from gateway.monitoring.dead_letters import DeadLetters
 from gateway.monitoring.retention import Pruner
 from gateway.monitoring.sampler import Sampler
+from gateway.observability.log_summary import summarise_client_errors
 from gateway.routing import load_router
 from gateway.settings import Settings
 from gateway.status import StatusUpdates
@@ -46,11 +47,13 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         kafka = settings.kafka
+        broker_log = settings.data_dir / "broker.log"
         self.broker = (
-            EmbeddedBroker(kafka.embedded_host, kafka.embedded_port, settings.data_dir / "broker.log")
+            EmbeddedBroker(kafka.embedded_host, kafka.embedded_port, broker_log, on_restarted=self.broker_back)
             if kafka.embedded
             else None
         )
+        summarise_client_errors()  # aiokafka's one ERROR per connection attempt while a broker is away
         self.topics = load_topics(settings.schemas_dir)
         self.router = load_router(settings.schemas_dir)
         self.store = Store(settings.store_url, settings.store.batch_max, settings.store.db_schema)
@@ -129,6 +132,19 @@ class Runtime:
         created = await ensure_topics(self.settings.kafka, self.topics)
         if created:
             log.info("topics created: %d", len(created))
+
+    @property
+    def broker_health(self) -> BrokerHealth | None:
+        """The embedded broker's supervision (None: a cluster the gateway does not run)."""
+        return self.broker.health if self.broker else None
+
+    async def broker_back(self) -> None:
+        """The embedded broker was started again, empty: its topics first, then the relay at once
+        (its log check finds what was lost, and `log_lost` has it published again)."""
+        try:
+            await self.ensure_topics()
+        finally:
+            self.relay.broker_back()
 
     async def log_lost(self, topics: set[str], since: datetime) -> None:
         """The relay found that the broker lost what it held of `topics` before `since` (restarted empty,

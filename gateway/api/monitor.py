@@ -40,7 +40,9 @@ FormText = Annotated[str, Form()]
 
 @router.get("", response_class=HTMLResponse)
 async def dashboard(request: Request, runtime: RuntimeDep) -> Response:
-    view = await overview(runtime.sampler, runtime.store, runtime.router, runtime.topics, runtime.dead_letters)
+    view = await overview(
+        runtime.sampler, runtime.store, runtime.router, runtime.topics, runtime.dead_letters, runtime.broker_health
+    )
     context = {
         "title": "Dashboard",
         "o": view,

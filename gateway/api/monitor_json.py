@@ -49,7 +49,9 @@ class DiscardRequest(BaseModel):
 
 @router.get("/overview")
 async def overview_json(runtime: RuntimeDep) -> Response:
-    view = await overview(runtime.sampler, runtime.store, runtime.router, runtime.topics, runtime.dead_letters)
+    view = await overview(
+        runtime.sampler, runtime.store, runtime.router, runtime.topics, runtime.dead_letters, runtime.broker_health
+    )
     return _json(view.as_json())
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.bus.broker import BrokerHealth
 from gateway.bus.topics import TopicSpec
 from gateway.delivery.outbound import FORMATS
 from gateway.monitoring import ledger
@@ -87,11 +88,14 @@ class Overview:
     open_dead_letters: int
     routing: dict[str, str]
     series: dict[str, list[float]] = field(default_factory=dict)
+    embedded_broker: BrokerHealth | None = None  # its supervision; None: a cluster the gateway does not run
 
     def cells(self) -> dict[str, str]:
         """The text of every live figure by its key (the page's data-k attributes)."""
         cells = {"backlog": str(self.backlog), "dead-letters": str(self.open_dead_letters)}
         cells["sampled"] = self.at.strftime("%H:%M:%S") if self.at else "not yet"
+        if self.embedded_broker is not None:
+            cells["broker process"] = _supervision(self.embedded_broker)
         for t in self.topics:
             cells[f"topic {t.name} end"] = str(t.end)
             cells[f"topic {t.name} rate"] = _rate(t.per_minute)
@@ -123,7 +127,12 @@ class Overview:
 
 
 async def overview(
-    sampler: Sampler, store: Store, router: Router, topics: list[TopicSpec], dead_letters: DeadLetters
+    sampler: Sampler,
+    store: Store,
+    router: Router,
+    topics: list[TopicSpec],
+    dead_letters: DeadLetters,
+    embedded_broker: BrokerHealth | None = None,
 ) -> Overview:
     snapshot = sampler.snapshot
     backlog = await ledger.backlog(store)
@@ -141,7 +150,17 @@ async def overview(
         open_dead_letters=len(open_letters),
         routing={"rules and criteria": router.version, "service directory": router.directory.version},
         series=_series(sampler, snapshot, topics),
+        embedded_broker=embedded_broker,
     )
+
+
+def _supervision(health: BrokerHealth) -> str:
+    """The embedded broker's process: running or down since when, and how often it was restarted."""
+    state = "running" if health.running else f"down since {_moment(health.down_since)} ({health.last_exit})"
+    if not health.restarts:
+        return f"{state}, never restarted"
+    times = "once" if health.restarts == 1 else f"{health.restarts} times"
+    return f"{state}, restarted {times} (last at {_moment(health.last_restart_at)}; it {health.last_exit})"
 
 
 def _topics(snapshot: BrokerSnapshot | None, specs: list[TopicSpec], sampler: Sampler) -> list[TopicRow]:
