@@ -159,6 +159,7 @@ class DeliverySettings(BaseModel):
     # the referral topics, and the status topic: Task changes back to the referrer (schemas/topics.json)
     topics: list[str] = Field(default_factory=lambda: delivered_topics(_packaged_roles()))
     groups: list[DeliveryGroup] = Field(default_factory=lambda: [DeliveryGroup(group_id="delivery")])
+    status_updates_group: str = "status-updates"  # the group reading receivers' Task updates (TopicSettings)
     retry_topic: str = Field(default_factory=lambda: _packaged("retry"))
     dead_letter_topic: str = Field(default_factory=lambda: _packaged("dead-letter"))
     max_attempts: int = Field(default=8, ge=1)  # the first delivery counts as one

@@ -20,19 +20,30 @@ Must not: send, retry or decide who receives (adapters/outbound/hl7v2_mllp.py an
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from adapters.hl7v2 import encode_datatypes as dt
 from adapters.hl7v2 import writer
 from adapters.hl7v2.tables import CodeTable, Hl7Tables
 from adapters.hl7v2.writer import Repetition, Value
-from adapters.outbound.receipt import Outgoing
 from gateway.canonical import systems
 
 Json = dict[str, Any]
 EVENTS = {"new": "I12", "update": "I13", "delete": "I14"}
 _NOTE = frozenset({3})  # NTE-3 is formatted text
 _OBX_TEXT = frozenset({5})
+
+
+class Outgoing(Protocol):
+    """What delivery hands an outbound adapter (adapters/outbound/receipt.py), as far as the codec reads
+    it: given, not imported, so the codec sits below the adapters that send."""
+
+    @property
+    def resource(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def sent_at(self) -> str: ...
 
 
 def encode_ref_i12(outgoing: Outgoing, msh_10: str, hl7: Hl7Tables) -> str:

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request, Response
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
 from gateway.api import search
+from gateway.api.addressing import base_url
 from gateway.api.deps import RuntimeDep
-from gateway.api.fhir import base_url
 from gateway.api.representation import fhir_response
 from gateway.audit.events import Entity
 from gateway.auth import access

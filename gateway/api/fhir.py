@@ -12,6 +12,7 @@ from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
 from adapters.inbound.fhir import messaging, rest
 from gateway.api import capability, search
+from gateway.api.addressing import base_url, version_from_etag
 from gateway.api.deps import CorrelationDep, RuntimeDep
 from gateway.api.representation import fhir_response
 from gateway.api.responses import message_response
@@ -145,20 +146,6 @@ def _acceptance_response(request: Request, acceptance: Acceptance, status: int) 
 
 def _version_headers(request: Request, referral_id: str, version: int) -> dict[str, str]:
     return {"ETag": f'W/"{version}"', "Content-Location": f"{base_url(request)}/ServiceRequest/{referral_id}"}
-
-
-def base_url(request: Request) -> str:
-    configured = request.app.state.runtime.settings.api.base_url
-    return f"{configured.rstrip('/')}/fhir" if configured else str(request.base_url).rstrip("/") + "/fhir"
-
-
-def version_from_etag(etag: str | None) -> int | None:
-    if etag is None:
-        return None
-    value = etag.removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise MalformedInput('If-Match must be an ETag such as W/"1"', Issue(f"If-Match '{etag}'", "If-Match", "value"))
-    return int(value)
 
 
 async def _stored(request: Request, runtime: RuntimeDep, referral_id: str) -> StoredReferral:

@@ -18,12 +18,12 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from gateway.api import monitor_json
 from gateway.api.deps import RuntimeDep
 from gateway.api.monitor_deps import actor, principal, viewer, visible
 from gateway.errors import GatewayError, Issue, MalformedInput
 from gateway.monitoring import access, charts, trace
 from gateway.monitoring.browser import Browse, browse
+from gateway.monitoring.dead_letter_json import dead_letter_json, replay_summary
 from gateway.monitoring.dead_letters import STATES
 from gateway.monitoring.overview import ALL_TOPICS, overview
 
@@ -100,7 +100,7 @@ async def dead_letter_page(
     context = {
         "title": "Dead letter",
         "d": letter,
-        "view": monitor_json.dead_letter_json(letter, shown),
+        "view": dead_letter_json(letter, shown),
         "same_event": same_event,
         "masked": not shown,
         "may_unmask": access.may_unmask(runtime.settings.monitor, viewer(request)),
@@ -122,7 +122,7 @@ async def replay_selected(request: Request, runtime: RuntimeDep) -> Response:
         done = await runtime.dead_letters.replay(ids, actor(request, form.get("by")))
     except GatewayError as exc:
         return _back(back, error=exc.message)
-    return _back(back, done=monitor_json.replay_summary(done))
+    return _back(back, done=replay_summary(done))
 
 
 @router.post("/dead-letters/replay-window")
@@ -134,7 +134,7 @@ async def replay_window(
         done = await runtime.dead_letters.replay_window(receiver, start, end, actor(request, by))
     except GatewayError as exc:
         return _back("/monitor/dead-letters", error=exc.message)
-    return _back("/monitor/dead-letters", done=monitor_json.replay_summary(done))
+    return _back("/monitor/dead-letters", done=replay_summary(done))
 
 
 @router.post("/dead-letters/{dead_letter_id}/discard")

@@ -27,8 +27,8 @@ from adapters.inbound.pad import questionnaire
 from adapters.inbound.pad.mapping import CHANNEL
 from adapters.inbound.pad.rules import Variant
 from gateway.api import pad_view
+from gateway.api.addressing import base_url
 from gateway.api.deps import CorrelationDep, RuntimeDep
-from gateway.api.fhir import base_url
 from gateway.api.pad_receipt import Receipt, receipt
 from gateway.api.representation import fhir_response
 from gateway.canonical.referral import InboundReferral

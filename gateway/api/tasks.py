@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from adapters.inbound.fhir.parse import invalid, parse
 from gateway.api import search
+from gateway.api.addressing import base_url, version_from_etag
 from gateway.api.deps import RuntimeDep
-from gateway.api.fhir import base_url, version_from_etag
 from gateway.api.representation import fhir_response
 from gateway.auth import access
 from gateway.auth.guard import principal_of

@@ -35,7 +35,6 @@ from gateway.store.tasks import StaleTask
 
 log = logging.getLogger(__name__)
 
-GROUP = "status-updates"  # the consumer group (`<KAFKA_CONSUMER_GROUP_PREFIX>-status-updates`)
 CHANNEL = "status-topic"
 UNKNOWN_REFERRAL = "status-update"  # the history a refused update is noted in when it names no referral
 STOP_GRACE_S = 10.0
@@ -49,7 +48,7 @@ def status_updates_consumer(
     handler = StatusUpdateHandler(status, Deliveries(store), settings.delivery.dead_letter_topic, wake_relay)
     return DeliveryConsumer(
         settings.kafka,
-        GROUP,
+        settings.delivery.status_updates_group,
         [settings.topics.status_updates],
         handler.handle,
         envelope.due_at,

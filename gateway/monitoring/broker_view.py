@@ -28,7 +28,6 @@ from aiokafka.errors import KafkaError
 
 from gateway.bus.end_offsets import end_offsets
 from gateway.bus.kafka_config import client_options
-from gateway.delivery import status_updates
 from gateway.settings import KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ def gateway_groups(settings: Settings) -> dict[str, list[str]]:
     prefix = settings.kafka.consumer_group_prefix
     delivery = settings.delivery
     groups = {f"{prefix}-{g.group_id}": [*delivery.topics, delivery.retry_topic] for g in delivery.groups}
-    groups[f"{prefix}-{status_updates.GROUP}"] = [settings.topics.status_updates]
+    groups[f"{prefix}-{delivery.status_updates_group}"] = [settings.topics.status_updates]
     return groups
 
 
