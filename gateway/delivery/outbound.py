@@ -85,7 +85,8 @@ class Outbound:
                     destination.address, outgoing, self._settings.mllp_timeout_s, self._hl7
                 )
             case "kafka":
-                return Receipt("nothing to send: the referrer reads referrals.status itself")
+                topic = destination.address or "the status topic"
+                return Receipt(f"nothing to send: the referrer reads {topic} itself")
         raise DeliveryFailed(f"no outbound adapter speaks '{destination.format}'", retriable=False)
 
     def _client(self) -> httpx.AsyncClient:
