@@ -309,8 +309,8 @@ class Settings(BaseSettings):
     def _topic_names_from_schemas(self) -> Settings:
         """A SCHEMAS_DIR of a deployment's own names its topics: a name left at the packaged default
         becomes the one that directory's topics.json gives the same role."""
-        if self.schemas_dir.resolve() == SCHEMAS_DIR:
-            return self
+        if self.schemas_dir.resolve() == SCHEMAS_DIR or not (self.schemas_dir / "topics.json").is_file():
+            return self  # a directory without topics.json is refused when the runtime loads the topics
         roles = topic_roles(self.schemas_dir)
         delivery, topics = self.delivery, self.topics
         changes: dict[str, object] = {}

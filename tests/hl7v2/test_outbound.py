@@ -126,7 +126,7 @@ def task(status: str, reason: str | None = None) -> dict[str, Any]:
 )
 def test_rri_i12_carries_the_task_status(status: str, rf1_1: str) -> None:
     text = hl7v2.rri_i12(
-        task(status, "Not suitable: see note" if status == "rejected" else None), STORED, "RR1", SENT_AT
+        task(status, "Not suitable: see note" if status == "rejected" else None), STORED, "RR1", SENT_AT, HL7
     )
     message = parser.parse(text)
     assert (message.msh.text(9, 1), message.msh.text(9, 2)) == ("RRI", "I12")
