@@ -1,7 +1,8 @@
 """The embedded broker killed (kill -9) under a steady load of referrals: the gateway starts it again by
 itself, says so on /readyz, logs the exit once and the clients' connection errors in summary, and every
 referral it accepted reaches the receiver (the demo receiver on the MSK service's address) once,
-those the broker's lost log held included (the receiver fails for a while before the kill)."""
+those the broker's lost log held included (the receiver fails for a while before the kill). And the
+supervisor alone: a dead broker is started again and the runtime told; one the gateway stops is not."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.bus.broker import RESTART_BACKOFF_S, EmbeddedBroker
+from gateway.bus.topics import broker_answers
 from gateway.demo_receiver import Behaviour, DemoReceiver
+from gateway.settings import KafkaSettings
 from tests.conftest import free_port
 from tests.delivery.receivers import eventually
 from tests.processes import child_pids, gateway_env, local_client, start_gateway, wait_gone, wait_ready
@@ -52,8 +56,11 @@ async def test_a_killed_embedded_broker_is_started_again_and_every_referral_is_d
         assert await asyncio.to_thread(wait_gone, first_broker)
         receiver.ledger.behaviour = Behaviour()
 
+        seen: list[dict[str, Any]] = []
+
         def restarted() -> bool:
             ready = readiness(base)
+            seen.append(ready)
             return bool(ready["embedded_broker"]["restarts"] == 1 and ready["status"] == "ready")
 
         await eventually(lambda: asyncio.to_thread(restarted), 60, "the broker started again and the gateway ready")
@@ -71,6 +78,9 @@ async def test_a_killed_embedded_broker_is_started_again_and_every_referral_is_d
         gateway.kill()
         await receiver.stop()
     check_once(tmp_path, load, receiver, "the embedded broker killed with SIGKILL under load")
+    outage = [r for r in seen if not r["embedded_broker"]["running"]]
+    assert outage, "/readyz showed the outage while the broker was down"
+    assert all(r["status"] == "not ready" and r["embedded_broker"]["down_since"] for r in outage)
     assert second_broker != first_broker
     assert health["running"] and health["last_exit"] == "was killed by SIGKILL" and health["down_since"] is None
     assert health["last_restart_at"] is not None
@@ -80,3 +90,35 @@ async def test_a_killed_embedded_broker_is_started_again_and_every_referral_is_d
     assert len([line for line in lines if "was killed by SIGKILL; starting it again" in line]) == 1, "logged once"
     errors = [line for line in lines if '"level": "ERROR"' in line and '"logger": "aiokafka' in line]
     assert len(errors) < 100, f"{len(errors)} client errors written one by one, e.g. {errors[:3]}"
+
+
+async def test_the_supervisor_starts_a_dead_broker_again_and_tells_the_runtime(tmp_path: Path) -> None:
+    told: list[int | None] = []
+    broker = EmbeddedBroker("127.0.0.1", free_port(), tmp_path / "broker.log")
+
+    async def restarted() -> None:
+        told.append(broker.pid)
+
+    broker.on_restarted = restarted
+    await broker.start()
+    try:
+        first = broker.pid
+        assert first is not None and broker.health.running and broker.health.restarts == 0
+        os.kill(first, signal.SIGKILL)
+        await eventually(lambda: broker.health.restarts == 1, 30, "the broker started again")
+        assert broker.pid not in (None, first) and told == [broker.pid]
+        assert broker.health.running and broker.health.last_exit == "was killed by SIGKILL"
+        assert await broker_answers(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), 5)
+    finally:
+        await broker.stop()
+
+
+async def test_a_broker_the_gateway_stops_is_not_started_again(tmp_path: Path) -> None:
+    broker = EmbeddedBroker("127.0.0.1", free_port(), tmp_path / "broker.log")
+    await broker.start()
+    pid = broker.pid
+    assert pid is not None
+    await broker.stop()
+    await asyncio.sleep(2 * RESTART_BACKOFF_S)
+    assert await asyncio.to_thread(wait_gone, pid)
+    assert broker.pid is None and not broker.health.running and broker.health.restarts == 0
