@@ -14,12 +14,14 @@ import logging
 import time
 from collections.abc import Callable
 
-#: The aiokafka loggers that write an ERROR per failed attempt (connect, metadata, fetch, coordinator).
+#: The aiokafka loggers that write an ERROR per failed attempt (connect, metadata, fetch, coordinator,
+#: commit, send). A filter on a logger sees only that logger's own records, so each is named.
 CLIENT_LOGGERS = (
     "aiokafka",
     "aiokafka.client",
     "aiokafka.conn",
     "aiokafka.cluster",
+    "aiokafka.consumer.consumer",
     "aiokafka.consumer.fetcher",
     "aiokafka.consumer.group_coordinator",
     "aiokafka.producer.sender",

@@ -89,7 +89,8 @@ async def test_a_killed_embedded_broker_is_started_again_and_every_referral_is_d
     lines = log.read_text().splitlines()
     assert len([line for line in lines if "was killed by SIGKILL; starting it again" in line]) == 1, "logged once"
     errors = [line for line in lines if '"level": "ERROR"' in line and '"logger": "aiokafka' in line]
-    assert len(errors) < 100, f"{len(errors)} client errors written one by one, e.g. {errors[:3]}"
+    # one per kind of message and minute (about 180 in this outage when each is written)
+    assert len(errors) <= 25, f"{len(errors)} client errors written one by one, e.g. {errors[:3]}"
 
 
 async def test_the_supervisor_starts_a_dead_broker_again_and_tells_the_runtime(tmp_path: Path) -> None:
