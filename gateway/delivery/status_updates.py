@@ -80,13 +80,13 @@ class StatusUpdateHandler:
             await self._dead_letter(record, error)
 
     async def _dead_letter(self, record: ConsumerRecord, error: SenderError) -> None:
+        # cut to the store's columns: a record that cannot be written would hold its partition forever
         delivery = envelope.undecodable(record)
+        delivery = replace(delivery, key=delivery.key[:64])
         details = "; ".join(i.diagnostics for i in error.issues) or error.message
         dead = dead_letter_record(
             delivery, topic=self._dead_letter_topic, reason=error.message, details=details, attempts=1
         )
-        # cut to the store's columns: a record that cannot be written would hold its partition forever
-        delivery = replace(delivery, key=delivery.key[:64])
         referral = delivery.headers.get("referral", "").removeprefix("ServiceRequest/")[:64] or UNKNOWN_REFERRAL
         step = ("dead-lettered", {"event_id": dead.event_id, "reason": error.message, "topic": self._dead_letter_topic})
         if await self._ledger.record_unaddressed(referral, (step,), dead):

@@ -1,6 +1,7 @@
 """Task updates receivers publish on the status-updates topic, read by a delivery consumer: while the
 store is unreachable (PostgreSQL behind a proxy the test cuts) each update is tried again, nothing is
-committed past it, and once the store is back every update is applied, once, and none dead-lettered."""
+committed past it, and once the store is back every update is applied, once, and none dead-lettered.
+One the gateway refuses is dead-lettered in delivery's shape, for replay to the status-updates topic."""
 
 from __future__ import annotations
 
@@ -13,16 +14,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from gateway.delivery.dead_letter import replay
 from gateway.settings import Settings, StoreSettings
 from gateway.store.tables import outbox
 from tests.api.test_task_status import publish, referral_and_task
-from tests.conftest import POSTGRES_URL, drop_schema, free_port, postgres_answers, serve, shutdown
+from tests.conftest import POSTGRES_URL, RunningGateway, drop_schema, free_port, postgres_answers, serve, shutdown
 from tests.delivery.receivers import eventually
+from tests.kafka_reader import read_events
 from tests.proxy import CuttableProxy
 
-pytestmark = pytest.mark.parametrize(
-    "store_settings", [pytest.param("sqlite", id="postgresql-behind-a-proxy")], indirect=True
-)  # the store is replaced below
 UPDATES = 4
 
 
@@ -41,6 +41,9 @@ async def proxied_store() -> AsyncIterator[tuple[StoreSettings, CuttableProxy]]:
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize(  # the store is replaced by the proxied one
+    "store_settings", [pytest.param("sqlite", id="postgresql-behind-a-proxy")], indirect=True
+)
 async def test_status_updates_wait_out_an_unreachable_store_and_are_each_applied_once(
     gateway_settings: Settings,
     proxied_store: tuple[StoreSettings, CuttableProxy],
@@ -86,3 +89,43 @@ async def test_status_updates_wait_out_an_unreachable_store_and_are_each_applied
 
 def _failures(caplog: pytest.LogCaptureFixture) -> int:
     return sum("status-updates" in r.getMessage() and "trying again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("store_settings", ["sqlite"], indirect=True)
+async def test_a_refused_update_is_dead_lettered_in_deliverys_shape_and_replays_to_its_topic(
+    running_gateway: RunningGateway,
+) -> None:
+    settings = running_gateway.settings
+    async with running_gateway.client() as client:
+        sr, task = await referral_and_task(client)
+    nhs, subject = sr["subject"]["identifier"]["value"], f"Task/{task['id']}"
+    headers = {"ce_source": "urn:receiver:NQ1IA", "ce_subject": subject}
+    no_id = {k: v for k, v in task.items() if k != "id"}
+    for value in ({**task, "status": "teleported"}, no_id):
+        await asyncio.to_thread(publish, settings.kafka.servers, settings.topics.status_updates, nhs, value, headers)
+    letters = await asyncio.to_thread(
+        read_events,
+        settings.kafka.servers,
+        settings.delivery.dead_letter_topic,
+        2,
+        20,
+        lambda e: e.headers.get("ce_subject") == subject,
+    )
+    reasons = sorted(e.headers["dlq_reason"] for e in letters)
+    assert any("teleported" in r for r in reasons) and any("id" in r for r in reasons), reasons
+    for letter in letters:
+        assert DLQ_HEADERS <= set(letter.headers), "the shared dead-letter record's headers"
+        assert replay(letter.headers) == (settings.topics.status_updates, headers)
+    assert (await running_gateway.runtime.status.tasks.get(task["id"])).status == "requested"  # type: ignore[union-attr]
+
+
+DLQ_HEADERS = {
+    "dlq_reason",
+    "dlq_details",
+    "dlq_receiver",
+    "dlq_original_topic",
+    "dlq_original_partition",
+    "dlq_original_offset",
+    "dlq_attempts",
+    "dlq_time",
+}
