@@ -1,7 +1,9 @@
 """Everything long-lived the gateway owns, started in order and stopped in reverse.
 
 Each component has idempotent `start()`/`stop()`. If start-up fails half way, what was started is
-stopped again before the error propagates: no broker process or socket is left behind.
+stopped again before the error propagates: no broker process or socket is left behind. The embedded
+broker watches its own process and starts it again when it exits (bus/broker.py); it then calls
+`broker_back`, which restores the topics and sets the relay to find what the lost log held at once.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Liveness and readiness for orchestrators: `/healthz` (the process answers) and `/readyz` (the
-store commits, the broker answers, the relay runs). Neither needs authentication or touches patient
-data."""
+store commits, the broker answers, the relay runs; with the embedded broker, its supervision: whether
+it runs, since when it is down, how often and when it was started again). Neither needs
+authentication or touches patient data."""
 
 from __future__ import annotations
 
