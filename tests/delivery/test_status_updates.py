@@ -6,11 +6,14 @@ One the gateway refuses is dead-lettered in delivery's shape, for replay to the 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -58,12 +61,19 @@ async def test_status_updates_wait_out_an_unreachable_store_and_are_each_applied
         await asyncio.wait_for(runtime.status_updates.joined.wait(), 30)
         await proxy.cut()
         with caplog.at_level(logging.ERROR, logger="gateway.delivery.consumer"):
-            for sr, task in made:
-                value, headers = {**task, "status": "accepted"}, {"ce_source": "urn:receiver:NQ1IA"}
-                nhs = sr["subject"]["identifier"]["value"]
-                await asyncio.to_thread(publish, gateway_settings.kafka.servers, topic, nhs, value, headers)
+            at = [
+                await asyncio.to_thread(publish_at, gateway_settings.kafka.servers, topic, sr, task)
+                for sr, task in made
+            ]
             await eventually(lambda: _failures(caplog) >= 2, 30, "the handler failing against the missing store")
-        await asyncio.sleep(1)
+        await asyncio.sleep(2)  # past the consumer's commit interval
+        group = f"{gateway_settings.kafka.consumer_group_prefix}-{gateway_settings.delivery.status_updates_group}"
+        committed = await asyncio.to_thread(committed_offsets, gateway_settings.kafka.servers, group, topic, at)
+        assert all(committed[p] is None or committed[p] <= o for p, o in at), (
+            "committed past an update",
+            at,
+            committed,
+        )
         await proxy.start()
 
         async def applied() -> list[tuple[str, int]]:
@@ -85,6 +95,25 @@ async def test_status_updates_wait_out_an_unreachable_store_and_are_each_applied
         if not proxy.listening:
             await proxy.start()
         await shutdown(gateway)
+
+
+def publish_at(servers: str, topic: str, sr: dict[str, Any], task: dict[str, Any]) -> tuple[int, int]:
+    """A receiver's Task update (accepted) on the topic; where it landed (partition, offset)."""
+    producer = KafkaProducer(bootstrap_servers=servers, acks="all")
+    value = json.dumps({**task, "status": "accepted"}).encode()
+    key = sr["subject"]["identifier"]["value"].encode()
+    sent = producer.send(topic, value, key=key, headers=[("ce_source", b"urn:receiver:NQ1IA")]).get(timeout=10)
+    producer.close()
+    return int(sent.partition), int(sent.offset)
+
+
+def committed_offsets(servers: str, group: str, topic: str, at: list[tuple[int, int]]) -> dict[int, int | None]:
+    """The group's committed offset of each partition in `at`, read without joining the group."""
+    reader = KafkaConsumer(bootstrap_servers=servers, group_id=group, enable_auto_commit=False)
+    try:
+        return {p: reader.committed(TopicPartition(topic, p)) for p, _ in at}
+    finally:
+        reader.close()
 
 
 def _failures(caplog: pytest.LogCaptureFixture) -> int:
