@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit browser bench fuzz clean
+.PHONY: run test lint typecheck unit browser promtool bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-deps
 	$(BIN)/referral-gateway serve
 
-test: $(VENV)/.test-deps browser lint typecheck
+test: $(VENV)/.test-deps browser promtool lint typecheck
 	$(BIN)/pytest
 
 # ruff, then the import contracts of .importlinter (the layers and each package's "Must not" rules)
@@ -35,6 +35,10 @@ typecheck: $(VENV)/.test-deps
 
 browser:
 	bash scripts/install-browser.sh
+
+# Debian's prometheus package: promtool checks deploy/prometheus/alerts.yml, Prometheus runs it (tests/deploy)
+promtool:
+	bash scripts/install-promtool.sh
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench

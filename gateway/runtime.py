@@ -85,7 +85,7 @@ class Runtime:
             self.store, settings.delivery.dead_letter_topic, self.relay.wake, self.router.directory.__contains__
         )
         view = BrokerView(kafka, [t.name for t in self.topics], gateway_groups(settings))
-        self.sampler = Sampler(view, self.store, settings.monitor)
+        self.sampler = Sampler(view, self.store, settings.monitor, self.dead_letters)
         self.pruner = Pruner(self.store, settings.retention, settings.delivery.dead_letter_topic)
         self._started: list[Component] = []
 

@@ -17,6 +17,7 @@ Must not: send anything to a receiver or publish to Kafka itself (the relay and 
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -116,6 +117,10 @@ class DeadLetters:
         letters = [d for d in letters if receiver is None or d.receiver == receiver]
         found = await self._with_state(letters)
         return [d for d in found if state is None or d.state == state][:limit]
+
+    async def open_count(self) -> int:
+        """How many dead letters wait for an engineer (neither replayed nor discarded): uncapped."""
+        return len(await self.search(state=OPEN, limit=sys.maxsize))
 
     async def get(self, dead_letter_id: str) -> DeadLetter:
         query = select(outbox).where(outbox.c.event_id == dead_letter_id, outbox.c.topic == self.topic)

@@ -2,12 +2,19 @@
 
     intake      gateway_referrals_received_total{adapter}, _accepted_total{adapter,outcome},
                 _rejected_total{adapter,error}, gateway_intake_seconds{adapter}
+    inbound     gateway_inbound_refused_total{adapter,reason,sender} (every refusal, before the intake too)
     relay       gateway_events_published_total{topic}, gateway_publish_failures_total{topic},
                 gateway_outbox_to_kafka_seconds{topic} (commit to broker acknowledgement)
     status      gateway_task_status_changes_total{status,adapter}
     delivery    gateway_deliveries_total{receiver,format,outcome}, gateway_delivery_seconds{format}
     sampler     gateway_topic_end_offset{topic}, gateway_consumer_lag{group,topic},
-                gateway_outbox_backlog, gateway_delivery_ledger{receiver,status}
+                gateway_outbox_backlog, gateway_outbox_oldest_age_seconds, gateway_broker_up,
+                gateway_delivery_ledger{receiver,status}, gateway_receiver_failing{receiver},
+                gateway_dead_letters_open
+    safety      gateway_wait_breaches_open{service,priority,status} (the wait-time watcher)
+
+The alerting rules in deploy/prometheus/alerts.yml read these names; tests/deploy holds them to this
+module, so renaming one here means changing the rules too.
 
 Labels are adapters, topics, receivers and error classes: never an id or anything about a patient.
 The spines call the small functions below; nothing here does I/O.
@@ -52,6 +59,26 @@ TOPIC_END_OFFSET = Gauge("gateway_topic_end_offset", "Sum of the end offsets of 
 CONSUMER_LAG = Gauge("gateway_consumer_lag", "Records a consumer group has yet to commit", ["group", "topic"])
 OUTBOX_BACKLOG = Gauge("gateway_outbox_backlog", "Outbox events committed and not yet published")
 DELIVERY_LEDGER = Gauge("gateway_delivery_ledger", "Deliveries kept, by receiver and state", ["receiver", "status"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "gateway_outbox_oldest_age_seconds", "How long the oldest unpublished outbox event has waited (0: none waits)"
+)
+BROKER_UP = Gauge("gateway_broker_up", "Whether the broker answered the latest sample (1) or not (0)")
+RECEIVER_FAILING = Gauge(
+    "gateway_receiver_failing",
+    "Whether a receiver's latest delivery is waiting for a retry or was given up (1) or went through (0)",
+    ["receiver"],
+)
+DEAD_LETTERS_OPEN = Gauge("gateway_dead_letters_open", "Dead letters neither replayed nor discarded")
+REFUSED = Counter(
+    "gateway_inbound_refused",
+    "Inbound messages refused, by inbound adapter, reason class and sender",
+    ["adapter", "reason", "sender"],
+)
+WAIT_BREACHES_OPEN = Gauge(
+    "gateway_wait_breaches_open",
+    "Referrals waiting longer than their service allows at a Task status, by priority",
+    ["service", "priority", "status"],
+)
 
 
 @contextmanager

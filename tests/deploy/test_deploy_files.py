@@ -144,7 +144,7 @@ def test_compose_runs_two_gateway_replicas_with_valid_settings(monkeypatch: pyte
 
 
 def kubernetes_env(monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, list[str]]:
-    (config,) = of_kind("ConfigMap")
+    (config,) = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "referral-gateway"]
     (secret,) = of_kind("Secret")
     (deployment,) = of_kind("Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
