@@ -4,6 +4,7 @@ fhir-http   FHIR over HTTP end to end, referrals per second
 hl7-mllp    HL7 v2 over MLLP end to end, and the ingest stage against the naive pipeline
 latency     POST latency p50 / p99 at a fixed offered rate (100/s), SQLite and PostgreSQL
 delivery    outbound delivery throughput
+inbound-log what the inbound message log costs per HL7 v2 message (CPU, bytes), and the rate with it on
 memory      peak RSS over a long streamed load (--memory-referrals; a million takes about an hour here)
 
 Where the CPU goes, per stage and per part of the process: `python -m bench.profile`.
@@ -15,11 +16,11 @@ import argparse
 import logging
 from collections.abc import Callable
 
-from bench import delivery, fhir_http, hl7_mllp, latency, memory
+from bench import delivery, fhir_http, hl7_mllp, inbound_log, latency, memory
 from bench.harness import SQLITE, machine, store_kinds
 from bench.report import Report
 
-NAMES = ("fhir-http", "hl7-mllp", "latency", "delivery", "memory")
+NAMES = ("fhir-http", "hl7-mllp", "inbound-log", "latency", "delivery", "memory")
 
 
 def main() -> int:
@@ -41,6 +42,7 @@ def main() -> int:
     runs: dict[str, Callable[[], object]] = {
         "fhir-http": lambda: fhir_http.run(report, args.count),
         "hl7-mllp": lambda: hl7_mllp.run(report),  # more figures: `python -m bench.hl7_mllp --help`
+        "inbound-log": lambda: inbound_log.run(report),
         "latency": lambda: latency.run(report, args.latency_seconds, args.latency_rate),
         "delivery": lambda: delivery.run(report, args.delivery_count),
         "memory": lambda: memory.run(report, args.memory_referrals, store=args.memory_store),

@@ -1,5 +1,6 @@
 """Delivery throughput: events already on the broker, delivered by the outbound consumers to a demo
-receiver (a separate `referral-gateway demo-receiver` process) over FHIR REST.
+receiver (a separate `referral-gateway demo-receiver` process), over FHIR REST and over HL7 v2 MLLP
+(REF^I12, each delivered on its ACK).
 
 The delivery component runs in this process on the delivery tests' own bench (store, relay and
 consumers over a real broker, on topics of its own), so the figure is delivery's alone, without intake.
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import NamedTuple
 
 import httpx
 
@@ -25,19 +27,21 @@ from tests.conftest import free_port
 from tests.delivery.bench import bench
 
 RECEIVER = "msk-pain"
+FORMATS = {"fhir-rest": "a FHIR REST receiver", "hl7v2-mllp": "an HL7 v2 MLLP receiver"}
 
 
 def run(report: Report, count: int = 2000) -> None:
-    with TemporaryDirectory(prefix="bench-delivery-") as tmp, broker() as servers, demo_receiver(Path(tmp)) as rx:
-        url, record = rx
-        seconds = asyncio.run(_measure(servers, Path(tmp), url, record, count))
-    report.figure("delivery to a FHIR REST receiver, events per second", count / seconds, "/s")
+    for fmt, what in FORMATS.items():
+        with TemporaryDirectory(prefix="bench-delivery-") as tmp, broker() as servers, demo_receiver(Path(tmp)) as rx:
+            destination = Destination(RECEIVER, fmt, rx.fhir_base_url if fmt == "fhir-rest" else rx.mllp_address)
+            seconds = asyncio.run(_measure(servers, Path(tmp), destination, rx.record, count))
+        report.figure(f"delivery to {what}, events per second", count / seconds, "/s")
     report.line(f"  ({count} events on 3 partitions, one consumer group member, receiver in its own process)")
 
 
-async def _measure(servers: str, data_dir: Path, url: str, record: Path, count: int) -> float:
+async def _measure(servers: str, data_dir: Path, destination: Destination, record: Path, count: int) -> float:
     async with bench(servers, data_dir, start=False) as b:
-        b.destinations.known[RECEIVER] = Destination(RECEIVER, "fhir-rest", url)
+        b.destinations.known[RECEIVER] = destination
         for _ in range(count):
             await b.publish(RECEIVER)
 
@@ -59,18 +63,26 @@ def _lines(path: Path) -> int:
         return sum(1 for _ in f)
 
 
+class Receiver(NamedTuple):
+    """A demo receiver process: where it takes FHIR and MLLP, and the file it records referrals in."""
+
+    fhir_base_url: str
+    mllp_address: str
+    record: Path
+
+
 @contextmanager
-def demo_receiver(data_dir: Path) -> Iterator[tuple[str, Path]]:
-    http, record = free_port(), data_dir / "received.jsonl"
+def demo_receiver(data_dir: Path) -> Iterator[Receiver]:
+    http, mllp, record = free_port(), free_port(), data_dir / "received.jsonl"
     command = [sys.executable, "-m", "gateway", "demo-receiver", "--record", str(record)]
     proc = subprocess.Popen(
-        [*command, "--http-port", str(http), "--mllp-port", str(free_port())],
+        [*command, "--http-port", str(http), "--mllp-port", str(mllp)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         _wait_listening(f"http://127.0.0.1:{http}/_demo/requests")
-        yield f"http://127.0.0.1:{http}/fhir", record
+        yield Receiver(f"http://127.0.0.1:{http}/fhir", f"127.0.0.1:{mllp}", record)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -29,7 +29,8 @@ from bench.harness import Gateway, cpu_seconds, gateway
 from bench.readback import TopicWatcher
 from bench.report import Report
 from gateway.canonical import nhs_number
-from gateway.mllp.framer import END_BLOCK, NEED_DATA, START_BLOCK, MllpFramer
+from gateway.mllp.connection import NEED_DATA, MllpConnection
+from gateway.mllp.streams import read_frame
 from gateway.settings import SCHEMAS_DIR
 from tests.conftest import free_port
 
@@ -76,9 +77,9 @@ def _nhs_number(seed: int) -> str:
 
 
 def pure_rate(texts: list[str]) -> dict[str, float]:
-    stream = b"".join(START_BLOCK + t.encode() + END_BLOCK for t in texts)
+    framer = MllpConnection(1024 * 1024)
+    stream = b"".join(framer.send(t.encode()) for t in texts)
     stages = {"frame": 0.0, "parse": 0.0, "map": 0.0, "validate": 0.0, "ack": 0.0}
-    framer = MllpFramer(1024 * 1024)
     started = time.perf_counter()
     for at in range(0, len(stream), 65536):
         framer.receive_data(stream[at : at + 65536])
@@ -138,11 +139,13 @@ async def send_all(port: int, texts: list[str], connections: int) -> list[str]:
 
 async def _one_connection(port: int, texts: list[str]) -> list[str]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    codes = []
+    mllp, codes = MllpConnection(1024 * 1024), []
     for text in texts:
-        writer.write(START_BLOCK + text.encode() + END_BLOCK)
+        writer.write(mllp.send(text.encode()))
         await writer.drain()
-        frame = await reader.readuntil(END_BLOCK)
+        frame = await read_frame(reader, mllp)
+        if frame is None:
+            raise ConnectionError("the gateway closed the connection before answering")
         codes.append(frame.decode().split("\rMSA|")[1][:2])
     writer.close()
     await writer.wait_closed()

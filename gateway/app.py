@@ -21,12 +21,26 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import __version__
-from gateway.api import audit_events, fhir, metrics, monitor, monitor_json, oauth, operations, pad, signin, tasks
+from gateway.api import (
+    audit_events,
+    fhir,
+    metrics,
+    monitor,
+    monitor_inbound,
+    monitor_json,
+    oauth,
+    operations,
+    pad,
+    signin,
+    tasks,
+)
 from gateway.api.outcome import operation_outcome
 from gateway.api.representation import fhir_response
 from gateway.auth import policy, web
 from gateway.auth.guard import guard, route_path
 from gateway.errors import GatewayError, Issue, MalformedInput, NotFound, SenderError, Unauthenticated
+from gateway.inbound_log.arrival import refused_here
+from gateway.inbound_log.http import InboundHttpLog
 from gateway.observability.log_context import bind_correlation, correlation
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -61,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     _install_error_handlers(app)
     app.add_middleware(_TransactionHeaders)
+    # outermost: it sees every answer
+    app.add_middleware(InboundHttpLog, log=runtime.inbound_log, max_body_bytes=settings.api.max_body_bytes)
     app.include_router(fhir.router)
     app.include_router(tasks.router)
     app.include_router(audit_events.router)
@@ -70,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pad.router)
     app.include_router(monitor.router)
     app.include_router(monitor_json.router)
+    app.include_router(monitor_inbound.router)
     app.include_router(metrics.router)
     app.add_api_route("/openapi.json", lambda: app.openapi(), include_in_schema=False)
     for templates in (pad.templates, signin.templates, monitor.templates):
@@ -85,6 +102,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 async def _gateway_error(request: Request, exc: GatewayError) -> Response:
+    refused_here(exc)  # the inbound log records what the sender is told
     if not isinstance(exc, SenderError):
         log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
     if isinstance(exc, Unauthenticated) and web.wants_page(request) and _is_page(request):

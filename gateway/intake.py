@@ -4,7 +4,9 @@
                                                          one group commit) ──▶ relay
 
 A caller hears back only after the commit, so an HTTP 201 or an HL7 AA always means "durably
-accepted", audit event included. A resend (same business identifier, or the same sender's message id)
+accepted", audit event included, and the inbound log's row of the message it came in is in that commit
+too when its surface logs it (gateway/inbound_log), saying which referral it became.
+A resend (same business identifier, or the same sender's message id)
 returns the first referral and adds no event. Updates and cancellations follow the same path with a
 new version. The ServiceRequest is validated once (by the adapter) and serialised once: the adapter's
 own JSON when it has it (HL7 v2), else one dump of the model; that one string is the stored row and
@@ -32,6 +34,7 @@ from gateway.canonical import ukcore
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import initial_task
 from gateway.errors import Conflict, GatewayError, NotFound, PreconditionFailed
+from gateway.inbound_log import arrival as arrivals
 from gateway.observability import metrics
 from gateway.observability.log_context import bind_correlation, correlation
 from gateway.routing import RouteDecision, Router
@@ -97,11 +100,15 @@ class Intake:
 
     async def _commit(self, inbound: InboundReferral) -> AcceptResult:
         key = (inbound.sender, inbound.message_id) if inbound.message_id else None
+        arrival = _taken_up(inbound)
         ukcore.validate(inbound.service_request)
         decision = self._router.route(inbound.service_request)
         new = _new_referral(inbound, decision, key)
         new.audit = spines.referral_accepted(self._audit, inbound.channel, inbound.sender)
-        result = await self._store.accept(new)  # the referral, its event and its audit event: one commit
+        new.inbound = arrival.row() if arrival else None
+        result = await self._store.accept(new)  # the referral, its event, audit event and log row: one commit
+        if arrival is not None:
+            arrival.settled(arrivals.ACCEPTED if result.created else arrivals.DUPLICATE, result.referral.id)
         if result.created:
             log.info("referral %s accepted from %s, routed by %s", result.referral.id, inbound.channel, decision.rule)
         if result.created or new.audit is not None:
@@ -118,6 +125,7 @@ class Intake:
         """A new version of a known referral (PUT, BaRS update, cancellation). `authorise` sees the
         current referral first and raises if the caller may not change it."""
         current: StoredReferral | None = None
+        _taken_up(inbound)
         try:
             current = await self._find(inbound.service_request, referral_id)
             if authorise is not None:
@@ -155,6 +163,7 @@ class Intake:
         kind = events.SERVICEREQUEST_CANCELLED if sr.status == "revoked" else events.SERVICEREQUEST_UPDATED
         event = _event(sr, current.id, resource, current.topic, kind, inbound, {"routing_rule": current.rule})
         key = (inbound.sender, inbound.message_id) if inbound.message_id else None
+        arrival = arrivals.current()
         try:
             async with self._store.begin() as conn:
                 stored = await self._store.update(
@@ -164,13 +173,26 @@ class Intake:
                     event,
                     [("updated", {"event_type": kind, "status": sr.status, "channel": inbound.channel})],
                     key,
+                    inbound=arrival.row() if arrival else None,
                 )
         except IntegrityError as exc:
             raise Conflict("the referral changed while this update was being made; read it and try again") from exc
+        if arrival is not None:
+            arrival.settled(arrivals.ACCEPTED, stored.id)
         self._on_commit()
         if sr.status == "revoked" and self._on_cancelled is not None:
             await self._on_cancelled(stored.id)
         return _acceptance(stored, created=False)
+
+
+def _taken_up(inbound: InboundReferral) -> arrivals.Arrival | None:
+    """The logged message this referral came in, noted as taken up by the intake (a refusal from here
+    on is the intake's); None when its surface does not log it."""
+    arrival = arrivals.current()
+    if arrival is not None:
+        arrival.in_intake = True
+        arrival.nhs_number = (ref.nhs_number(inbound.service_request) or "")[:16] or None
+    return arrival
 
 
 def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[str, str] | None) -> NewReferral:

@@ -23,6 +23,8 @@ from gateway.bus.topics import ensure_topics, load_topics
 from gateway.delivery.destinations import DirectoryDestinations
 from gateway.delivery.service import DeliveryService
 from gateway.delivery.status_updates import status_updates_consumer
+from gateway.inbound_log.log import InboundLog
+from gateway.inbound_log.resubmit import Resubmitter
 from gateway.intake import Intake
 from gateway.mllp.handler import ReferralHandler
 from gateway.mllp.listener import MllpListener
@@ -59,6 +61,7 @@ class Runtime:
         self.topics = load_topics(settings.schemas_dir)
         self.router = load_router(settings.schemas_dir)
         self.store = Store(settings.store_url, settings.store.batch_max, settings.store.db_schema)
+        self.inbound_log = InboundLog(self.store.inbound, settings.inbound.enabled)
         self.relay = OutboxRelay(
             self.store, kafka, settings.relay, on_broker_error=self.ensure_topics, on_log_lost=self.log_lost
         )
@@ -75,12 +78,26 @@ class Runtime:
         self.intake = Intake(
             self.store, self.router, self.relay.wake, on_cancelled=self.status.referral_cancelled, audit=self.audit
         )
-        self.status_updates = status_updates_consumer(settings, self.status, self.store, self.relay.wake)
+        self.status_updates = status_updates_consumer(
+            settings, self.status, self.store, self.relay.wake, self.inbound_log
+        )
         destinations = DirectoryDestinations(self.router.directory)
         hl7 = hl7_tables.load(settings.schemas_dir)
         self.delivery = DeliveryService(kafka, settings.delivery, self.store, destinations, self.relay.wake, hl7=hl7)
         senders = SenderCheck(SenderPolicy(settings.mllp.senders), self.audit)
-        self.mllp = MllpListener(settings.mllp, ReferralHandler(self.intake, hl7, senders, self.status), hl7)
+        self.hl7_handler = ReferralHandler(
+            self.intake, hl7, senders, self.status, settings.mllp.sender_organisations, self.inbound_log
+        )
+        self.mllp = MllpListener(settings.mllp, self.hl7_handler, hl7)
+        self.resubmitter = Resubmitter(
+            self.inbound_log,
+            self.store.inbound,
+            self.intake,
+            self.hl7_handler,
+            (settings.pad, settings.schemas_dir),
+            self.audit,
+            settings.inbound.bulk_max,
+        )
         self.dead_letters = DeadLetters(
             self.store, settings.delivery.dead_letter_topic, self.relay.wake, self.router.directory.__contains__
         )

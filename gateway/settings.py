@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +24,7 @@ from pydantic_settings import (
 )
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+_ODS_CODE = re.compile(r"^[A-Z0-9]{3,9}$")  # the shape gateway.canonical.ods checks
 
 
 def topic_roles(schemas_dir: Path) -> dict[str, list[str]]:
@@ -116,6 +118,29 @@ class MllpSender(BaseModel):
     sources: list[str] = Field(default_factory=list)  # IPs or CIDRs; empty: wherever `allowed_sources` allows
 
 
+class Hl7SenderOrganisations(BaseModel):
+    """The organisations a sender's REF^I12 stand for when they carry no PRD segments (a PAS often sends
+    MSH, EVN, RF1 and PID only), matched on MSH-4.1 and MSH-6.1. A PRD the message does carry wins;
+    without an entry such a message is refused, naming the PRD it lacks."""
+
+    sending_facility: str  # MSH-4.1
+    receiving_facility: str  # MSH-6.1
+    referring_ods: str  # the requester, when there is no PRD RP
+    receiving_ods: str  # the performer, when there is no PRD RT
+
+    @field_validator("referring_ods", "receiving_ods")
+    @classmethod
+    def _ods_code(cls, value: str) -> str:
+        code = value.strip().upper()
+        if not _ODS_CODE.fullmatch(code):
+            raise ValueError(f"'{value}' is not an ODS code (MLLP_SENDER_ORGANISATIONS)")
+        return code
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.sending_facility.strip().upper(), self.receiving_facility.strip().upper()
+
+
 class MllpSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -125,8 +150,17 @@ class MllpSettings(BaseModel):
     allowed_sources: list[str] = Field(default_factory=list)  # IPs or CIDRs; empty: any
     # Known senders (MLLP_SENDERS, JSON); empty: any MSH-4. Set: MSH-4 must name one, from its sources.
     senders: list[MllpSender] = Field(default_factory=list)
+    # Organisations for REF^I12 without PRD segments, per sender (MLLP_SENDER_ORGANISATIONS, JSON); empty: none.
+    sender_organisations: list[Hl7SenderOrganisations] = Field(default_factory=list)
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_entry_per_sender(self) -> MllpSettings:
+        keys = [entry.key for entry in self.sender_organisations]
+        if len(keys) != len(set(keys)):
+            raise ValueError("MLLP_SENDER_ORGANISATIONS names one MSH-4 and MSH-6 pair more than once")
+        return self
 
 
 class StoreSettings(BaseModel):
@@ -167,7 +201,9 @@ class DeliverySettings(BaseModel):
     backoff_max_s: float = Field(default=900.0, gt=0)
     backoff_jitter: float = Field(default=0.5, ge=0, le=1)  # the share of each delay that is random
     http_timeout_s: float = Field(default=15.0, gt=0)
-    mllp_timeout_s: float = Field(default=15.0, gt=0)  # connect, send and wait for the ACK
+    mllp_timeout_s: float = Field(default=15.0, gt=0)  # send and wait for the ACK
+    mllp_connect_timeout_s: float = Field(default=5.0, gt=0)  # open a connection to an MLLP receiver
+    mllp_max_ack_bytes: int = Field(default=64 * 1024, ge=256)  # a longer answer closes the connection
     max_waiting: int = Field(default=1000, ge=1)  # retries held in memory per partition before it pauses
     # Where a delivery group with no committed offsets starts. "earliest": nothing published is ever
     # skipped (the ledger keeps a second look harmless). "latest" only for throwaway groups (tests, demos)
@@ -247,12 +283,21 @@ class RetentionSettings(BaseModel):
     interval_s: float = Field(default=3600.0, gt=0)  # how often the pruning job runs
     outbox_days: float = Field(default=14.0, gt=0)  # published events (a dead letter: once replayed or discarded)
     history_days: float = Field(default=400.0, gt=0)  # a referral's history and delivery records, after its last step
+    inbound_days: float = Field(default=90.0, gt=0)  # the inbound message log (every message, as received)
 
     @model_validator(mode="after")
     def _history_outlives_messages(self) -> RetentionSettings:
         if self.history_days < self.outbox_days:
             raise ValueError("histories must be kept at least as long as messages (RETENTION_HISTORY_DAYS)")
         return self
+
+
+class InboundSettings(BaseModel):
+    """The inbound message log (INBOUND_*): every message that arrives, with what became of it (the
+    monitor's Inbound page, `referral-gateway inbound`). How long it is kept: RETENTION_INBOUND_DAYS."""
+
+    enabled: bool = True
+    bulk_max: int = Field(default=1000, ge=1, le=100_000)  # messages one bulk resubmission sends at most
 
 
 class AuthSettings(BaseModel):
@@ -304,6 +349,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    inbound: InboundSettings = Field(default_factory=InboundSettings)
 
     @model_validator(mode="after")
     def _topic_names_from_schemas(self) -> Settings:

@@ -2,13 +2,17 @@
 encoding characters.
 
     original mode (MSH-15 and MSH-16 empty)   one ACK: AA accepted, AE / AR with ERR
-    enhanced mode (MSH-15 / MSH-16 set)       a commit ACK first (CA: safely received, the sender may
-                                              stop resending; CE: not received, send again; CR: refused),
-                                              then the application ACK (AA / AE / AR), each only when
-                                              MSH-15 / MSH-16 (table 0155: AL, SU, ER, NE) asks for it
+    enhanced mode (MSH-15 / MSH-16 set)       taken: a commit ACK (CA: safely received, the sender may
+                                              stop resending), then the application ACK (AA), each only
+                                              when MSH-15 / MSH-16 (table 0155: AL, SU, ER, NE) asks
+                                              not taken: one commit ACK with ERR, whatever they ask:
+                                              CR refused (the sender must mend it), CE the gateway
+                                              failed (the store did not commit: send again)
 
-A `GatewayError` says which: `ack_code` AE or AR, `retriable` (a receiver error: CE, send again).
-An AE in enhanced mode follows a CA: the message arrived and resending it cannot help.
+A message the gateway did not take is never answered CA, and never left unanswered in enhanced
+mode: a sender that asked for no application ACK (MSH-16 NE, the usual PAS setting) would otherwise
+believe a refused referral taken. A `GatewayError` says which: a `SenderError` is refused (its
+`ack_code` AE or AR in original mode), anything else is the gateway's failure.
 
 ERR names where and why, one per issue: v2.5 on, ERR-2 (location SEG^sequence^field^repetition^
 component), ERR-3 (table 0357 code), ERR-4 (severity), ERR-8 (user message); v2.3.1 and v2.4, ERR-1
@@ -32,7 +36,7 @@ from adapters.hl7v2.header import Header
 from adapters.hl7v2.parser import STANDARD
 from adapters.hl7v2.tables import Hl7Tables
 from adapters.hl7v2.writer import Component, Value
-from gateway.errors import GatewayError, Issue
+from gateway.errors import GatewayError, Issue, SenderError
 
 _LOCATION = re.compile(r"^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+)(?:\[(\d+)\])?(?:\.(\d+))?)?$")
 _SEVERITY = {"fatal": "E", "error": "E", "warning": "W", "information": "I"}
@@ -71,15 +75,13 @@ def accepted(head: Header, hl7: Hl7Tables) -> list[str]:
 
 
 def failed(head: Header, error: GatewayError, hl7: Hl7Tables) -> list[str]:
-    """The answer to a message the gateway did not take, with an ERR for each issue."""
+    """The answer to a message the gateway did not take, with an ERR for each issue: never a CA, and in
+    enhanced mode sent whatever MSH-15 and MSH-16 ask (see the module's docstring)."""
     text = error.message[:_MSA_3_MAX]
     if not head.enhanced:
         return [_ack(head, error.ack_code, text, error.issues, hl7)]
-    commit = "CE" if error.retriable else "CR" if error.ack_code == "AR" else "CA"
-    answers = [_ack(head, commit, text, error.issues, hl7)] if head.wants_commit_ack(commit == "CA") else []
-    if commit == "CA" and head.wants_application_ack(False):
-        answers.append(_ack(head, error.ack_code, text, error.issues, hl7))
-    return answers
+    commit = "CR" if isinstance(error, SenderError) else "CE"
+    return [_ack(head, commit, text, error.issues, hl7)]
 
 
 def unreadable(error: GatewayError, hl7: Hl7Tables) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Protocol
 
 _FORMATTING_BREAKS = {".br", ".sp"}
+_MLLP_BLOCKS = ("\x0b", "\x1c")
 
 
 class Separators(Protocol):
@@ -78,7 +79,8 @@ def _hex(digits: str) -> str | None:
 
 
 def escape(text: str, enc: Separators, formatted: bool = False) -> str:
-    """Encode one leaf value. Line breaks become \\.br\\ in formatted text (FT, TX), else \\X0A\\."""
+    """Encode one leaf value. Line breaks become \\.br\\ in formatted text (FT, TX), else \\X0A\\; the
+    MLLP block characters VT and FS become \\X0B\\ and \\X1C\\."""
     esc = enc.escape
     if esc in text:
         text = text.replace(esc, f"{esc}E{esc}")
@@ -90,6 +92,9 @@ def escape(text: str, enc: Separators, formatted: bool = False) -> str:
     ):
         if char in text:
             text = text.replace(char, f"{esc}{code}{esc}")
+    for block in _MLLP_BLOCKS:
+        if block in text:  # a VT or FS would end or restart the MLLP frame that carries the message
+            text = text.replace(block, f"{esc}X{ord(block):02X}{esc}")
     if "\n" in text or "\r" in text:
         newline = f"{esc}.br{esc}" if formatted else f"{esc}X0A{esc}"
         text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", newline)

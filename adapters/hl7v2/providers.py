@@ -12,12 +12,18 @@ phone): a referred-to service usually sends its name alone.
 A referral needs both providers with an ODS code; up to v2.5.1 PRD has no organisation field
 (PRD-10 came with v2.6), so PRD-7 is where UK senders put it.
 
+A sender whose REF^I12 carry no PRD at all (a PAS often sends MSH, EVN, RF1 and PID only) may be
+given its organisations in the settings (`MLLP_SENDER_ORGANISATIONS`, matched on MSH-4 and MSH-6 by
+the caller): a role with no PRD then takes the configured ODS code. A PRD that is there always wins,
+and one without an ODS code is still refused: only a missing segment is filled in, never a wrong one.
+
 Only the first PRD of each role counts; other roles (PP, CP) are not part of the referral.
 Must not: decide routing from the performer (the router does).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from adapters.hl7v2 import datatypes
@@ -26,6 +32,8 @@ from adapters.hl7v2.parser import Composite, Message, Segment
 from adapters.hl7v2.tables import Hl7Tables, Identifiers
 from gateway.canonical import ods
 from gateway.errors import InvalidReferral, Issue
+
+log = logging.getLogger(__name__)
 
 REFERRING, REFERRED_TO = "RP", "RT"
 PRACTITIONER_IDS = {REFERRING: "referrer", REFERRED_TO: "referred-to"}
@@ -41,9 +49,13 @@ class Provider:
     identifier_types: tuple[tuple[str, str], ...]  # (PLN-2, PLN-1) of PRD-7, for the source of referral
 
 
-def provider(message: Message, role: str, hl7: Hl7Tables) -> Provider:
-    """The provider in `role`; raises `InvalidReferral` naming the PRD when it is missing or has no ODS code."""
+def provider(message: Message, role: str, hl7: Hl7Tables, configured: str | None = None) -> Provider:
+    """The provider in `role`; raises `InvalidReferral` naming the PRD when it is missing (and no ODS
+    code is `configured` for the sender) or has no ODS code."""
     prd = next((s for s in message.all("PRD") if role in _roles(s)), None)
+    if prd is None and configured:
+        log.info("HL7 %s has no PRD %s: %s from the sender's settings", message.msh.text(10), role, configured)
+        return Provider(role, configured, None, None, ())
     if prd is None:
         raise InvalidReferral(
             f"the message has no {ROLE_NAMES[role].lower()}",

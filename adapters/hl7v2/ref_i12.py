@@ -8,6 +8,7 @@ schemas/hl7v2/ref_i12_mapping.md.
     RF1-6        -> identifier  RF1-7 / RF1-8 -> occurrencePeriod    RF1-9 (else MSH-7) -> authoredOn
     PID          -> subject, contained Patient                                   (patient.py)
     PRD RP / RT  -> requester / performer, contained Practitioners             (providers.py)
+                    (no PRD: the sender's configured organisations, when the deployment has them)
     DG1 / OBX / NTE -> reasonCode / supportingInfo / note                        (clinical.py)
     PRD RP PLN-2 -> extension SourceOfServiceRequest (GP unless the referrer says otherwise)
 
@@ -23,26 +24,33 @@ from typing import Any
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
-from adapters.hl7v2 import clinical, datatypes, header, patient, providers
+from adapters.hl7v2 import clinical, datatypes, patient, providers
 from adapters.hl7v2.datatypes import Json
 from adapters.hl7v2.header import Header
 from adapters.hl7v2.parser import Composite, Message, Segment
 from adapters.hl7v2.providers import Provider
-from adapters.hl7v2.tables import Hl7Tables, Profile
+from adapters.hl7v2.tables import Hl7Tables, MessageType, Profile
 from gateway.canonical import systems
 from gateway.canonical.referral import InboundReferral
 from gateway.errors import InvalidReferral, Issue
+from gateway.settings import Hl7SenderOrganisations
 
 CHANNEL = "hl7v2-mllp"
 STRUCTURE = "REF_I12"
 ROLE_DISPLAY = {"RP": "Referring provider (PRD RP)", "RT": "Referred-to provider (PRD RT)"}
 
 
-def to_referral(message: Message, hl7: Hl7Tables, correlation_id: str | None = None) -> InboundReferral:
-    """Map a parsed REF^I12; raises `UnsupportedInput` (MSH), `InvalidReferral` naming HL7 fields."""
-    head = header.read(message)
-    kind = header.check(head, hl7.profile)
-    data = service_request(message, head, hl7)
+def to_referral(
+    message: Message,
+    head: Header,
+    kind: MessageType,
+    hl7: Hl7Tables,
+    organisations: Hl7SenderOrganisations | None = None,
+    correlation_id: str | None = None,
+) -> InboundReferral:
+    """Map a parsed REF^I12 whose header the caller has read and checked (`header.check` gave `kind`);
+    raises `InvalidReferral` naming HL7 fields. `organisations`: the sender's, for a message without PRD."""
+    data = service_request(message, head, hl7, organisations)
     return InboundReferral(
         service_request=validated(data, hl7.profile),
         channel=CHANNEL,
@@ -54,12 +62,15 @@ def to_referral(message: Message, hl7: Hl7Tables, correlation_id: str | None = N
     )
 
 
-def service_request(message: Message, head: Header, hl7: Hl7Tables) -> Json:
+def service_request(
+    message: Message, head: Header, hl7: Hl7Tables, organisations: Hl7SenderOrganisations | None = None
+) -> Json:
     """The ServiceRequest as FHIR JSON (validated once, by the caller)."""
     rf1, pid = _required(message, "RF1"), _required(message, "PID")
     number = patient.nhs_number_of(pid, hl7.identifiers.nhs_number)
-    requester = providers.provider(message, providers.REFERRING, hl7)
-    performer = providers.provider(message, providers.REFERRED_TO, hl7)
+    referring, receiving = (organisations.referring_ods, organisations.receiving_ods) if organisations else (None, None)
+    requester = providers.provider(message, providers.REFERRING, hl7, referring)
+    performer = providers.provider(message, providers.REFERRED_TO, hl7, receiving)
     observations, notes = clinical.observations_and_notes(message, hl7)
     contained = [patient.patient(pid, number, hl7), *_practitioners(requester, performer), *observations]
     sr: Json = {

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from gateway.api.deps import RuntimeDep
-from gateway.api.monitor_deps import actor, principal, viewer, visible
+from gateway.api.monitor_deps import actor, organisation, principal, viewer
 from gateway.errors import GatewayError, Issue, MalformedInput
 from gateway.monitoring import access, charts, trace
 from gateway.monitoring.browser import Browse, browse
@@ -55,11 +55,14 @@ async def dashboard(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/trace", response_class=HTMLResponse)
-async def trace_page(request: Request, runtime: RuntimeDep, q: str = "", unmasked: bool = False) -> Response:
+async def trace_page(
+    request: Request, runtime: RuntimeDep, q: str = "", unmasked: bool = False, offset: int = 0
+) -> Response:
     shown = access.unmasked(runtime.settings.monitor, unmasked, viewer(request))
-    found = visible(request, await trace.find(runtime.store, q)) if q.strip() else []
-    one = await trace.trace(runtime.store, found[0].id, shown) if len(found) == 1 else None
-    context = {"title": "Trace", "q": q, "found": found, "trace": one}
+    page = await trace.find(runtime.store, q, organisation(request), offset) if q.strip() else None
+    found = page.items if page else []
+    one = await trace.trace(runtime.store, found[0].id, shown) if page and page.total == 1 else None
+    context = {"title": "Trace", "q": q, "found": found, "page": page, "trace": one}
     return templates.TemplateResponse(request, "monitor/trace.html", context)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from gateway.auth.access import may_see
+from gateway.auth.access import may_see, search_filter
 from gateway.auth.principal import Principal
 from gateway.monitoring import access
 from gateway.monitoring.trace import Found
@@ -37,3 +37,9 @@ def visible(request: Request, found: list[Found]) -> list[Found]:
     """The referrals among `found` this caller may trace (their organisation's, unless they see all)."""
     who = principal(request)
     return found if who is None else [f for f in found if may_see(who, f.requester, f.performer)]
+
+
+def organisation(request: Request) -> str | None:
+    """The organisation a search is limited to for this caller (None: every organisation's)."""
+    who = principal(request)
+    return None if who is None else search_filter(who)

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gateway.api.deps import RuntimeDep
-from gateway.api.monitor_deps import actor, viewer, visible
+from gateway.api.monitor_deps import actor, organisation, viewer
 from gateway.errors import NotFound
 from gateway.monitoring import access, trace
 from gateway.monitoring.browser import Browse, browse
@@ -56,13 +56,18 @@ async def overview_json(runtime: RuntimeDep) -> Response:
 
 
 @router.get("/trace/{q}")
-async def trace_json(request: Request, runtime: RuntimeDep, q: str, unmasked: bool = False) -> Response:
-    found = visible(request, await trace.find(runtime.store, q))
+async def trace_json(
+    request: Request, runtime: RuntimeDep, q: str, unmasked: bool = False, offset: int = 0
+) -> Response:
+    page = await trace.find(runtime.store, q, organisation(request), offset)
+    found = page.items
     if not found:
         raise NotFound(f"no referral has the id, identifier, NHS number or correlation id '{scrub_text(q)}'")
     shown = access.unmasked(runtime.settings.monitor, unmasked, viewer(request))
     traces = [await trace.trace(runtime.store, f.id, shown) for f in found]
-    return _json({"query": q if shown else scrub_text(q), "referrals": [asdict(t) for t in traces if t]})
+    referrals = [asdict(t) for t in traces if t]
+    paging = {"total": page.total, "offset": page.offset, "next_offset": page.next_offset}
+    return _json({"query": q if shown else scrub_text(q), **paging, "referrals": referrals})
 
 
 @router.get("/dead-letters")

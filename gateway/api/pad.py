@@ -33,6 +33,7 @@ from gateway.api.pad_receipt import Receipt, receipt
 from gateway.api.representation import fhir_response
 from gateway.canonical.referral import InboundReferral
 from gateway.errors import Issue, MalformedInput, NotFound, ReceiverError, SenderError, UnsupportedInput
+from gateway.inbound_log.arrival import refused_here
 from gateway.intake import Acceptance
 from gateway.runtime import Runtime
 
@@ -141,8 +142,10 @@ async def _submit_form(request: Request, runtime: Runtime, variant: Variant, cor
         inbound = _from_fields(runtime, values, variant, web_form=True, correlation=correlation, message_id=token)
         acceptance = await runtime.intake.accept(inbound)
     except SenderError as exc:
+        refused_here(exc)
         return _page(request, runtime, variant, values, exc.issues, exc.message, token, 422)
     except ReceiverError as exc:
+        refused_here(exc)
         log.warning("pad referral not accepted (%s): %s", type(exc).__name__, exc.message)
         unsent = "The referral could not be sent just now and nothing was sent. Please try again in a minute."
         return _page(request, runtime, variant, values, [Issue(unsent)], unsent, token, exc.http_status)

@@ -3,7 +3,7 @@
     type       audit-event-type `rest` for the FHIR API; DICOM 110107 Import for HL7 v2 intake,
                110106 Export for a delivery, 110114 User Authentication for tokens and sign-in
     subtype    restful-interaction (create, read, vread, update, patch, search-type, ...) or the
-               gateway's own action codes (delivery, replay, token, sign-in, hl7-intake)
+               gateway's own action codes (delivery, replay, resubmit, token, sign-in, hl7-intake)
     action     C / R / U / D / E; outcome 0 success, 4 refused (the caller's doing), 8 failed (ours)
     agent      who (client id, user, HL7 sender; their organisation's ODS code), requestor, network address;
                for a delivery also the receiving service
@@ -54,6 +54,7 @@ INTERACTIONS: dict[str, tuple[str, str, str]] = {
     "hl7-intake": ("import", "C", GATEWAY_ACTIONS),
     "delivery": ("export", "R", GATEWAY_ACTIONS),
     "replay": ("rest", "E", GATEWAY_ACTIONS),
+    "resubmit": ("rest", "E", GATEWAY_ACTIONS),
     "token": ("authentication", "E", GATEWAY_ACTIONS),
     "sign-in": ("authentication", "E", GATEWAY_ACTIONS),
 }

@@ -27,7 +27,7 @@ CLIENT_ID = "local-dev"
 USER = "dev"
 ODS = "LOCALDEV"
 CREDENTIALS_FILE = "local-dev-client.json"
-PEOPLE_SCOPES = "pad.submit monitor.read monitor.replay"
+PEOPLE_SCOPES = "pad.submit monitor.read monitor.replay monitor.resubmit"
 
 
 async def local_partner(registry: Registry, settings: Settings) -> bool:

@@ -42,6 +42,7 @@ SR_READ, SR_WRITE = "system/ServiceRequest.read", "system/ServiceRequest.write"
 TASK_READ, TASK_WRITE = "system/Task.read", "system/Task.write"
 QR_WRITE, AUDIT_READ = "system/QuestionnaireResponse.write", "system/AuditEvent.read"
 MONITOR_READ, MONITOR_REPLAY, PAD = "monitor.read", "monitor.replay", "pad.submit"
+MONITOR_RESUBMIT = "monitor.resubmit"  # edit and resubmit inbound messages (they become referrals)
 
 POLICY: dict[tuple[str, str], Rule] = {
     # operations and discovery
@@ -53,7 +54,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/oauth2/token"): public("client credentials are checked by the endpoint itself", "create"),
     ("GET", "/signin"): public("the sign-in form"),
     ("POST", "/signin"): public("the password is checked by the endpoint itself (login CSRF: own token)", "create"),
-    ("POST", "/signout"): page("update", PAD, MONITOR_READ, MONITOR_REPLAY),
+    ("POST", "/signout"): page("update", PAD, MONITOR_READ, MONITOR_REPLAY, MONITOR_RESUBMIT),
     # FHIR: referrals
     ("POST", "/fhir/ServiceRequest"): api("create", SR_WRITE),
     ("GET", "/fhir/ServiceRequest"): api("search-type", SR_READ),
@@ -89,6 +90,15 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/monitor/dead-letters/replay"): page("update", MONITOR_REPLAY),
     ("POST", "/monitor/dead-letters/replay-window"): page("update", MONITOR_REPLAY),
     ("POST", "/monitor/dead-letters/{dead_letter_id}/discard"): page("update", MONITOR_REPLAY),
+    # the inbound message log: read with monitor.read; sending a message again needs monitor.resubmit
+    ("GET", "/monitor/inbound"): page("read", MONITOR_READ),
+    ("GET", "/monitor/inbound/{message_id}"): page("read", MONITOR_READ),
+    ("POST", "/monitor/inbound/resubmit"): page("update", MONITOR_RESUBMIT),
+    ("POST", "/monitor/inbound/{message_id}/resubmit"): page("update", MONITOR_RESUBMIT),
+    ("GET", "/monitor/api/inbound"): api("read", MONITOR_READ),
+    ("GET", "/monitor/api/inbound/{message_id}"): api("read", MONITOR_READ),
+    ("POST", "/monitor/api/inbound/resubmit"): api("update", MONITOR_RESUBMIT),
+    ("POST", "/monitor/api/inbound/{message_id}/resubmit"): api("update", MONITOR_RESUBMIT),
     # the monitor's JSON API; the overview is also polled by the dashboard page with its session cookie
     ("GET", "/monitor/api/overview"): page("read", MONITOR_READ),
     ("GET", "/monitor/api/trace/{q}"): api("read", MONITOR_READ),

@@ -20,6 +20,7 @@ SCOPES = (
     "system/AuditEvent.read",
     "monitor.read",
     "monitor.replay",
+    "monitor.resubmit",
     "pad.submit",
 )
 

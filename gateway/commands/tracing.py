@@ -18,6 +18,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     command.add_argument("q", metavar="Q")
     command.add_argument("--json", action="store_true", help="print the trace as JSON")
     command.add_argument("--unmasked", action="store_true", help="show patient identifiers (only where allowed)")
+    command.add_argument("--offset", type=int, default=0, help="skip this many matches (newest first)")
+    command.add_argument("--limit", type=int, default=trace.PAGE_SIZE, help="trace at most this many matches")
     command.set_defaults(func=_trace)
 
 
@@ -30,11 +32,14 @@ def _trace(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _trace_async(args: argparse.Namespace, settings: Settings) -> int:
     async with opened_store(settings) as store:
-        found = await trace.find(store, args.q)
-        traces = [await trace.trace(store, f.id, args.unmasked) for f in found]
-    if not found:
+        page = await trace.find(store, args.q, offset=args.offset, limit=max(args.limit, 1))
+        traces = [await trace.trace(store, f.id, args.unmasked) for f in page.items]
+    if not page.items:
         print("referral-gateway: no referral has that id, identifier, NHS number or correlation id", file=sys.stderr)
         return 1
+    if page.total > len(page.items):
+        span = f"{page.offset + 1}-{page.offset + len(page.items)}"
+        print(f"{page.total} referrals match; {span} shown (--offset, --limit)", file=sys.stderr)
     for shown in (t for t in traces if t is not None):
         if args.json:
             print_json(shown)

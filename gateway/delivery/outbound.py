@@ -3,7 +3,8 @@ format it takes and where; `Outbound.send` hands the event to the adapter for th
 
     fhir-rest       POST / conditional PUT of the ServiceRequest to the receiver's FHIR base URL
     fhir-messaging  a BaRS message Bundle to the receiver's `$process-message`
-    hl7v2-mllp      REF^I12 over MLLP to host:port, delivered when the ACK says AA
+    hl7v2-mllp      REF^I12 over MLLP to host:port (one connection per receiver, kept open), delivered
+                    when the ACK says AA
     kafka           nothing to send: the receiver reads the topic itself
 
 A status event (a Task change, back to the referrer) goes as the Task: conditional PUT (fhir-rest), a
@@ -47,6 +48,9 @@ class Outbound:
         self._settings = settings
         self._hl7 = hl7  # the code tables of the settings' SCHEMAS_DIR, for REF^I12 and RRI^I12
         self._http: httpx.AsyncClient | None = None
+        self._mllp = hl7v2_mllp.MllpClient(
+            settings.mllp_connect_timeout_s, settings.mllp_timeout_s, settings.mllp_max_ack_bytes
+        )  # one connection per MLLP receiver, kept open
 
     async def start(self) -> None:
         if self._http is None:
@@ -56,6 +60,7 @@ class Outbound:
         http, self._http = self._http, None
         if http is not None:
             await http.aclose()
+        await self._mllp.close()
 
     async def send(self, destination: Destination, outgoing: Outgoing) -> Receipt:
         if outgoing.is_status:
@@ -66,9 +71,7 @@ class Outbound:
             case fhir_http.MESSAGING:
                 return await fhir_http.send_message(self._client(), destination.address, outgoing)
             case hl7v2_mllp.FORMAT:
-                return await hl7v2_mllp.send_ref_i12(
-                    destination.address, outgoing, self._settings.mllp_timeout_s, self._hl7
-                )
+                return await hl7v2_mllp.send_ref_i12(self._mllp, destination.address, outgoing, self._hl7)
             case "kafka":
                 return Receipt(f"nothing to send: the receiver reads {destination.address or 'the topic'} itself")
         raise DeliveryFailed(f"no outbound adapter speaks '{destination.format}'", retriable=False)
@@ -81,9 +84,7 @@ class Outbound:
             case fhir_http.MESSAGING:
                 return await fhir_http.send_task_message(self._client(), destination.address, outgoing)
             case hl7v2_mllp.FORMAT:
-                return await hl7v2_mllp.send_rri_i12(
-                    destination.address, outgoing, self._settings.mllp_timeout_s, self._hl7
-                )
+                return await hl7v2_mllp.send_rri_i12(self._mllp, destination.address, outgoing, self._hl7)
             case "kafka":
                 topic = destination.address or "the status topic"
                 return Receipt(f"nothing to send: the referrer reads {topic} itself")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
 from pathlib import Path
 
 import uvicorn
@@ -37,6 +36,8 @@ class DemoReceiver:
         self._http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._mllp: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self.mllp_connections_accepted = 0
 
     @property
     def fhir_base_url(self) -> str:
@@ -51,7 +52,7 @@ class DemoReceiver:
             return
         if self.mover is not None:
             await self.mover.start()
-        self._mllp = await asyncio.start_server(partial(mllp.serve_connection, self.ledger), self.host, self.mllp_port)
+        self._mllp = await asyncio.start_server(self._serve_mllp, self.host, self.mllp_port)
         self.mllp_port = self._mllp.sockets[0].getsockname()[1]
         config = uvicorn.Config(
             http.create_app(self.ledger), host=self.host, port=self.http_port, log_config=None, lifespan="off"
@@ -74,9 +75,28 @@ class DemoReceiver:
         listener, self._mllp = self._mllp, None
         if listener is not None:
             listener.close()
+            for connection in list(self._connections):  # senders keep theirs open between messages
+                connection.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
             await listener.wait_closed()
         if self.mover is not None:
             await self.mover.stop()
+
+    async def _serve_mllp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.mllp_connections_accepted += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            await mllp.serve_connection(self.ledger, reader, writer)
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+
+    @property
+    def mllp_connections(self) -> int:
+        """MLLP connections open now (a sender that reuses its connection keeps one)."""
+        return len(self._connections)
 
     async def run(self) -> None:
         """Serve until the HTTP server is told to stop (Ctrl-C, SIGTERM)."""

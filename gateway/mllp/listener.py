@@ -1,7 +1,7 @@
 """The MLLP listener: TCP (optionally TLS) connections from HL7 v2 senders, many at once, many messages
 on each, answered in order with what the handler returns.
 
-    connection -> allowlist check -> read -> MllpFramer -> frame -> handler(text) -> ACK frame(s)
+    connection -> allowlist check -> read -> MllpConnection -> frame -> handler(text) -> ACK frame(s)
 
 A connection is closed when the sender closes it, after `idle_timeout_s` without a byte, or after a
 frame longer than `max_frame_bytes` (answered AR first). Frames are decoded as UTF-8, else Latin-1,
@@ -21,7 +21,8 @@ from contextlib import suppress
 from adapters.hl7v2 import ack
 from adapters.hl7v2.tables import Hl7Tables
 from gateway.audit import context as audit_context
-from gateway.mllp.framer import END_BLOCK, NEED_DATA, START_BLOCK, FrameTooLarge, MllpFramer
+from gateway.inbound_log.arrival import frame_received
+from gateway.mllp.connection import NEED_DATA, FrameTooLarge, MllpConnection
 from gateway.mllp.handler import Handler
 from gateway.settings import MllpSettings
 
@@ -115,7 +116,7 @@ class MllpListener:
             await _close(writer)
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        framer = MllpFramer(self.settings.max_frame_bytes)
+        mllp = MllpConnection(self.settings.max_frame_bytes)
         while True:
             try:
                 async with asyncio.timeout(self.settings.idle_timeout_s):  # no task per read, as wait_for makes
@@ -124,22 +125,23 @@ class MllpListener:
                 log.info("MLLP connection from %s idle for %gs: closed", _peer(writer), self.settings.idle_timeout_s)
                 return
             if not data:
-                if framer.buffered:
-                    log.info("MLLP sender %s closed mid-frame: %d bytes unanswered", _peer(writer), framer.buffered)
+                if mllp.buffered:
+                    log.info("MLLP sender %s closed mid-frame: %d bytes unanswered", _peer(writer), mllp.buffered)
                 return
-            framer.receive_data(data)
+            mllp.receive_data(data)
             try:
-                await self._answer_frames(framer, writer)
+                await self._answer_frames(mllp, writer)
             except FrameTooLarge as exc:
-                await _send(writer, [ack.unreadable(exc, self._hl7)], "utf-8")
+                await _send(mllp, writer, [ack.unreadable(exc, self._hl7)], "utf-8")
                 log.warning("MLLP frame too large from %s: closed", _peer(writer))
                 return
 
-    async def _answer_frames(self, framer: MllpFramer, writer: asyncio.StreamWriter) -> None:
-        while (frame := framer.next_frame()) is not NEED_DATA:
+    async def _answer_frames(self, mllp: MllpConnection, writer: asyncio.StreamWriter) -> None:
+        while (frame := mllp.next_frame()) is not NEED_DATA:
             assert isinstance(frame, bytes)
             text, codec = _decode(frame)
-            await _send(writer, await self._handler(text), codec)
+            frame_received(frame)  # the inbound log keeps the bytes as read
+            await _send(mllp, writer, await self._handler(text), codec)
 
 
 def _peer(writer: asyncio.StreamWriter) -> object:
@@ -153,10 +155,10 @@ def _decode(frame: bytes) -> tuple[str, str]:
         return frame.decode("latin-1"), "latin-1"
 
 
-async def _send(writer: asyncio.StreamWriter, answers: list[str], codec: str) -> None:
+async def _send(mllp: MllpConnection, writer: asyncio.StreamWriter, answers: list[str], codec: str) -> None:
     if not answers:
         return
-    writer.write(b"".join(START_BLOCK + a.encode(codec, errors="replace") + END_BLOCK for a in answers))
+    writer.write(b"".join(mllp.send(a.encode(codec, errors="replace")) for a in answers))
     await writer.drain()
 
 

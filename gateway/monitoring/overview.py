@@ -16,6 +16,7 @@ from typing import Any
 from gateway.bus.broker import BrokerHealth
 from gateway.bus.topics import TopicSpec
 from gateway.delivery.outbound import FORMATS
+from gateway.inbound_log.arrival import ACCEPTED, DUPLICATE, REASONS, REFUSED
 from gateway.monitoring import ledger
 from gateway.monitoring.broker_view import BrokerSnapshot
 from gateway.monitoring.dead_letters import OPEN, DeadLetters
@@ -25,7 +26,7 @@ from gateway.observability import metrics
 from gateway.routing import Router
 from gateway.store import Store
 
-INBOUND_ADAPTERS = ("fhir-rest", "fhir-messaging", "hl7v2-mllp", "pad")
+INBOUND_ADAPTERS = ("fhir-rest", "fhir-messaging", "hl7v2-mllp", "pad", "fhir-task", "status-topic")
 ALL_TOPICS = "all topics"
 NOT_APPLICABLE = "\N{EN DASH}"
 
@@ -53,6 +54,7 @@ class AdapterRow:
     direction: str  # in or out
     received: int | None = None
     accepted: int | None = None
+    duplicate: int | None = None
     rejected: int | None = None
     delivered: int | None = None
     retried: int | None = None
@@ -89,6 +91,8 @@ class Overview:
     routing: dict[str, str]
     series: dict[str, list[float]] = field(default_factory=dict)
     embedded_broker: BrokerHealth | None = None  # its supervision; None: a cluster the gateway does not run
+    #: refusals by inbound adapter and reason class (arrival.py), before the intake too
+    refused: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def cells(self) -> dict[str, str]:
         """The text of every live figure by its key (the page's data-k attributes)."""
@@ -105,6 +109,8 @@ class Overview:
             cells.update({f"group {g.group} {g.topic} p{p}": _read_to(at, end) for p, at, end, _ in g.partitions})
         for a in self.adapters:  # an adapter name can be both ways (fhir-rest): the way is in the key
             cells.update({f"adapter {a.direction} {a.adapter} {k}": _count(v) for k, v in _adapter_counts(a).items()})
+        for adapter, reasons in self.refused.items():
+            cells.update({f"refused {adapter} {reason}": str(n) for reason, n in reasons.items()})
         for r in self.receivers:
             cells[f"receiver {r.name} health"] = r.health
             cells.update(
@@ -151,6 +157,7 @@ async def overview(
         routing={"rules and criteria": router.version, "service directory": router.directory.version},
         series=_series(sampler, snapshot, topics),
         embedded_broker=embedded_broker,
+        refused=_refused(),
     )
 
 
@@ -183,20 +190,32 @@ def _groups(snapshot: BrokerSnapshot | None) -> list[GroupRow]:
 
 
 def _inbound() -> list[AdapterRow]:
-    received = metrics.counter_values(metrics.RECEIVED)
-    accepted = metrics.counter_values(metrics.ACCEPTED)
-    rejected = metrics.counter_values(metrics.REJECTED)
-    adapters = list(INBOUND_ADAPTERS) + sorted({k[0] for k in received} - set(INBOUND_ADAPTERS))
+    """Every inbound message by what became of it (the inbound log counts each one, refused before
+    the intake or in it); a duplicate is a duplicate, not a refusal."""
+    logged = metrics.counter_values(metrics.INBOUND)
     return [
         AdapterRow(
             adapter=a,
             direction="in",
-            received=int(received.get((a,), 0)),
-            accepted=int(sum(v for k, v in accepted.items() if k[0] == a)),
-            rejected=int(sum(v for k, v in rejected.items() if k[0] == a)),
+            received=int(sum(v for k, v in logged.items() if k[0] == a)),
+            accepted=int(logged.get((a, ACCEPTED), 0)),
+            duplicate=int(logged.get((a, DUPLICATE), 0)),
+            rejected=int(logged.get((a, REFUSED), 0)),
         )
-        for a in adapters
+        for a in _inbound_adapters(logged)
     ]
+
+
+def _inbound_adapters(logged: dict[tuple[str, ...], float]) -> list[str]:
+    return list(INBOUND_ADAPTERS) + sorted({k[0] for k in logged} - set(INBOUND_ADAPTERS))
+
+
+def _refused() -> dict[str, dict[str, int]]:
+    counts: dict[tuple[str, str], float] = {}
+    for (adapter, reason, _), n in metrics.counter_values(metrics.REFUSED).items():  # every sender together
+        counts[adapter, reason] = counts.get((adapter, reason), 0) + n
+    adapters = _inbound_adapters(metrics.counter_values(metrics.INBOUND))
+    return {a: {r: int(counts.get((a, r), 0)) for r in REASONS} for a in adapters}
 
 
 def _outbound(by_format: dict[str, ReceiverStats]) -> list[AdapterRow]:
@@ -258,7 +277,7 @@ def _series(sampler: Sampler, snapshot: BrokerSnapshot | None, specs: list[Topic
 
 
 def _adapter_counts(a: AdapterRow) -> dict[str, int | None]:
-    keys = ("received", "accepted", "rejected", "delivered", "retried", "dead_lettered")
+    keys = ("received", "accepted", "duplicate", "rejected", "delivered", "retried", "dead_lettered")
     return {k: getattr(a, k) for k in keys}
 
 

@@ -4,7 +4,8 @@ needs to keep (settings section `retention`):
 - published outbox events older than `outbox_days`; a dead letter only once it was replayed or
   discarded (an open dead letter is kept however old: it is work still to do);
 - the history and delivery records of referrals whose last step is older than `history_days`
-  (a delivery still waiting for a retry is never deleted).
+  (a delivery still waiting for a retry is never deleted);
+- inbound messages (the inbound log) received more than `inbound_days` ago.
 
 Referrals and their Tasks are the record and are never deleted here. Unpublished events are never
 deleted. Idempotent `start()`/`stop()`; `prune(now)` is what the job runs, and what tests call.
@@ -37,6 +38,7 @@ class Pruned:
     outbox: int = 0
     history: int = 0
     deliveries: int = 0
+    inbound: int = 0
 
 
 class Pruner:
@@ -61,7 +63,8 @@ class Pruner:
         async with self._store.begin() as conn:
             events = await self._prune_events(conn, at - timedelta(days=self._settings.outbox_days))
             steps, kept = await self._prune_histories(conn, at - timedelta(days=self._settings.history_days))
-        return Pruned(events, steps, kept)
+        inbound = await self._store.inbound.prune(at - timedelta(days=self._settings.inbound_days))
+        return Pruned(events, steps, kept, inbound)
 
     async def _prune_events(self, conn: AsyncConnection, before: datetime) -> int:
         settled = await self._settled_dead_letters(conn, before)
@@ -99,10 +102,11 @@ class Pruner:
             try:
                 pruned = await self.prune()
                 log.info(
-                    "retention: pruned %d events, %d history steps, %d deliveries",
+                    "retention: pruned %d events, %d history steps, %d deliveries, %d inbound messages",
                     pruned.outbox,
                     pruned.history,
                     pruned.deliveries,
+                    pruned.inbound,
                 )
             except StoreUnavailable as exc:
                 log.warning("retention: the store did not answer (%s); trying again later", exc.message)

@@ -1,7 +1,8 @@
 """Tracing a referral: every hop in order, with times, from its history (`referral_history`, which the
 intake, the relay, the status spine, delivery and dead-letter handling each write to).
 
-    find(store, q)      referrals whose id, identifier, NHS number or correlation id is `q`
+    find(store, q)      referrals whose id, identifier, NHS number or correlation id is `q`: a page of
+                        them, newest first, with how many match in all
     trace(store, id)    the referral, its Task's status and its hops: received (adapter), validated,
                         routed (rule and ruleset version), published (topic/partition/offset), each
                         Task status change, each delivery attempt, retry and dead letter, replays
@@ -17,16 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, func, or_, select
 
 from gateway.canonical import nhs_number
 from gateway.monitoring.dead_letters import DISCARDED, REPLAYED
 from gateway.observability.masking import NHS_NUMBER_MASK, scrub_text
 from gateway.store import Store
+from gateway.store.inbound import Page
 from gateway.store.store import HistoryEntry
 from gateway.store.tables import referrals, tasks
 
-MAX_FOUND = 20
+PAGE_SIZE = 20
 Facts = tuple[tuple[str, str], ...]
 
 
@@ -71,28 +73,29 @@ class Trace:
     hops: tuple[Hop, ...]
 
 
-async def find(store: Store, q: str) -> list[Found]:
-    """Referrals whose id, identifier value, NHS number or correlation id is `q`."""
+async def find(
+    store: Store, q: str, organisation: str | None = None, offset: int = 0, limit: int = PAGE_SIZE
+) -> Page[Found]:
+    """Referrals whose id, identifier value, NHS number or correlation id is `q` (with `organisation`,
+    only those it sent or that are addressed to it): `limit` of them from `offset`, and the total."""
     q = q.strip()
-    query = (
-        select(referrals)
-        .where(
-            or_(
-                referrals.c.id == q,
-                referrals.c.identifier_value == q,
-                referrals.c.nhs_number == nhs_number.normalise(q),
-                referrals.c.correlation_id == q,
-            )
-        )
-        .order_by(referrals.c.created_at.desc())
-        .limit(MAX_FOUND)
+    matches = or_(
+        referrals.c.id == q,
+        referrals.c.identifier_value == q,
+        referrals.c.nhs_number == nhs_number.normalise(q),
+        referrals.c.correlation_id == q,
     )
+    if organisation is not None:
+        matches = and_(matches, or_(referrals.c.requester == organisation, referrals.c.performer == organisation))
+    query = select(referrals).where(matches).order_by(referrals.c.created_at.desc(), referrals.c.id)
     async with store.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return [
+        total = int((await conn.execute(select(func.count()).select_from(referrals).where(matches))).scalar_one())
+        rows = (await conn.execute(query.offset(max(offset, 0)).limit(limit))).all()
+    found = [
         Found(r.id, r.identifier_value, r.channel, r.status, r.topic, r.created_at, r.requester, r.performer)
         for r in rows
     ]
+    return Page(found, total, max(offset, 0), limit)
 
 
 async def trace(store: Store, referral_id: str, unmasked: bool = False) -> Trace | None:

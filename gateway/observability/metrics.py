@@ -1,8 +1,10 @@
 """Prometheus metrics, served at /metrics: counters and latency histograms at the gateway's spines.
 
     intake      gateway_referrals_received_total{adapter}, _accepted_total{adapter,outcome},
-                _rejected_total{adapter,error}, gateway_intake_seconds{adapter}
-    inbound     gateway_inbound_refused_total{adapter,reason,sender} (every refusal, before the intake too)
+                gateway_intake_seconds{adapter}
+    inbound log gateway_inbound_messages_total{adapter,outcome},
+                gateway_inbound_refused_total{adapter,reason,sender},
+                gateway_referrals_rejected_total{adapter,error}: every refusal, before the intake too
     relay       gateway_events_published_total{topic}, gateway_publish_failures_total{topic},
                 gateway_outbox_to_kafka_seconds{topic} (commit to broker acknowledgement)
     status      gateway_task_status_changes_total{status,adapter}
@@ -34,7 +36,14 @@ RECEIVED = Counter("gateway_referrals_received", "Referrals handed to the intake
 ACCEPTED = Counter(
     "gateway_referrals_accepted", "Referrals committed (created) or found resent (duplicate)", ["adapter", "outcome"]
 )
-REJECTED = Counter("gateway_referrals_rejected", "Referrals the intake refused, by error class", ["adapter", "error"])
+REJECTED = Counter(
+    "gateway_referrals_rejected",
+    "Inbound messages refused, before or in the intake, by error class",
+    ["adapter", "error"],
+)
+INBOUND = Counter(
+    "gateway_inbound_messages", "Inbound messages logged: accepted, duplicate, refused, failed", ["adapter", "outcome"]
+)
 INTAKE_SECONDS = Histogram(
     "gateway_intake_seconds", "Validate, route and commit one referral", ["adapter"], buckets=_LATENCY_BUCKETS
 )
@@ -83,16 +92,25 @@ WAIT_BREACHES_OPEN = Gauge(
 
 @contextmanager
 def intake(adapter: str) -> Iterator[None]:
-    """Count one referral through the intake and time it; a raised error counts as a rejection."""
+    """Count one referral through the intake and time it (its refusals are counted by the inbound log,
+    with those made before the intake)."""
     RECEIVED.labels(adapter).inc()
     started = perf_counter()
     try:
         yield
-    except Exception as exc:
-        REJECTED.labels(adapter, type(exc).__name__).inc()
-        raise
     finally:
         INTAKE_SECONDS.labels(adapter).observe(perf_counter() - started)
+
+
+def inbound(adapter: str, outcome: str) -> None:
+    INBOUND.labels(adapter, outcome).inc()
+
+
+def refused(adapter: str, reason: str, error: str, sender: str) -> None:
+    """One refusal: `sender` is the sending organisation (an ODS code, MSH-4), so a feed gone wrong
+    can be alerted on by itself."""
+    REFUSED.labels(adapter, reason, sender or "unknown").inc()
+    REJECTED.labels(adapter, error).inc()
 
 
 def accepted(adapter: str, created: bool) -> None:

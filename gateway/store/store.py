@@ -25,13 +25,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from gateway.errors import StoreUnavailable
 from gateway.store.bulk import Rows, insert_all, merged
 from gateway.store.group_commit import GroupCommitter, Item, Result, Transaction
+from gateway.store.inbound import InboundMessages
 from gateway.store.migrate import upgrade_to_head
 from gateway.store.rows import AuditRow, audit_rows, outbox_rows
 from gateway.store.rows import OutboxEvent as OutboxEvent  # re-exported: the writers' shared rows
 from gateway.store.rows import insert_events as insert_events
 from gateway.store.rows import insert_steps as insert_steps
 from gateway.store.rows import now as now
-from gateway.store.tables import history, outbox, pairs_among, processed_messages, referrals, task_versions, tasks
+from gateway.store.tables import (
+    history,
+    inbound_messages,
+    outbox,
+    pairs_among,
+    processed_messages,
+    referrals,
+    task_versions,
+    tasks,
+)
 from gateway.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -68,6 +78,9 @@ class NewReferral:
     task_rows: tuple[dict[str, Any], dict[str, Any]] | None = None  # tasks row, first task_versions row
     #: the audit event of the outcome (the referral stored, created or not), committed with it
     audit: Callable[[StoredReferral, bool], AuditRow] | None = None
+    #: the inbound log's row of the message this referral came in (gateway/inbound_log), committed with
+    #: it; the commit fills in its outcome: accepted as this referral, or a duplicate of an earlier one
+    inbound: dict[str, Any] | None = None
 
     @property
     def identifier(self) -> tuple[str, str]:
@@ -96,6 +109,7 @@ class Store:
         self._engine: AsyncEngine | None = None
         self._writer: BatchWriter | None = None
         self._committer: GroupCommitter[NewReferral, AcceptResult] | None = None
+        self.inbound = InboundMessages(self, batch_max)
 
     async def start(self) -> None:
         if self._engine is not None:
@@ -115,8 +129,10 @@ class Store:
         self._writer = BatchWriter(engine, self.url, _sqlite_pragmas)
         self._committer = GroupCommitter(self.batch_transaction(_apply_accepts), self._batch_max)
         self._committer.start()
+        self.inbound.start()
 
     async def stop(self) -> None:
+        await self.inbound.stop()
         if self._committer is not None:
             await self._committer.stop()
             self._committer = None
@@ -224,9 +240,10 @@ class Store:
         event: OutboxEvent,
         steps: list[tuple[str, dict[str, Any]]],
         message_key: tuple[str, str] | None = None,
+        inbound: dict[str, Any] | None = None,
     ) -> StoredReferral:
         """Write a new version of a referral with its event (whose value is the new resource), inside
-        the caller's transaction."""
+        the caller's transaction; with `inbound`, the log's row of the message that asked for it."""
         values = {
             "version": referral.version + 1,
             "status": status,
@@ -248,6 +265,8 @@ class Store:
                     sender=message_key[0], message_id=message_key[1], referral_id=referral.id, created_at=now()
                 )
             )
+        if inbound is not None:
+            await conn.execute(insert(inbound_messages).values(**inbound, outcome="accepted", referral_id=referral.id))
         row = (await conn.execute(select(referrals).where(referrals.c.id == referral.id))).one()
         return _stored(row)
 
@@ -344,8 +363,18 @@ def _apply_accepts(conn: Connection, items: Sequence[NewReferral]) -> list[Accep
     # in key order, so batches of two processes holding the same referrals wait, never deadlock
     fresh_rows = _fresh_rows(sorted(fresh, key=lambda i: i.row["id"]))
     audits = [i.audit(r.referral, r.created) for i, r in zip(items, results, strict=True) if i.audit is not None]
-    insert_all(conn, merged(fresh_rows, audit_rows(audits)))
+    insert_all(conn, merged(fresh_rows, audit_rows(audits), _inbound_rows(items, results)))
     return results
+
+
+def _inbound_rows(items: Sequence[NewReferral], results: list[AcceptResult]) -> Rows:
+    """The log's rows of the batch's messages, each with what became of it."""
+    logged = [
+        {**i.inbound, "outcome": "accepted" if r.created else "duplicate", "referral_id": r.referral.id}
+        for i, r in zip(items, results, strict=True)
+        if i.inbound is not None
+    ]
+    return {inbound_messages: logged} if logged else {}
 
 
 def _fresh_rows(fresh: list[NewReferral]) -> Rows:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -221,6 +222,37 @@ audit_entities = Table(
     Column("performer", String(16), index=True),
 )
 Index("ix_audit_entities_reference", audit_entities.c.reference)
+
+
+# Every message that arrived on an inbound channel, with what became of it: the bytes as received,
+# who sent it from where, and the outcome (accepted as which referral, a duplicate of which, refused
+# with every issue and its location). Append-only: a trigger refuses UPDATE; the retention job deletes
+# what is older than `retention.inbound_days`. A resubmission is a row of its own naming the original.
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("received_at", UtcDateTime(), nullable=False, index=True),
+    Column("channel", String(32), nullable=False, index=True),
+    Column("sender", String(255), nullable=False),
+    Column("source_address", String(255)),
+    Column("destination", String(255)),
+    Column("control_id", String(255), index=True),  # MSH-10, X-Request-Id, the record's ce_id
+    Column("correlation_id", String(128)),
+    Column("content_type", String(128)),
+    Column("raw", LargeBinary, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False, index=True),  # accepted, duplicate, refused, failed
+    Column("reason", String(32)),  # the refusal's class (gateway/inbound/arrival.py)
+    Column("referral_id", String(64), index=True),
+    Column("nhs_number", String(16), index=True),
+    Column("issues", Text, nullable=False),  # JSON: [{"diagnostics", "expression", "code"}]
+    Column("resubmit_of", String(64), index=True),
+    Column("resubmitted_by", String(255)),
+    Column("edit_diff", Text),
+)
+Index("ix_inbound_messages_sender_received", inbound_messages.c.sender, inbound_messages.c.received_at)
 
 
 def pairs_among(first: Column[str], second: Column[str], pairs: Collection[tuple[str, str]]) -> ColumnElement[bool]:

@@ -62,6 +62,18 @@ async def test_each_format_is_delivered_once(
     assert steps[-1] == "delivered"
 
 
+async def test_referrals_to_one_mllp_receiver_from_every_partition_share_one_connection(
+    broker_servers: str, tmp_path: Path
+) -> None:
+    async with demo_receiver() as receiver, bench(broker_servers, tmp_path) as b:
+        b.destinations.known["mllp"] = Destination("mllp", "hl7v2-mllp", receiver.mllp_address)
+        sent = [(await b.publish("mllp"))[1] for _ in range(12)]  # keyed by NHS number: all three partitions
+        for sr in sent:
+            await eventually(lambda sr=sr: delivered(b, sr["id"]), what=f"delivery of {sr['id']}")
+    assert [h.outcome for h in receiver.ledger.hits] == ["created"] * 12
+    assert receiver.mllp_connections_accepted == 1, "one connection kept open and reused for every message"
+
+
 async def test_a_receiver_that_is_down_is_retried_then_dead_lettered_with_the_reason(
     broker_servers: str, tmp_path: Path
 ) -> None:

@@ -135,10 +135,18 @@ def test_the_receiver_gets_our_referral_id_as_an_identifier_not_as_its_resource_
 # -- HL7 v2 over MLLP --------------------------------------------------------------------------
 
 
-async def test_ref_i12_over_mllp_is_delivered_when_the_ack_says_aa(receiver: DemoReceiver) -> None:
+@pytest.fixture
+async def client() -> AsyncIterator[hl7v2_mllp.MllpClient]:
+    async with hl7v2_mllp.MllpClient(connect_timeout_s=2, read_timeout_s=5) as running:
+        yield running
+
+
+async def test_ref_i12_over_mllp_is_delivered_when_the_ack_says_aa(
+    receiver: DemoReceiver, client: hl7v2_mllp.MllpClient
+) -> None:
     sent = outgoing()
-    first = await hl7v2_mllp.send_ref_i12(receiver.mllp_address, sent, 5, HL7)
-    again = await hl7v2_mllp.send_ref_i12(receiver.mllp_address, sent, 5, HL7)
+    first = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, sent, HL7)
+    again = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, sent, HL7)
     msh_10 = hl7v2_mllp.control_id(sent.event_id)
     assert first.summary == again.summary == f"AA MSA-2 {msh_10}"
     assert [h.outcome for h in receiver.ledger.hits] == ["created", "duplicate"]
@@ -146,23 +154,26 @@ async def test_ref_i12_over_mllp_is_delivered_when_the_ack_says_aa(receiver: Dem
 
 
 @pytest.mark.parametrize(("code", "retriable"), [("AE", True), ("AR", False)])
-async def test_an_ae_is_retried_and_an_ar_is_not(receiver: DemoReceiver, code: str, retriable: bool) -> None:
+async def test_an_ae_is_retried_and_an_ar_is_not(
+    receiver: DemoReceiver, client: hl7v2_mllp.MllpClient, code: str, retriable: bool
+) -> None:
     receiver.ledger.behaviour = Behaviour(ack_code=code)
     with pytest.raises(DeliveryFailed) as failed:
-        await hl7v2_mllp.send_ref_i12(receiver.mllp_address, outgoing(), 5, HL7)
+        await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing(), HL7)
     assert failed.value.retriable is retriable and f"answered {code}" in failed.value.message
 
 
 async def test_no_ack_in_time_may_be_tried_again(receiver: DemoReceiver) -> None:
     receiver.ledger.behaviour = Behaviour(delay_s=1.0, times=1)
-    with pytest.raises(DeliveryFailed) as failed:
-        await hl7v2_mllp.send_ref_i12(receiver.mllp_address, outgoing(), 0.3, HL7)
+    async with hl7v2_mllp.MllpClient(connect_timeout_s=2, read_timeout_s=0.3) as client:
+        with pytest.raises(DeliveryFailed) as failed:
+            await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing(), HL7)
     assert failed.value.retriable and "no ACK" in failed.value.message
 
 
-async def test_an_mllp_receiver_that_is_down_may_be_tried_again() -> None:
+async def test_an_mllp_receiver_that_is_down_may_be_tried_again(client: hl7v2_mllp.MllpClient) -> None:
     with pytest.raises(DeliveryFailed) as failed:
-        await hl7v2_mllp.send_ref_i12(f"127.0.0.1:{closed_port()}", outgoing(), 2, HL7)
+        await hl7v2_mllp.send_ref_i12(client, f"127.0.0.1:{closed_port()}", outgoing(), HL7)
     assert failed.value.retriable
 
 
@@ -194,3 +205,18 @@ def test_the_control_id_is_stable_and_fits_msh_10() -> None:
     event = str(uuid.uuid4())
     assert hl7v2_mllp.control_id(event) == hl7v2_mllp.control_id(event) != hl7v2_mllp.control_id(str(uuid.uuid4()))
     assert len(hl7v2_mllp.control_id(event)) <= 20
+
+
+def test_before_v2_5_the_error_code_is_read_from_err_1() -> None:
+    segments = ["MSH|^~\\&|RCV|RCVF|GW|GWF|20261123100000||ACK^I12|A1|P|2.4", "MSA|AE|X1|why"]
+    answer = "\r".join([*segments, "ERR|PID^1^3^101&Required field missing&HL70357"]).encode()
+    with pytest.raises(DeliveryFailed, match=r"AE \(101\)") as failed:
+        hl7v2_mllp.receipt(answer, "X1")
+    assert not failed.value.retriable
+
+
+@pytest.mark.parametrize("answer", [b"HTTP/1.1 400 Bad Request", b"MSH|^~\\&|RCV|RCVF|GW|GWF|20261123||ACK|A1|P|2.5"])
+def test_an_answer_that_is_not_an_ack_may_be_tried_again(answer: bytes) -> None:
+    with pytest.raises(DeliveryFailed, match="not an HL7 ACK") as failed:
+        hl7v2_mllp.receipt(answer, "X1")
+    assert failed.value.retriable

@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from adapters.hl7v2 import parser, ref_i12, tables
+from adapters.hl7v2 import header, parser, ref_i12, tables
 from adapters.hl7v2.tables import Hl7Tables
 from gateway.canonical.referral import InboundReferral
-from gateway.settings import SCHEMAS_DIR
+from gateway.settings import SCHEMAS_DIR, Hl7SenderOrganisations
 from tests.samples import valid_nhs_number
 
 SAMPLES = SCHEMAS_DIR / "samples" / "hl7v2"
@@ -35,8 +35,14 @@ def expected_path(name: str) -> Path:
     return SAMPLES / name.replace(".hl7", ".json")
 
 
-def referral(text: str, correlation_id: str | None = None) -> InboundReferral:
-    return ref_i12.to_referral(parser.parse(text), HL7, correlation_id)
+def referral(
+    text: str, correlation_id: str | None = None, organisations: Hl7SenderOrganisations | None = None
+) -> InboundReferral:
+    """Map as the MLLP handler does: the header read and checked once, then passed to the mapping."""
+    message = parser.parse(text)
+    head = header.read(message)
+    kind = header.check(head, HL7.profile)
+    return ref_i12.to_referral(message, head, kind, HL7, organisations, correlation_id)
 
 
 def segments(text: str) -> list[str]:
@@ -78,3 +84,24 @@ def fresh(text: str) -> str:
     text = with_field(text, "MSH", 10, f"T{token}")
     text = with_field(text, "RF1", 6, f"REF-{token}^A81001")
     return with_field(text, "PID", 3, f"{valid_nhs_number()}^^^NHS^NH")
+
+
+def pas_ref_i12(nhs_number: str, prd: bool = True, accept: str = "AL", application: str = "NE") -> str:
+    """A REF^I12 as a UK PAS sends one: MSH-15 AL and MSH-16 NE (commit ACKs only), an EVN, v2.4, and
+    without `prd` no PRD segments at all (MSH, EVN, RF1 and PID only). A new referral each time."""
+    token = uuid.uuid4().hex[:10].upper()
+    lines = [
+        f"MSH|^~\\&|PAS|RX1|REFERRAL-GATEWAY|RX1PN|20261120093000||REF^I12^REF_I12|PAS{token}|P|2.4|||{accept}|{application}|GBR",
+        "EVN|I12|20261120093000",
+        "RF1|P^Pending^HL70283|R^Routine^HL70280|183545006^Referral to pain clinic^SCT||O^Outpatient^HL70284"
+        f"|PAS-{token}^RX1|20261120",
+    ]
+    if prd:
+        lines += ["PRD|RP|Jones^Sam^^^Dr|||||A81001^ODS", "PRD|RT|Integrated MSK and Pain Service|||||RX1PN^ODS"]
+    lines.append(f"PID|1||{nhs_number}^^^NHS^NH||Smith^Jane||19780314|F|||14 Park Road^^Anytown^^AN1 3CD^GBR^H")
+    return join(lines)
+
+
+def failing_check_digit(nhs_number: str) -> str:
+    """The same NHS number with another last digit: ten digits whose modulus-11 check fails."""
+    return nhs_number[:9] + str((int(nhs_number[9]) + 1) % 10)

@@ -179,13 +179,16 @@ def test_enhanced_mode_sends_what_msh_15_and_msh_16_ask_for_on_success(
 @pytest.mark.parametrize(
     ("error", "accept", "application", "expected"),
     [
-        (NO_NHS_NUMBER, "AL", "AL", ["CA", "AE"]),
-        (NO_NHS_NUMBER, "ER", "ER", ["AE"]),
-        (NO_NHS_NUMBER, "AL", "NE", ["CA"]),
+        (NO_NHS_NUMBER, "AL", "AL", ["CR"]),
+        (NO_NHS_NUMBER, "ER", "ER", ["CR"]),
+        (NO_NHS_NUMBER, "AL", "NE", ["CR"]),
+        (NO_NHS_NUMBER, "NE", "NE", ["CR"]),
         (UnsupportedInput("no", Issue("x", "MSH-9", "not-supported")), "AL", "AL", ["CR"]),
         (UnsupportedInput("no", Issue("x", "MSH-9", "not-supported")), "ER", "AL", ["CR"]),
         (StoreUnavailable("store down"), "AL", "AL", ["CE"]),
-        (StoreUnavailable("store down"), "SU", "AL", []),
+        (StoreUnavailable("store down"), "SU", "AL", ["CE"]),
+        (StoreUnavailable("store down"), "AL", "NE", ["CE"]),
+        (GatewayError("internal error; incident 1"), "AL", "NE", ["CE"]),
     ],
 )
 def test_enhanced_mode_on_failure(error: GatewayError, accept: str, application: str, expected: list[str]) -> None:
@@ -193,6 +196,34 @@ def test_enhanced_mode_on_failure(error: GatewayError, accept: str, application:
     assert codes(answers) == expected
     for answer in answers:
         strictly_valid(answer)
+
+
+@pytest.mark.parametrize("application", ["AL", "NE", "ER", "SU"])
+def test_a_refused_message_is_never_answered_ca_whatever_msh_16_asks(application: str) -> None:
+    (answer,) = ack.failed(enhanced("AL", application), NO_NHS_NUMBER, HL7)
+    message = parser.parse(answer)
+    assert message.first("MSA").text(1) == "CR"  # type: ignore[union-attr]
+    err = message.first("ERR")
+    assert err is not None and [err.text(2, c) for c in (1, 3)] == ["PID", "3"] and err.text(3) == "101"
+
+
+def test_a_failure_of_the_gateway_asks_the_sender_to_send_again_with_its_reason() -> None:
+    (answer,) = ack.failed(enhanced("AL", "NE"), StoreUnavailable("the store did not commit the referral"), HL7)
+    msa = parser.parse(answer).first("MSA")
+    assert msa is not None and (msa.text(1), msa.text(3)) == ("CE", "the store did not commit the referral")
+
+
+def test_original_mode_answers_are_unchanged_by_the_enhanced_rules() -> None:
+    assert codes(ack.failed(head(), NO_NHS_NUMBER, HL7)) == ["AE"]
+    assert codes(ack.failed(head(), StoreUnavailable("store down"), HL7)) == ["AE"]
+    assert codes(ack.failed(head(), UnsupportedInput("no", Issue("x", "MSH-9", "not-supported")), HL7)) == ["AR"]
+
+
+def test_mllp_block_characters_in_a_reason_are_escaped_so_the_ack_frames_whole() -> None:
+    error = InvalidReferral("RF1-2 'A\x0bB\x1cC' is unknown", Issue("x", "RF1-2", "code-invalid"))
+    (answer,) = ack.failed(head(), error, HL7)
+    assert "\x0b" not in answer and "\x1c" not in answer
+    assert parser.parse(answer).first("MSA").text(3) == "RF1-2 'A\x0bB\x1cC' is unknown"  # type: ignore[union-attr]
 
 
 def test_a_commit_reject_carries_the_err() -> None:

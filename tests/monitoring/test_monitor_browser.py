@@ -130,7 +130,7 @@ async def test_a_trace_shows_every_hop_from_mllp_in_to_the_task_changes_back(
     control_id = text.split("\r")[0].split("|")[9]
     ((code, _, _),) = await asyncio.to_thread(send_mllp, gateway.settings.mllp.port, text)
     assert code == "AA"
-    (found,) = await trace.find(gateway.runtime.store, control_id)
+    (found,) = (await trace.find(gateway.runtime.store, control_id)).items
     await eventually(lambda: any(found.id in r.body for r in receiver.ledger.referrals.values()), what="delivery")
     async with gateway.client() as client:
         tasks = (await client.get("/fhir/Task", params={"focus": f"ServiceRequest/{found.id}"})).json()

@@ -1,4 +1,4 @@
-"""The MLLP framer as a pure object: bytes in, frames out, no sockets."""
+"""The MLLP connection as a pure object: bytes in, frames out, framed bytes to send, no sockets."""
 
 from __future__ import annotations
 
@@ -7,12 +7,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.errors import MalformedInput
-from gateway.mllp.framer import NEED_DATA, FrameTooLarge, MllpFramer
+from gateway.mllp.connection import (
+    END_BLOCK,
+    NEED_DATA,
+    START_BLOCK,
+    ConnectionBroken,
+    FrameTooLarge,
+    MllpConnection,
+    Unframable,
+)
 
 VT, END = b"\x0b", b"\x1c\x0d"
 
 
-def frames_of(framer: MllpFramer) -> list[bytes]:
+def frames_of(framer: MllpConnection) -> list[bytes]:
     out = []
     while (frame := framer.next_frame()) is not NEED_DATA:
         assert isinstance(frame, bytes)
@@ -21,21 +29,21 @@ def frames_of(framer: MllpFramer) -> list[bytes]:
 
 
 def test_one_frame() -> None:
-    framer = MllpFramer(1024)
+    framer = MllpConnection(1024)
     framer.receive_data(VT + b"MSH|^~\\&|A\rPID|1" + END)
     assert frames_of(framer) == [b"MSH|^~\\&|A\rPID|1"]
     assert framer.buffered == 0
 
 
 def test_nothing_yet_needs_data() -> None:
-    framer = MllpFramer(1024)
+    framer = MllpConnection(1024)
     assert framer.next_frame() is NEED_DATA
     framer.receive_data(VT + b"MSH|")
     assert framer.next_frame() is NEED_DATA
 
 
 def test_a_frame_split_byte_by_byte_across_reads() -> None:
-    framer = MllpFramer(1024)
+    framer = MllpConnection(1024)
     found: list[bytes] = []
     for byte in VT + b"MSH|^~\\&|A" + END:
         framer.receive_data(bytes([byte]))
@@ -44,7 +52,7 @@ def test_a_frame_split_byte_by_byte_across_reads() -> None:
 
 
 def test_the_end_block_split_between_its_two_bytes() -> None:
-    framer = MllpFramer(1024)
+    framer = MllpConnection(1024)
     framer.receive_data(VT + b"MSH|A\x1c")
     assert framer.next_frame() is NEED_DATA
     framer.receive_data(b"\x0d")
@@ -52,32 +60,32 @@ def test_the_end_block_split_between_its_two_bytes() -> None:
 
 
 def test_many_frames_in_one_read_in_order() -> None:
-    framer = MllpFramer(1024)
+    framer = MllpConnection(1024)
     framer.receive_data(b"".join(VT + f"MSH|{i}".encode() + END for i in range(5)))
     assert frames_of(framer) == [f"MSH|{i}".encode() for i in range(5)]
 
 
 def test_noise_between_frames_is_dropped() -> None:
-    framer = MllpFramer(1024)
+    framer = MllpConnection(1024)
     framer.receive_data(b"\r\n" + VT + b"MSH|1" + END + b"\r\n\r\n" + VT + b"MSH|2" + END + b"\n")
     assert frames_of(framer) == [b"MSH|1", b"MSH|2"]
     assert framer.buffered == 0
 
 
 def test_an_abandoned_frame_is_dropped_for_the_one_that_follows() -> None:
-    framer = MllpFramer(1024)
+    framer = MllpConnection(1024)
     framer.receive_data(VT + b"MSH|half" + VT + b"MSH|whole" + END)
     assert frames_of(framer) == [b"MSH|whole"]
 
 
 def test_a_lone_fs_inside_a_frame_does_not_end_it() -> None:
-    framer = MllpFramer(1024)
+    framer = MllpConnection(1024)
     framer.receive_data(VT + b"MSH|a\x1cb" + END)
     assert frames_of(framer) == [b"MSH|a\x1cb"]
 
 
 def test_an_oversize_frame_raises() -> None:
-    framer = MllpFramer(10)
+    framer = MllpConnection(10)
     framer.receive_data(VT + b"x" * 11 + END)
     with pytest.raises(FrameTooLarge) as refused:
         framer.next_frame()
@@ -85,7 +93,7 @@ def test_an_oversize_frame_raises() -> None:
 
 
 def test_an_oversize_frame_raises_before_it_ends() -> None:
-    framer = MllpFramer(10)
+    framer = MllpConnection(10)
     framer.receive_data(VT + b"x" * 8)
     assert framer.next_frame() is NEED_DATA
     framer.receive_data(b"x" * 8)
@@ -95,17 +103,47 @@ def test_an_oversize_frame_raises_before_it_ends() -> None:
 
 
 def test_a_frame_of_exactly_the_limit_is_taken() -> None:
-    framer = MllpFramer(10)
+    framer = MllpConnection(10)
     framer.receive_data(VT + b"x" * 10 + END)
     assert frames_of(framer) == [b"x" * 10]
 
 
 def test_a_frame_of_exactly_the_limit_is_taken_when_its_end_block_arrives_split() -> None:
-    framer = MllpFramer(10)
+    framer = MllpConnection(10)
     framer.receive_data(VT + b"x" * 10 + b"\x1c")
     assert framer.next_frame() is NEED_DATA
     framer.receive_data(b"\x0d")
     assert frames_of(framer) == [b"x" * 10]
+
+
+def test_past_an_oversize_frame_the_connection_reads_no_more_but_can_still_answer() -> None:
+    framer = MllpConnection(10)
+    framer.receive_data(VT + b"x" * 11)
+    with pytest.raises(FrameTooLarge):
+        framer.next_frame()
+    assert framer.broken
+    with pytest.raises(ConnectionBroken):
+        framer.receive_data(VT + b"MSH|1" + END)
+    with pytest.raises(ConnectionBroken):
+        framer.next_frame()
+    assert framer.send(b"MSH|AR") == VT + b"MSH|AR" + END
+
+
+def test_send_frames_a_message_the_other_side_reads_back_whole() -> None:
+    sender, receiver = MllpConnection(1024), MllpConnection(1024)
+    for message in (b"MSH|^~\\&|A\rPID|1", b"MSH|2"):
+        receiver.receive_data(sender.send(message))
+    assert frames_of(receiver) == [b"MSH|^~\\&|A\rPID|1", b"MSH|2"]
+
+
+def test_the_block_characters_are_the_mllp_ones() -> None:
+    assert (START_BLOCK, END_BLOCK) == (b"\x0b", b"\x1c\r")
+
+
+@pytest.mark.parametrize("inside", [b"\x0b", b"\x1c", b"\x1c\r"])
+def test_send_refuses_a_message_that_would_end_or_restart_its_frame(inside: bytes) -> None:
+    with pytest.raises(Unframable):
+        MllpConnection(1024).send(b"MSH|a" + inside + b"b")
 
 
 payloads = st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\x0b", b"").replace(b"\x1c", b"")), max_size=8)
@@ -114,7 +152,7 @@ payloads = st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\x0b", b""
 @given(messages=payloads, cuts=st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20))
 def test_any_messages_cut_anywhere_come_out_whole_and_in_order(messages: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(VT + m + END for m in messages)
-    framer = MllpFramer(1024)
+    framer = MllpConnection(1024)
     found: list[bytes] = []
     at, i = 0, 0
     while at < len(stream):
