@@ -29,8 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from gateway.audit import spines
 from gateway.audit.trail import AuditTrail
 from gateway.bus import events
+from gateway.canonical import patient, ukcore
 from gateway.canonical import referral as ref
-from gateway.canonical import ukcore
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import initial_task
 from gateway.errors import Conflict, GatewayError, NotFound, PreconditionFailed
@@ -161,8 +161,12 @@ class Intake:
         sr = inbound.service_request
         resource = _stamped(inbound, current.id, current.version + 1)
         kind = events.SERVICEREQUEST_CANCELLED if sr.status == "revoked" else events.SERVICEREQUEST_UPDATED
-        event = _event(sr, current.id, resource, current.topic, kind, inbound, {"routing_rule": current.rule})
+        patient_key, traced = await self._patient_key(current, sr)
+        event = _event(patient_key, current.id, resource, current.topic, kind, inbound, {"routing_rule": current.rule})
         key = (inbound.sender, inbound.message_id) if inbound.message_id else None
+        steps = [("updated", {"event_type": kind, "status": sr.status, "channel": inbound.channel, **_told(inbound)})]
+        if traced:  # updated in place: found by its NHS number from now on, its events keep their key
+            steps.append(("nhs-number-traced", {"patient_key": patient_key}))
         arrival = arrivals.current()
         try:
             async with self._store.begin() as conn:
@@ -171,8 +175,9 @@ class Intake:
                     current,
                     str(sr.status),
                     event,
-                    [("updated", {"event_type": kind, "status": sr.status, "channel": inbound.channel})],
+                    steps,
                     key,
+                    nhs_number=ref.nhs_number(sr) if traced else None,
                     inbound=arrival.row() if arrival else None,
                 )
         except IntegrityError as exc:
@@ -183,6 +188,27 @@ class Intake:
         if sr.status == "revoked" and self._on_cancelled is not None:
             await self._on_cancelled(stored.id)
         return _acceptance(stored, created=False)
+
+    async def _patient_key(self, current: StoredReferral, sr: ServiceRequest) -> tuple[str, bool]:
+        """The key this referral's events keep for life (gateway/canonical/patient.py), and whether this
+        version is the one that brings the traced NHS number."""
+        number = ref.nhs_number(sr)
+        if patient.is_untraced_key(current.nhs_number):
+            return current.nhs_number, number is not None
+        history = await self._store.history(current.id)
+        if any(entry.step == "nhs-number-traced" for entry in history):
+            return patient.untraced_key(current.id), False
+        return current.nhs_number, False
+
+
+def _told(inbound: InboundReferral) -> dict[str, Any]:
+    """How the parties were found and what was read leniently, for the referral's history."""
+    told: dict[str, Any] = {}
+    if inbound.resolved:
+        told["resolved"] = inbound.resolved
+    if inbound.warnings:
+        told["warnings"] = [{"diagnostics": w.diagnostics, "expression": w.expression} for w in inbound.warnings]
+    return told
 
 
 def _taken_up(inbound: InboundReferral) -> arrivals.Arrival | None:
@@ -200,19 +226,20 @@ def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[
     system, value = ref.business_identifier(sr) or ("", "")
     referral_id = referral_id_for(system, value)
     resource = _stamped(inbound, referral_id, 1)
+    patient_key = ref.nhs_number(sr) or patient.untraced_key(referral_id)
     routing = {
         "routing_rule": decision.rule,
         "routing_reason": decision.reason,
         "routing_service": decision.service,
         "routing_ruleset": decision.ruleset_version,
     }
-    event = _event(sr, referral_id, resource, decision.topic, events.SERVICEREQUEST_CREATED, inbound, routing)
+    event = _event(patient_key, referral_id, resource, decision.topic, events.SERVICEREQUEST_CREATED, inbound, routing)
     at = now()
     row: dict[str, Any] = {
         "id": referral_id,
         "identifier_system": system,
         "identifier_value": value,
-        "nhs_number": ref.nhs_number(sr),
+        "nhs_number": patient_key,  # the NHS number, or the untraced patient's key
         "requester": ref.requester_ods(sr),
         "performer": ref.performer_ods(sr),
         "status": sr.status,
@@ -227,7 +254,10 @@ def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[
         "updated_at": at,
     }
     steps: list[tuple[str, dict[str, Any]]] = [
-        ("received", {"channel": inbound.channel, "sender": inbound.sender, "message_id": inbound.message_id}),
+        (
+            "received",
+            {"channel": inbound.channel, "sender": inbound.sender, "message_id": inbound.message_id, **_told(inbound)},
+        ),
         ("validated", {"profile": "UK Core"}),
         (
             "routed",
@@ -251,13 +281,17 @@ def _stamped(inbound: InboundReferral, referral_id: str, version: int) -> dict[s
     """The ServiceRequest as FHIR JSON with the gateway's id and meta: the adapter's own JSON when it
     has it (validated already), else the model dumped once. The model itself is never copied."""
     body = inbound.resource if inbound.resource is not None else inbound.service_request.model_dump(mode="json")
-    meta = {"versionId": str(version), "lastUpdated": now().isoformat().replace("+00:00", "Z")}
+    meta: dict[str, Any] = {"versionId": str(version), "lastUpdated": now().isoformat().replace("+00:00", "Z")}
+    kept = {k: v for k, v in (body.get("meta") or {}).items() if k in ("tag", "profile", "security")}
+    if ref.nhs_number(inbound.service_request):  # traced: the flag no longer holds
+        kept["tag"] = [t for t in kept.get("tag", []) if t != patient.flag_tag()] or None
+    meta.update({k: v for k, v in kept.items() if v})
     rest = {k: v for k, v in body.items() if k not in _STAMPED}
     return {"resourceType": body.get("resourceType", "ServiceRequest"), "id": referral_id, "meta": meta, **rest}
 
 
 def _event(
-    sr: ServiceRequest,
+    patient_key: str,
     referral_id: str,
     resource: dict[str, Any],
     topic: str,
@@ -265,10 +299,11 @@ def _event(
     inbound: InboundReferral,
     extra: dict[str, str],
 ) -> events.OutboxEvent:
-    """The outbox event; its value is the one serialisation of the resource, stored with the row too."""
+    """The outbox event, keyed by the patient (the NHS number, or the untraced patient's key); its value
+    is the one serialisation of the resource, stored with the row too."""
     return events.new_event(
         topic=topic,
-        key=ref.nhs_number(sr) or "",
+        key=patient_key,
         event_type=kind,
         source=f"urn:referral-gateway:{inbound.channel}:{inbound.sender}",
         subject=f"ServiceRequest/{referral_id}",

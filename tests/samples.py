@@ -50,3 +50,18 @@ def entry(bundle: dict[str, Any], resource_type: str) -> dict[str, Any]:
         e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == resource_type
     )
     return found
+
+
+def practitioner_bundle(reason: str = "new", ubrn: str | None = None) -> dict[str, Any]:
+    """The BaRS message from a GP (a Practitioner, their PractitionerRole in the Bundle) to a service
+    named by its DoS id (a HealthcareService providedBy an Organization), made unique."""
+    bundle = load("fhir/bars-message-practitioner-to-dos-service.json")
+    bundle["entry"][0]["resource"]["reason"]["coding"][0]["code"] = reason
+    entry(bundle, "ServiceRequest")["identifier"][0]["value"] = ubrn or uuid.uuid4().hex[:12]
+    entry(bundle, "Patient")["identifier"][0]["value"] = valid_nhs_number()
+    return bundle
+
+
+def full_url(bundle: dict[str, Any], resource_type: str) -> str:
+    found: str = next(e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == resource_type)
+    return found

@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from fhir.resources.R4B.bundle import Bundle, BundleEntry, BundleLink
 
-from adapters.inbound.fhir import messaging, rest
-from gateway.api import capability, search
+from adapters.inbound.fhir import messaging, rest, targets
+from gateway.api import capability, outcome, search
 from gateway.api.addressing import base_url, version_from_etag
 from gateway.api.deps import CorrelationDep, RuntimeDep
 from gateway.api.representation import fhir_response
@@ -20,14 +20,16 @@ from gateway.audit import spines
 from gateway.audit.events import REFUSED, Entity
 from gateway.auth import access
 from gateway.auth.guard import principal_of
-from gateway.canonical import nhs_number
+from gateway.canonical import nhs_number, patient, systems
 from gateway.errors import DuplicateRequest, Forbidden, Issue, MalformedInput, NotFound
 from gateway.intake import Acceptance
 from gateway.store import StoredReferral
+from gateway.store.store import Prefix
 
 router = APIRouter(prefix="/fhir", tags=["FHIR R4"])
 
-#: Search parameters and the store column each one reads (system|value tokens are accepted).
+#: Search parameters and the store column each one reads (system|value tokens are accepted). `_tag`
+#: takes the flag `nhs-number-to-be-traced`: referrals whose patient has no NHS number yet.
 SEARCH_PARAMETERS = {
     "identifier": "identifier_value",
     "patient": "nhs_number",
@@ -50,10 +52,19 @@ async def create_service_request(
     correlation: CorrelationDep,
     x_request_id: Annotated[str | None, Header()] = None,
 ) -> Response:
-    sr = rest.service_request(await request.body(), request.headers.get("content-type"))
-    access.check_sender(principal_of(request), sr)
-    acceptance = await runtime.intake.accept(rest.inbound(sr, correlation, x_request_id))
-    return _acceptance_response(request, acceptance, 201 if acceptance.created else 200)
+    read = rest.read(
+        await request.body(),
+        request.headers.get("content-type"),
+        request.headers.get(targets.HEADER),
+        runtime.router.directory.service_owner,
+    )
+    access.check_sender(principal_of(request), read.service_request)
+    acceptance = await runtime.intake.accept(rest.inbound(read, correlation, x_request_id))
+    status = 201 if acceptance.created else 200
+    if "return=operationoutcome" in request.headers.get("prefer", "").replace(" ", "").lower():
+        headers = _version_headers(request, acceptance.referral_id, acceptance.version)
+        return fhir_response(request, outcome.accepted(acceptance.referral_id, read.warnings), status, headers)
+    return _acceptance_response(request, acceptance, status)
 
 
 @router.get("/ServiceRequest/{referral_id}")
@@ -83,14 +94,20 @@ async def update_service_request(
     if_match: Annotated[str | None, Header()] = None,
     x_request_id: Annotated[str | None, Header()] = None,
 ) -> Response:
-    sr = rest.service_request(await request.body(), request.headers.get("content-type"))
+    read = rest.read(
+        await request.body(),
+        request.headers.get("content-type"),
+        request.headers.get(targets.HEADER),
+        runtime.router.directory.service_owner,
+    )
+    sr = read.service_request
     if sr.id is not None and sr.id != referral_id:
         raise MalformedInput(
             "the resource id does not match the URL",
             Issue(f"id '{sr.id}' differs from '{referral_id}'", "ServiceRequest.id", "invariant"),
         )
     acceptance = await runtime.intake.update(
-        rest.inbound(sr, correlation, x_request_id),
+        rest.inbound(read, correlation, x_request_id),
         referral_id,
         version_from_etag(if_match),
         authorise=access.referral_check(principal_of(request)),
@@ -122,7 +139,12 @@ async def process_message(
             Issue("the X-Request-Id header is missing", "X-Request-Id", "required"),
         )
     inbound = messaging.from_bundle(
-        await request.body(), request.headers.get("content-type"), x_request_id, correlation
+        await request.body(),
+        request.headers.get("content-type"),
+        x_request_id,
+        correlation,
+        request.headers.get(targets.HEADER),
+        runtime.router.directory.service_owner,
     )
     if await runtime.store.message_referral(inbound.sender, x_request_id):
         raise DuplicateRequest(
@@ -130,6 +152,7 @@ async def process_message(
             Issue("a message with this X-Request-Id was processed before", "X-Request-Id", "duplicate"),
         )
     principal = principal_of(request)
+    access.check_message_sender(principal, inbound.sender)
     access.check_sender(principal, inbound.service_request)
     if inbound.reason == "new":
         acceptance = await runtime.intake.accept(inbound)
@@ -168,7 +191,19 @@ def _criteria(request: Request) -> dict[str, str]:
         if SEARCH_PARAMETERS[name] == "nhs_number":
             token = nhs_number.normalise(token.removeprefix("Patient/"))
         criteria[SEARCH_PARAMETERS[name]] = token
+    tag = request.query_params.get("_tag")
+    if tag:
+        criteria["nhs_number"] = _untraced_tag(tag.split("|")[-1])
     return criteria
+
+
+def _untraced_tag(token: str) -> Prefix:
+    if token != systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]:
+        raise MalformedInput(
+            f"_tag searches take {systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]} only",
+            Issue(f"unknown tag '{token}'", "_tag", "not-supported"),
+        )
+    return Prefix(patient.UNTRACED_PREFIX)
 
 
 def _searchset(request: Request, found: list[StoredReferral]) -> Bundle:

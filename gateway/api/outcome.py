@@ -11,7 +11,7 @@ from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
 from fhir.resources.R4B.operationoutcome import OperationOutcome, OperationOutcomeIssue
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, Issue
 
 BARS_ERROR_CODES = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 
@@ -35,3 +35,23 @@ def information(text: str) -> OperationOutcome:
     return OperationOutcome(
         issue=[OperationOutcomeIssue(severity="information", code="informational", diagnostics=text)]
     )
+
+
+def accepted(referral_id: str, warnings: tuple[Issue, ...]) -> OperationOutcome:
+    """The answer to a referral taken: that it was, and each warning at its FHIRPath (what was read
+    leniently, such as a system URI variant), so the sender can mend its data."""
+    issues = [
+        OperationOutcomeIssue(
+            severity="information", code="informational", diagnostics=f"taken as ServiceRequest/{referral_id}"
+        )
+    ]
+    issues += [
+        OperationOutcomeIssue(
+            severity=w.severity,
+            code=w.code or "informational",
+            diagnostics=w.diagnostics,
+            expression=[w.expression] if w.expression else None,
+        )
+        for w in warnings
+    ]
+    return OperationOutcome(issue=issues)

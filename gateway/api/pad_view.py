@@ -19,6 +19,7 @@ from gateway.errors import Issue
 #: The patient's own words for a self-referral, where they differ from the Questionnaire's.
 SELF_REFERRAL_TEXT = {
     "patient": "Your details",
+    "patient.nhs-number-unknown": "I don't know my NHS number",
     "patient.safe-to-leave-message": "Is it safe for us to leave you a voicemail or text message?",
     "patient.interpreter-needed": "I need an interpreter",
     "difficulties": "What you are struggling with",
@@ -43,10 +44,13 @@ HINTS = {
     "patient.contact-times": "Tick all that apply.",
 }
 SELF_REFERRAL_HINTS = {
-    "patient.nhs-number": "10 digits. It is on letters from the NHS, on prescriptions and in the NHS App.",
+    "patient.nhs-number": "10 digits. It is on letters from the NHS, on prescriptions and in the NHS App. "
+    "If you do not know it, tick the box below: the service finds it from your name, date of birth and address.",
     "risk.self-harm-thoughts": "If yes, we send your referral as urgent and show you where to get help now.",
     "consent": "We can only send your referral if you agree to both.",
 }
+#: Shown as required: needed unless the box beside it says it is not known (rules.py checks which).
+REQUIRED_UNLESS_UNKNOWN = frozenset({"patient.nhs-number"})
 #: HTML input attributes by linkId: input type, inputmode, size class; autocomplete is per variant.
 INPUTS: dict[str, dict[str, str]] = {
     "patient.nhs-number": {"inputmode": "numeric", "width": "width-10", "spellcheck": "false"},
@@ -184,7 +188,7 @@ def _field(
         html_id=_first_input_id(item) if control in {"radios", "checkboxes", "yes-no"} else html_id(link_id),
         label=_text(item, variant),
         control=control,
-        required=bool(item.required),
+        required=bool(item.required) or link_id in REQUIRED_UNLESS_UNKNOWN,
         hint=_conditional_hint(pad, item, variant) or _hint(item, variant),
         error=errors.get(link_id),
         value="" if isinstance(value, list) or value is None else str(value),

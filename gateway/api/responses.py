@@ -6,37 +6,49 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
+from gateway.api import outcome
 from gateway.canonical import systems
 from gateway.canonical.referral import InboundReferral
 from gateway.intake import Acceptance
 
 
 def message_response(acceptance: Acceptance, inbound: InboundReferral) -> Bundle:
+    """With warnings (what was read leniently), an OperationOutcome entry too, which
+    MessageHeader.response.details names: how FHIR messaging carries the details of a response."""
     header_id = str(uuid.uuid4())
     sr_url = f"urn:uuid:{acceptance.referral_id}"
-    return Bundle.model_validate(
-        {
-            "type": "message",
-            "timestamp": datetime.now(UTC).isoformat(),
-            "entry": [
-                {
-                    "fullUrl": f"urn:uuid:{header_id}",
-                    "resource": {
-                        "resourceType": "MessageHeader",
-                        "id": header_id,
-                        "eventCoding": {
-                            "system": systems.BARS_MESSAGE_EVENTS,
-                            "code": systems.BARS_EVENT_SERVICEREQUEST_RESPONSE,
-                        },
-                        "source": {"endpoint": "urn:referral-gateway"},
-                        "response": {"identifier": inbound.message_id or header_id, "code": "ok"},
-                        "focus": [{"reference": sr_url}],
+    bundle = _response_bundle(acceptance, inbound, header_id, sr_url)
+    if inbound.warnings:
+        outcome_url = f"urn:uuid:{uuid.uuid4()}"
+        details = outcome.accepted(acceptance.referral_id, inbound.warnings).model_dump(mode="json")
+        bundle["entry"][0]["resource"]["response"]["details"] = {"reference": outcome_url}
+        bundle["entry"].append({"fullUrl": outcome_url, "resource": details})
+    return Bundle.model_validate(bundle)
+
+
+def _response_bundle(acceptance: Acceptance, inbound: InboundReferral, header_id: str, sr_url: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{header_id}",
+                "resource": {
+                    "resourceType": "MessageHeader",
+                    "id": header_id,
+                    "eventCoding": {
+                        "system": systems.BARS_MESSAGE_EVENTS,
+                        "code": systems.BARS_EVENT_SERVICEREQUEST_RESPONSE,
                     },
+                    "source": {"endpoint": "urn:referral-gateway"},
+                    "response": {"identifier": inbound.message_id or header_id, "code": "ok"},
+                    "focus": [{"reference": sr_url}],
                 },
-                {"fullUrl": sr_url, "resource": json.loads(acceptance.resource)},
-            ],
-        }
-    )
+            },
+            {"fullUrl": sr_url, "resource": json.loads(acceptance.resource)},
+        ],
+    }

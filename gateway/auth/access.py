@@ -14,6 +14,7 @@ from collections.abc import Callable
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from gateway.auth.principal import Principal
+from gateway.canonical import ods
 from gateway.canonical import referral as ref
 from gateway.errors import Forbidden, Issue
 from gateway.store.store import StoredReferral
@@ -48,6 +49,21 @@ def check_sender(principal: Principal, sr: ServiceRequest) -> None:
     raise Forbidden(
         f"{principal.id} sends for {principal.ods}, not for {requester or 'an unnamed requester'}",
         Issue("the requester must be the sending organisation's ODS code", "ServiceRequest.requester", "forbidden"),
+    )
+
+
+def check_message_sender(principal: Principal, sender: str | None) -> None:
+    """A BaRS message's MessageHeader.sender must be the organisation the token was issued to."""
+    if principal.all_organisations or sender is None or not ods.is_valid(sender) or sender == principal.ods:
+        return
+    raise Forbidden(
+        f"MessageHeader.sender is {sender}, but the token was issued to {principal.ods}: they must be the same "
+        "organisation",
+        Issue(
+            f"the token's organisation is {principal.ods}; MessageHeader.sender names {sender}",
+            "MessageHeader.sender",
+            "forbidden",
+        ),
     )
 
 

@@ -2,8 +2,11 @@
 for the canonical ServiceRequest.
 
 The canonical ServiceRequest names people and organisations by identifier (logical references):
-`subject.identifier` is the NHS number, `requester.identifier` and `performer[].identifier` are ODS
-codes. That keeps each event self-contained: a receiver needs no other resource to act on it.
+`subject.identifier` is the NHS number, `requester.identifier` and `performer[0].identifier` are ODS
+codes. What more the sender said about the parties travels contained: the requesting practitioner
+and their role (the `requesting-practitioner` extension), the receiving HealthcareService (a
+further performer, typed HealthcareService, identified by DoS id), a patient still to be traced.
+That keeps each event self-contained: a receiver needs no other resource to act on it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from fhir.resources.R4B.resource import Resource
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from gateway.canonical import systems
+from gateway.errors import Issue
 
 Reason = Literal["new", "update", "delete"]
 
@@ -34,6 +38,10 @@ class InboundReferral:
     #: (HL7 v2): the intake then stores and publishes it as it is instead of dumping the model again.
     #: It must dump exactly as the model does (tests/hl7v2/test_golden.py holds the HL7 mapping to that).
     resource: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    #: How each party was found (party → source), recorded in the referral's history.
+    resolved: dict[str, str] = field(default_factory=dict, compare=False)
+    #: What was read leniently (system URI variants): told to the sender, recorded in the history.
+    warnings: tuple[Issue, ...] = field(default=(), compare=False)
 
 
 def identifier_value(reference: object, system: str) -> str | None:
@@ -58,6 +66,16 @@ def performer_ods(sr: ServiceRequest) -> str | None:
         if code:
             return code
     return None
+
+
+def named_services(sr: ServiceRequest) -> list[tuple[str, str]]:
+    """(system, value) of each HealthcareService the performer names: what routing matches a service by."""
+    named = []
+    for performer in sr.performer or []:
+        ident = performer.identifier
+        if performer.type == "HealthcareService" and ident is not None and ident.system and ident.value:
+            named.append((str(ident.system), str(ident.value)))
+    return named
 
 
 def business_identifier(sr: ServiceRequest) -> tuple[str, str] | None:

@@ -18,6 +18,7 @@ from fhir.resources.R4B.meta import Meta
 from fhir.resources.R4B.task import Task
 from pydantic import BaseModel
 
+from gateway.canonical import patient, systems
 from gateway.errors import Conflict, InvalidReferral, Issue
 
 _TASK_NAMESPACE = uuid.UUID("b3a0f0d6-40a5-4c8e-9f0e-6ad1f4b2c9a7")
@@ -56,13 +57,23 @@ def initial_task(sr: dict[str, Any], status: str) -> dict[str, Any]:
         "intent": "order",
         "priority": sr.get("priority"),
         "focus": focus,
-        "for": sr["subject"],
+        "for": _subject(sr),
         "authoredOn": at,
         "lastModified": at,
         "requester": sr.get("requester"),
         "owner": (sr.get("performer") or [None])[0],
     }
     return {k: v for k, v in task.items() if v is not None}
+
+
+def _subject(sr: dict[str, Any]) -> dict[str, Any]:
+    """The Task's `for`: the ServiceRequest's subject, except that a `#contained` Patient (one still to
+    be traced) means nothing outside the ServiceRequest, so the Task names it by its untraced key."""
+    subject: dict[str, Any] = sr["subject"]
+    if not str(subject.get("reference", "")).startswith("#"):
+        return subject
+    key = {"system": systems.UNTRACED_PATIENT, "value": patient.untraced_key(sr["id"])}
+    return {"type": "Patient", "identifier": key}
 
 
 def next_version(current: Task, proposed: Task, rules: Lifecycle) -> Task:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from gateway.canonical import nhs_number, ods, systems
+from gateway.canonical import nhs_number, ods, patient, systems
 from gateway.errors import InvalidReferral, Issue
 
 STATUSES = {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}
@@ -29,9 +29,14 @@ PRIORITIES = {"routine", "urgent", "asap", "stat"}
 
 def validate(sr: ServiceRequest) -> None:
     """Raise `InvalidReferral` listing every rule the ServiceRequest breaks."""
-    issues = [*_codes(sr), *_subject(sr), *_organisations(sr), *_identifiers(sr)]
-    if issues:
-        raise InvalidReferral("The ServiceRequest does not meet the UK Core rules", *issues)
+    found = issues(sr)
+    if found:
+        raise InvalidReferral("The ServiceRequest does not meet the UK Core rules", *found)
+
+
+def issues(sr: ServiceRequest) -> list[Issue]:
+    """Every rule the ServiceRequest breaks (none: it meets them)."""
+    return [*_codes(sr), *_subject(sr), *_organisations(sr), *_identifiers(sr)]
 
 
 def _codes(sr: ServiceRequest) -> list[Issue]:
@@ -53,6 +58,8 @@ def _codes(sr: ServiceRequest) -> list[Issue]:
 
 def _subject(sr: ServiceRequest) -> list[Issue]:
     where = "ServiceRequest.subject.identifier"
+    if patient.is_untraced(sr):
+        return _untraced(sr)
     ident = sr.subject.identifier if sr.subject else None
     if ident is None or ident.system != systems.NHS_NUMBER or not ident.value:
         return [Issue(f"the subject must be identified by an NHS number ({systems.NHS_NUMBER})", where, "required")]
@@ -63,11 +70,33 @@ def _subject(sr: ServiceRequest) -> list[Issue]:
     return []
 
 
+def _untraced(sr: ServiceRequest) -> list[Issue]:
+    """A patient without an NHS number: the contained Patient must say who they are."""
+    found = next(
+        (c for c in sr.contained or [] if c.get_resource_type() == "Patient" and c.id == patient.PATIENT_ID), None
+    )
+    missing = patient.missing_demographics(found.model_dump(mode="json", exclude_none=True)) if found else ["Patient"]
+    if missing:
+        return [
+            Issue(
+                "a patient without an NHS number must be identified by name, birth date and postcode or address: "
+                f"{', '.join(missing)} missing",
+                "ServiceRequest.contained",
+                "required",
+            )
+        ]
+    return []
+
+
 def _organisations(sr: ServiceRequest) -> list[Issue]:
     issues = []
     parties = [("ServiceRequest.requester", sr.requester)]
-    parties += [(f"ServiceRequest.performer[{i}]", p) for i, p in enumerate(sr.performer or [])]
-    if not sr.performer:
+    parties += [
+        (f"ServiceRequest.performer[{i}]", p)
+        for i, p in enumerate(sr.performer or [])
+        if p.type != "HealthcareService"  # a service the performer names; its organisation is listed too
+    ]
+    if not any(p.type != "HealthcareService" for p in sr.performer or []):
         parties.append(("ServiceRequest.performer", None))
     for where, ref in parties:
         ident = ref.identifier if ref is not None else None

@@ -2,7 +2,9 @@
 
 Read from `schemas/directory/directory.json`, a FHIR R4 Bundle (type collection) of Organization,
 HealthcareService, Location and Endpoint resources, so a deployment replaces the data and no code.
-A HealthcareService's id is the directory id routing decisions name. A service without endpoints
+A HealthcareService's id is the directory id routing decisions name; its identifiers (a Directory
+of Services id, `https://fhir.nhs.uk/Id/dos-service-id`) are how senders name it, and the id itself is
+also its identifier in `https://referral-gateway.nhs.example/Id/healthcare-service`. A service without endpoints
 of its own is reached through its organisation's; the first endpoint is the one delivery uses
 (`Directory.endpoint(service_id)`: its `format` and `address` are what delivery's Destination holds).
 
@@ -27,7 +29,7 @@ from fhir.resources.R4B.healthcareservice import HealthcareService
 from fhir.resources.R4B.location import Location
 from fhir.resources.R4B.organization import Organization
 
-from gateway.canonical import systems
+from gateway.canonical import systems, uris
 from gateway.errors import NotFound
 
 DIRECTORY_FILE = Path("directory") / "directory.json"
@@ -63,6 +65,7 @@ class Service:
     types: frozenset[str]  # HealthcareService.type codes
     locations: tuple[str, ...]  # location names
     endpoints: tuple[Endpoint, ...]  # own, else the organisation's; the first is preferred
+    identifiers: frozenset[tuple[str, str]] = frozenset()  # (system, value): DoS ids and the directory id
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -74,6 +77,7 @@ class Directory:
         self.version = version
         self._services = {s.id: s for s in services}
         self._organisations = organisations  # ODS code → name
+        self._by_identifier = {ident: s for s in services for ident in s.identifiers}
 
     def __contains__(self, service_id: object) -> bool:
         return service_id in self._services
@@ -86,6 +90,15 @@ class Directory:
         if found is None:
             raise NotFound(f"no service '{service_id}' in the directory")
         return found
+
+    def by_identifier(self, system: str, value: str) -> Service | None:
+        """The service a sender names by identifier (a DoS id, or the directory's own id)."""
+        return self._by_identifier.get((uris.canonical(system), value))
+
+    def service_owner(self, system: str, value: str) -> str | None:
+        """The ODS code of the organisation providing the service so named, if the directory lists it."""
+        found = self.by_identifier(system, value)
+        return found.ods if found else None
 
     def by_ods(self, ods: str) -> list[Service]:
         """The services an organisation provides, in directory order."""
@@ -157,6 +170,10 @@ def _service(
         types=frozenset(str(c.code) for cc in resource.type or [] for c in cc.coding or [] if c.code),
         locations=tuple(_known(locations, _local_id(ref, "Location"), "Location") for ref in resource.location or []),
         endpoints=tuple(_known(endpoints, e, "Endpoint") for e in (own or inherited)),
+        identifiers=frozenset(
+            [(systems.SERVICE_ID, str(resource.id))]
+            + [(uris.canonical(str(i.system)), str(i.value)) for i in resource.identifier or [] if i.system and i.value]
+        ),
     )
 
 

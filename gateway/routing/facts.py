@@ -10,6 +10,9 @@ Coded facts are sets of codes (any code system: rules name codes only):
     priority   ServiceRequest.priority (`routine` when absent)
     source     the UK Core SourceOfServiceRequest extension
     history    the code of each Procedure in supportingInfo: what the patient has already had
+    dos        the DoS service ids of the HealthcareServices the performer names (NHSD-Target-Identifier
+               or the ServiceRequest's own)
+    service    the directory ids of the services the performer names (the router looks them up)
 
 Conditions and Procedures are read from the ServiceRequest's `contained` resources (`#id`
 references), so an event stays self-contained. Dates are compared with `authoredOn`, never with
@@ -26,9 +29,9 @@ from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.procedure import Procedure
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from gateway.canonical import referral
+from gateway.canonical import referral, systems
 
-Fact = Literal["performer", "category", "code", "reason", "priority", "source", "history"]
+Fact = Literal["performer", "category", "code", "reason", "priority", "source", "history", "dos", "service"]
 
 #: Where each fact is read from, for the issues a referrer gets back.
 WHERE: dict[Fact, str] = {
@@ -39,6 +42,8 @@ WHERE: dict[Fact, str] = {
     "priority": "ServiceRequest.priority",
     "source": "ServiceRequest.extension",
     "history": "ServiceRequest.supportingInfo",
+    "dos": "ServiceRequest.performer",
+    "service": "ServiceRequest.performer",
 }
 #: Procedures in these statuses did not happen, so they are no part of the history.
 _NOT_DONE = {"not-done", "entered-in-error", "preparation"}
@@ -64,6 +69,7 @@ class Facts:
     conditions: tuple[ConditionFact, ...]
     procedures: tuple[ProcedureFact, ...]
     authored: date | None
+    named: tuple[tuple[str, str], ...] = ()  # (system, value) of each service the performer names
 
     def __getitem__(self, fact: Fact) -> frozenset[str]:
         return self.coded[fact]
@@ -74,6 +80,7 @@ def read_facts(sr: ServiceRequest) -> Facts:
     procedures = tuple(_procedure(p) for p in _contained(sr, sr.supportingInfo, Procedure) if p.status not in _NOT_DONE)
     performer = referral.performer_ods(sr)
     source = referral.source_of_referral(sr)
+    named = tuple(referral.named_services(sr))
     coded: dict[Fact, frozenset[str]] = {
         "performer": frozenset([performer] if performer else []),
         "category": frozenset(referral.codes(sr.category)),
@@ -82,8 +89,10 @@ def read_facts(sr: ServiceRequest) -> Facts:
         "priority": frozenset([str(sr.priority or "routine")]),
         "source": frozenset([source] if source else []),
         "history": frozenset().union(*(p.codes for p in procedures)),
+        "dos": frozenset(value for system, value in named if system == systems.DOS_SERVICE_ID),
+        "service": frozenset(value for system, value in named if system == systems.SERVICE_ID),
     }
-    return Facts(coded, conditions, procedures, _day(sr.authoredOn))
+    return Facts(coded, conditions, procedures, _day(sr.authoredOn), named)
 
 
 def _contained(sr: ServiceRequest, references: list[Any] | None, kind: type[T]) -> list[T]:

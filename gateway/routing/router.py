@@ -13,16 +13,17 @@ not on a patient's referral.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from gateway.bus.topics import load_topics
+from gateway.canonical import systems
 from gateway.errors import Issue, UnroutableReferral
 from gateway.routing.criteria import CriteriaBook, Criterion, Finding, Publisher, assess, load_criteria
 from gateway.routing.directory import Directory, load_directory
-from gateway.routing.facts import Facts, read_facts
+from gateway.routing.facts import WHERE, Facts, read_facts
 from gateway.routing.rules import Rule, RuleSet, load_rules
 
 
@@ -45,7 +46,7 @@ class Router:
         self._applicable = _applicable_criteria(criteria, directory)
 
     def route(self, sr: ServiceRequest) -> RouteDecision:
-        facts = read_facts(sr)
+        facts = self._with_services(read_facts(sr))
         rule = self.rules.first_match(facts)
         if rule is None:
             raise self._unroutable(facts)
@@ -56,6 +57,36 @@ class Router:
         if findings:
             return self._triage(rule, facts, findings)
         return RouteDecision(rule.topic, rule.service, rule.id, self._accepted(rule, facts), self.version)
+
+    def _with_services(self, facts: Facts) -> Facts:
+        """The facts with the directory ids of the services the performer names. A named service the
+        directory does not list, or one another organisation provides, is refused: never guessed."""
+        issues, ids = [], set(facts["service"])
+        for system, value in facts.named:
+            service = self.directory.by_identifier(system, value)
+            if service is None:
+                issues.append(
+                    Issue(
+                        f"the referral is addressed to the service {system}|{value}, which the service directory "
+                        f"does not list ({self.directory.version}); it was not sent anywhere else",
+                        WHERE["service"],
+                        "not-found",
+                    )
+                )
+            elif facts["performer"] and service.ods not in facts["performer"]:
+                issues.append(
+                    Issue(
+                        f"the service {value} is {service.name}, provided by {service.ods}, but the referral is "
+                        f"addressed to {', '.join(sorted(facts['performer']))}",
+                        WHERE["service"],
+                        "business-rule",
+                    )
+                )
+            else:
+                ids.add(service.id)
+        if issues:
+            raise UnroutableReferral("the service this referral is addressed to is not known here", *issues)
+        return replace(facts, coded={**facts.coded, "service": frozenset(ids)})
 
     def _accepted(self, rule: Rule, facts: Facts) -> str:
         met = [criterion.id for _, criterion in self._applicable.get(rule.service, [])]
@@ -109,6 +140,10 @@ def _rule_problems(rules: RuleSet, directory: Directory, topics: set[str]) -> li
         unknown = [ods for ods in rule.when.get("performer", []) if not directory.organisation_name(ods)]
         if unknown:
             problems.append(f"rule {rule.id} names performers {', '.join(unknown)}, which the directory does not list")
+        unknown = [s for s in rule.when.get("service", []) if s not in directory]
+        unknown += [d for d in rule.when.get("dos", []) if directory.by_identifier(systems.DOS_SERVICE_ID, d) is None]
+        if unknown:
+            problems.append(f"rule {rule.id} names services {', '.join(unknown)}, which the directory does not list")
     return problems
 
 

@@ -47,6 +47,10 @@ from gateway.store.writer import BatchWriter
 log = logging.getLogger(__name__)
 
 
+class Prefix(str):
+    """A search value that matches every column value starting with it (the untraced patients' keys)."""
+
+
 @dataclass(frozen=True)
 class StoredReferral:
     id: str
@@ -216,7 +220,10 @@ class Store:
         if organisation is not None:
             query = query.where(or_(referrals.c.requester == organisation, referrals.c.performer == organisation))
         for column, value in equals.items():
-            query = query.where(referrals.c[column] == value)
+            if isinstance(value, Prefix):
+                query = query.where(referrals.c[column].startswith(str(value), autoescape=True))
+            else:
+                query = query.where(referrals.c[column] == value)
         async with self.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_stored(r) for r in rows]
@@ -240,16 +247,20 @@ class Store:
         event: OutboxEvent,
         steps: list[tuple[str, dict[str, Any]]],
         message_key: tuple[str, str] | None = None,
+        nhs_number: str | None = None,
         inbound: dict[str, Any] | None = None,
     ) -> StoredReferral:
         """Write a new version of a referral with its event (whose value is the new resource), inside
-        the caller's transaction; with `inbound`, the log's row of the message that asked for it."""
-        values = {
+        the caller's transaction; with `inbound`, the log's row of the message that asked for it.
+        `nhs_number`: the patient was traced, the referral is found by it now."""
+        values: dict[str, Any] = {
             "version": referral.version + 1,
             "status": status,
             "resource": event.value,
             "updated_at": now(),
         }
+        if nhs_number is not None:
+            values["nhs_number"] = nhs_number
         result = await conn.execute(
             update(referrals)
             .where(referrals.c.id == referral.id, referrals.c.version == referral.version)
@@ -257,6 +268,8 @@ class Store:
         )
         if result.rowcount != 1:
             raise IntegrityError("concurrent update", None, Exception(referral.id))
+        if nhs_number is not None:  # its Task is found by the NHS number too
+            await conn.execute(update(tasks).where(tasks.c.referral_id == referral.id).values(nhs_number=nhs_number))
         await insert_events(conn, [event], referral.id)
         await insert_steps(conn, referral.id, steps)
         if message_key:

@@ -22,7 +22,7 @@ def test_complete_json_fields_make_a_response_that_fits_the_questionnaire() -> N
     qr, issues = convert(physio_fields())
     assert issues == []
     assert conformance.check(qr, pad()) == []
-    assert qr.questionnaire == "https://referral-gateway.nhs.example/Questionnaire/iapt-prescription-pad|1.0.0"
+    assert qr.questionnaire == "https://referral-gateway.nhs.example/Questionnaire/iapt-prescription-pad|1.1.0"
     assert qr.status == "completed"
     assert qr.authored is not None
 
@@ -103,7 +103,12 @@ def test_an_unticked_checkbox_is_an_answer_of_no_on_the_web_form_only() -> None:
 
 
 def test_checkbox_items_are_the_booleans_shown_as_one_checkbox() -> None:
-    assert fields.checkbox_items(pad()) == {"patient.interpreter-needed", "consent.referral", "consent.sharing"}
+    assert fields.checkbox_items(pad()) == {
+        "patient.nhs-number-unknown",
+        "patient.interpreter-needed",
+        "consent.referral",
+        "consent.sharing",
+    }
 
 
 def test_a_self_referral_leaves_out_the_referrer_section() -> None:

@@ -16,6 +16,7 @@ from tests.pad.pads import CANONICAL, pad
 LINK_IDS = [
     "patient",
     "patient.nhs-number",
+    "patient.nhs-number-unknown",
     "patient.given-name",
     "patient.family-name",
     "patient.birth-date",
@@ -51,10 +52,10 @@ LINK_IDS = [
 ]
 
 
-def test_questionnaire_is_the_canonical_version_1_0_0_with_stable_link_ids() -> None:
+def test_questionnaire_is_the_canonical_version_1_1_0_with_stable_link_ids() -> None:
     loaded = pad()
     assert loaded.questionnaire.url == CANONICAL == questionnaire.CANONICAL_URL
-    assert loaded.version == "1.0.0"
+    assert loaded.version == "1.1.0"
     assert loaded.questionnaire.status == "active"
     assert list(loaded.items) == LINK_IDS
 
@@ -68,7 +69,6 @@ def test_questionnaire_round_trips_through_fhir_resources_r4b() -> None:
 def test_the_questions_the_pad_must_ask_are_required() -> None:
     items = pad().items
     for link_id in [
-        "patient.nhs-number",
         "patient.birth-date",
         "patient.phone",
         "patient.safe-to-leave-message",

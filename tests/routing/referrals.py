@@ -38,3 +38,9 @@ def contained(sample: str, resource_id: str) -> dict[str, Any]:
     """A copy of one contained resource of a sample, to change and pass back in `contained`."""
     found: dict[str, Any] = next(r for r in load(f"fhir/{sample}")["contained"] if r["id"] == resource_id)
     return found
+
+
+def service_performer(ods: str, system: str, value: str) -> list[dict[str, Any]]:
+    """The performer as the FHIR adapter writes it for a named service: the organisation, then the
+    service typed HealthcareService (routing reads the reference's identifier, not the resource)."""
+    return [*performer(ods), {"type": "HealthcareService", "identifier": {"system": system, "value": value}}]

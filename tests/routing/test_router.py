@@ -11,7 +11,16 @@ import pytest
 from gateway.canonical import systems
 from gateway.errors import UnroutableReferral
 from gateway.routing import RouteDecision, load_router
-from tests.routing.referrals import EPIDURAL, LOCAL, RF_DENERVATION, concept, concepts, performer, referral
+from tests.routing.referrals import (
+    EPIDURAL,
+    LOCAL,
+    RF_DENERVATION,
+    concept,
+    concepts,
+    performer,
+    referral,
+    service_performer,
+)
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 ROUTER = load_router(SCHEMAS)
@@ -23,6 +32,24 @@ SELF_REFERRAL = [
 #: One referral per rule in rules.json: (rule id, changes to a sample, expected service, topic).
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("iapt-urgent-risk", {"performer": performer("NQ1IA"), **URGENT}, "iapt-duty", "referrals.iapt"),
+    (
+        "iapt-chronic-pain-by-dos",
+        {"performer": service_performer("NQ1IA", systems.DOS_SERVICE_ID, "2000070002")},
+        "iapt-hwb-chronic-pain",
+        "referrals.iapt",
+    ),
+    (
+        "iapt-core-by-service",
+        {"performer": service_performer("NQ1IA", systems.SERVICE_ID, "iapt-core"), "code": None},
+        "iapt-core",
+        "referrals.iapt",
+    ),
+    (
+        "msk-pain-by-dos",
+        {"performer": service_performer("RX1PN", systems.DOS_SERVICE_ID, "2000070010")},
+        "msk-pain",
+        "referrals.msk-pain",
+    ),
     (
         "iapt-back-pain-course",
         {"performer": performer("NQ1IA"), "code": concept("living-well-back-pain-sciatica", f"{LOCAL}/service-type")},
@@ -150,3 +177,31 @@ def test_a_known_organisation_that_takes_no_referrals_is_named() -> None:
     with pytest.raises(UnroutableReferral) as caught:
         ROUTER.route(referral(performer=performer("A81002"), code=None))
     assert "Second Street Surgery (A81002) takes no referral like this one" in caught.value.issues[0].diagnostics
+
+
+def test_a_dos_id_route_says_the_dos_id_matched() -> None:
+    decision = ROUTER.route(referral(performer=service_performer("NQ1IA", systems.DOS_SERVICE_ID, "2000070002")))
+    assert decision.rule == "iapt-chronic-pain-by-dos"
+    assert "dos 2000070002" in decision.reason
+
+
+def test_a_service_named_by_its_dos_id_is_matched_by_a_service_rule_too() -> None:
+    decision = ROUTER.route(
+        referral(performer=service_performer("NQ1IA", systems.DOS_SERVICE_ID, "2000070001"), code=None)
+    )
+    assert (decision.rule, decision.service) == ("iapt-core-by-service", "iapt-core")
+    assert "service iapt-core" in decision.reason
+
+
+def test_an_unknown_target_service_is_refused_not_guessed() -> None:
+    with pytest.raises(UnroutableReferral) as caught:
+        ROUTER.route(referral(performer=service_performer("NQ1IA", systems.DOS_SERVICE_ID, "999999")))
+    (issue,) = caught.value.issues
+    assert "does not list" in issue.diagnostics and "999999" in issue.diagnostics
+    assert issue.expression == "ServiceRequest.performer"
+
+
+def test_a_service_of_another_organisation_is_refused() -> None:
+    with pytest.raises(UnroutableReferral, match="not known here") as caught:
+        ROUTER.route(referral(performer=service_performer("RX1PN", systems.DOS_SERVICE_ID, "2000070002")))
+    assert "provided by NQ1IA" in caught.value.issues[0].diagnostics

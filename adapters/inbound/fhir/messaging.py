@@ -16,9 +16,10 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.messageheader import MessageHeader
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from adapters.inbound.fhir import references, source
-from adapters.inbound.fhir.parse import parse
-from gateway.canonical import systems
+from adapters.inbound.fhir import references, source, targets
+from adapters.inbound.fhir.parse import parse_with_warnings, summary
+from adapters.inbound.fhir.parties import ServiceOwner
+from gateway.canonical import systems, ukcore
 from gateway.canonical.referral import InboundReferral, Reason
 from gateway.errors import InvalidReferral, Issue, MalformedInput, UnsupportedInput
 
@@ -26,8 +27,19 @@ CHANNEL = "fhir-messaging"
 _REASONS: dict[str, Reason] = {"new": "new", "update": "update", "delete": "delete"}
 
 
-def from_bundle(body: bytes, content_type: str | None, request_id: str, correlation_id: str) -> InboundReferral:
-    bundle = cast(Bundle, parse(body, content_type, Bundle))
+def from_bundle(
+    body: bytes,
+    content_type: str | None,
+    request_id: str,
+    correlation_id: str,
+    target_header: str | None = None,
+    service_owner: ServiceOwner | None = None,
+) -> InboundReferral:
+    """The referral a BaRS message carries. `target_header` is NHSD-Target-Identifier as sent;
+    `service_owner` answers which organisation provides a service (the directory)."""
+    target, header_warnings = targets.decode(target_header)
+    parsed, warnings = parse_with_warnings(body, content_type, Bundle)
+    bundle = cast(Bundle, parsed)
     if bundle.type != "message":
         raise MalformedInput(
             "$process-message takes a Bundle of type 'message'",
@@ -35,19 +47,32 @@ def from_bundle(body: bytes, content_type: str | None, request_id: str, correlat
         )
     header = _header(bundle)
     _check_event(header)
-    reason = _reason(header)
+    reason, problems = _reason(header)
     entries = references.index((e.fullUrl, e.resource) for e in bundle.entry or [] if e.resource)
-    sr = _focus(header, entries)
-    sr = source.inferred(references.canonicalise(sr, entries))
+    sr = _focus(header, entries, problems)
+    context = references.Context(
+        resources=entries,
+        sender=header.sender,
+        receivers=tuple(d.receiver for d in header.destination or [] if d.receiver is not None),
+        target=target,
+        service_owner=service_owner,
+    )
+    resolved = references.resolve(sr, context)
+    sr = source.inferred(resolved.service_request)
+    problems += references.with_rules(resolved, ukcore.issues(sr))
+    if problems:  # every problem with the message at once, each at its FHIRPath
+        raise InvalidReferral(summary("the BaRS message cannot be taken as it is", problems), *problems)
     if reason == "delete":
         sr.status = "revoked"
     return InboundReferral(
         service_request=sr,
         channel=CHANNEL,
-        sender=_sender(header),
+        sender=resolved.sender or _endpoint(header),
         correlation_id=correlation_id,
         message_id=request_id,
-        reason=reason,
+        reason=reason or "new",
+        resolved=resolved.how,
+        warnings=(*header_warnings, *warnings),
     )
 
 
@@ -75,33 +100,32 @@ def _check_event(header: MessageHeader) -> None:
         )
 
 
-def _reason(header: MessageHeader) -> Reason:
+def _reason(header: MessageHeader) -> tuple[Reason | None, list[Issue]]:
     for coding in (header.reason.coding if header.reason else None) or []:
         if coding.system == systems.BARS_MESSAGE_REASON and coding.code in _REASONS:
-            return _REASONS[coding.code]
-    raise InvalidReferral(
-        "MessageHeader.reason must be new, update or delete (message-reason-bars)",
-        Issue("reason missing or not a BaRS reason", "MessageHeader.reason", "required"),
-    )
+            return _REASONS[coding.code], []
+    return None, [
+        Issue(
+            "MessageHeader.reason must be new, update or delete (message-reason-bars)",
+            "MessageHeader.reason",
+            "required",
+        )
+    ]
 
 
-def _focus(header: MessageHeader, entries: references.Index) -> ServiceRequest:
+def _focus(header: MessageHeader, entries: references.Index, problems: list[Issue]) -> ServiceRequest:
     ref = header.focus[0].reference if header.focus else None
     target = entries.get(ref) if ref else None
     if target is None or target.get_resource_type() != "ServiceRequest":
-        raise InvalidReferral(
-            "MessageHeader.focus must reference the ServiceRequest in this Bundle",
-            Issue(
-                f"focus '{ref}' does not resolve to a ServiceRequest entry",
-                "MessageHeader.focus[0].reference",
-                "not-found",
-            ),
+        focus = Issue(
+            f"MessageHeader.focus must reference the ServiceRequest in this Bundle: '{ref}' does not resolve to one",
+            "MessageHeader.focus[0].reference",
+            "not-found",
         )
+        raise InvalidReferral(summary("the BaRS message has no ServiceRequest to take", [focus]), *problems, focus)
     return cast(ServiceRequest, target)
 
 
-def _sender(header: MessageHeader) -> str:
-    ident = header.sender.identifier if header.sender else None
-    if ident is not None and ident.value:
-        return str(ident.value)
+def _endpoint(header: MessageHeader) -> str:
+    """Who sent it when MessageHeader.sender names no organisation: the source endpoint."""
     return str(header.source.endpoint) if header.source else "unknown"

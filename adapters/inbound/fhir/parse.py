@@ -1,7 +1,12 @@
 """Bytes to a fhir.resources R4B model, in JSON or XML, with errors that name the failing element.
 
 Pydantic's error locations become FHIRPath-like expressions (`ServiceRequest.subject.identifier`),
-so a 422 tells the sender exactly which element to fix.
+so a 422 tells the sender exactly which element to fix, every element at once.
+
+Liberal in what it reads: XML comments, processing instructions and whitespace are dropped wherever
+they are (before the root too), and variants of known system URIs are read as the canonical URI
+(gateway/canonical/uris.py), each reported back as a warning. Strict in what it means: anything
+else that is not FHIR R4 is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from fhir.resources.R4B.resource import Resource
 from lxml import etree
 from pydantic import ValidationError
 
+from gateway.canonical import uris
 from gateway.errors import InvalidReferral, Issue, MalformedInput, UnsupportedInput
 
 R = TypeVar("R", bound=Resource)
@@ -29,6 +35,13 @@ def media_type(content_type: str | None) -> str:
 
 def parse(body: bytes, content_type: str | None, expected: type[R] | None = None) -> R | Resource:
     """Parse a FHIR resource; `expected` (a model class) refuses any other resource type."""
+    return parse_with_warnings(body, content_type, expected)[0]
+
+
+def parse_with_warnings(
+    body: bytes, content_type: str | None, expected: type[R] | None = None
+) -> tuple[R | Resource, list[Issue]]:
+    """As `parse`, with the warnings about what was read leniently (system URI variants)."""
     kind = media_type(content_type)
     if kind in JSON_TYPES:
         resource_type, load = _json(body)
@@ -43,10 +56,10 @@ def parse(body: bytes, content_type: str | None, expected: type[R] | None = None
         )
     model = _model_class(resource_type)
     try:
-        resource: Resource = load(model)
-        return resource
+        resource, warnings = load(model)
     except ValidationError as exc:
         raise invalid(exc, resource_type) from exc
+    return resource, warnings
 
 
 def _json(body: bytes) -> tuple[str, Any]:
@@ -58,18 +71,38 @@ def _json(body: bytes) -> tuple[str, Any]:
         raise MalformedInput(
             "a FHIR resource is a JSON object with a resourceType", Issue("resourceType is missing", "resourceType")
         )
-    return data["resourceType"], lambda model: model.model_validate(data)
+    resource_type = data["resourceType"]
+
+    def load(model: type[Resource]) -> tuple[Resource, list[Issue]]:
+        warnings = uris.normalise(data, resource_type)
+        return model.model_validate(data), warnings
+
+    return resource_type, load
 
 
 def _xml(body: bytes) -> tuple[str, Any]:
+    """The XML without comments and processing instructions (fhir.resources reads a comment as an
+    element); read as a model, then its JSON checked for system URI variants like any JSON body."""
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, remove_comments=True, remove_pis=True, remove_blank_text=True
+    )
     try:
-        root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+        root = etree.fromstring(body.strip(), parser=parser)
     except etree.XMLSyntaxError as exc:
         raise MalformedInput(f"the body is not well-formed XML: {exc}") from exc
     tag = str(root.tag)
     if not tag.startswith(_FHIR_NS):
         raise MalformedInput("the root element is not in the FHIR namespace http://hl7.org/fhir")
-    return tag[len(_FHIR_NS) :], lambda model: model.model_validate_xml(body)
+    resource_type = tag[len(_FHIR_NS) :]
+    clean = etree.tostring(root)
+
+    def load(model: type[Resource]) -> tuple[Resource, list[Issue]]:
+        resource = model.model_validate_xml(clean)
+        data = resource.model_dump(mode="json")
+        warnings = uris.normalise(data, resource_type)
+        return (model.model_validate(data) if warnings else resource), warnings
+
+    return resource_type, load
 
 
 def _model_class(resource_type: str) -> type[Resource]:
@@ -102,3 +135,11 @@ def _message(err: Any) -> str:
 
 def _issue_code(kind: str) -> str:
     return {"missing": "required", "extra_forbidden": "structure"}.get(kind, "value")
+
+
+def summary(what: str, issues: list[Issue]) -> str:
+    """One line for a refusal with many issues: what, the first reason, and how many more."""
+    if not issues:
+        return what
+    more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+    return f"{what}: {issues[0].diagnostics}{more}"

@@ -2,25 +2,59 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from adapters.inbound.fhir import references, source
-from adapters.inbound.fhir.parse import parse
-from gateway.canonical import referral
+from adapters.inbound.fhir import references, source, targets
+from adapters.inbound.fhir.parse import parse_with_warnings, summary
+from adapters.inbound.fhir.parties import ServiceOwner
+from gateway.canonical import referral, ukcore
 from gateway.canonical.referral import InboundReferral
+from gateway.errors import InvalidReferral, Issue
 
 CHANNEL = "fhir-rest"
 
 
+@dataclass(frozen=True)
+class Read:
+    """A ServiceRequest as the gateway understood it, with how its parties were found and warnings."""
+
+    service_request: ServiceRequest
+    resolved: dict[str, str]
+    warnings: tuple[Issue, ...]
+
+
+def read(
+    body: bytes, content_type: str | None, target_header: str | None = None, service_owner: ServiceOwner | None = None
+) -> Read:
+    """Parse and canonicalise (references resolved against contained resources), refusing with every
+    problem at once: what cannot be resolved and every UK Core rule broken."""
+    target, header_warnings = targets.decode(target_header)
+    parsed, warnings = parse_with_warnings(body, content_type, ServiceRequest)
+    assert isinstance(parsed, ServiceRequest)
+    resolved = references.resolve(parsed, references.Context(target=target, service_owner=service_owner))
+    sr = source.inferred(resolved.service_request)
+    problems = references.with_rules(resolved, ukcore.issues(sr))
+    if problems:
+        raise InvalidReferral(summary("the ServiceRequest cannot be taken as it is", problems), *problems)
+    return Read(sr, resolved.how, (*header_warnings, *warnings))
+
+
 def service_request(body: bytes, content_type: str | None) -> ServiceRequest:
-    """Parse and canonicalise: literal references resolved against contained resources."""
-    sr = parse(body, content_type, ServiceRequest)
-    assert isinstance(sr, ServiceRequest)
-    return source.inferred(references.canonicalise(sr, {}))
+    return read(body, content_type).service_request
 
 
-def inbound(sr: ServiceRequest, correlation_id: str, request_id: str | None) -> InboundReferral:
-    sender = referral.requester_ods(sr) or "unknown"
+def inbound(sr: ServiceRequest | Read, correlation_id: str, request_id: str | None) -> InboundReferral:
+    found = sr if isinstance(sr, Read) else Read(sr, {}, ())
+    model = found.service_request
+    sender = referral.requester_ods(model) or "unknown"
     return InboundReferral(
-        service_request=sr, channel=CHANNEL, sender=sender, correlation_id=correlation_id, message_id=request_id
+        service_request=model,
+        channel=CHANNEL,
+        sender=sender,
+        correlation_id=correlation_id,
+        message_id=request_id,
+        resolved=found.resolved,
+        warnings=found.warnings,
     )

@@ -2,7 +2,8 @@
 service that carries, contained, the patient, the referring physiotherapist and the response itself,
 so the event on Kafka is all IAPT needs.
 
-    subject    logical reference: the NHS number
+    subject    logical reference: the NHS number; "I don't know it": the contained patient, flagged
+               "NHS number to be traced" (gateway/canonical/patient.py)
     requester  the physiotherapist's organisation (ODS code); a self-referral: the configured organisation
     performer  the IAPT service (ODS code, settings.pad)
     identifier the pad reference the gateway made (PAD-XXXX-XXXX)
@@ -22,11 +23,11 @@ from typing import Any
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from adapters.inbound.pad import codes
+from adapters.inbound.pad import codes, rules
 from adapters.inbound.pad.answers import Answers
 from adapters.inbound.pad.questionnaire import Pad
 from adapters.inbound.pad.rules import Variant
-from gateway.canonical import nhs_number, systems
+from gateway.canonical import nhs_number, patient, systems
 from gateway.canonical.referral import InboundReferral
 from gateway.settings import PadSettings
 
@@ -59,7 +60,23 @@ def to_referral(submission: Submission, pad: Pad, settings: PadSettings, schemas
         correlation_id=submission.correlation_id,
         message_id=submission.message_id,
         attachments=(response,),
+        resolved=_resolved(submission.variant, answers),
     )
+
+
+def _resolved(variant: Variant, answers: Answers) -> dict[str, str]:
+    """How the pad named each party, for the referral's history (no patient details)."""
+    subject = (
+        'no NHS number ("I don\'t know it"): the patient by name, birth date and address, NHS number to be traced'
+        if rules.nhs_number_unknown(answers)
+        else "the NHS number the pad gives (patient.nhs-number)"
+    )
+    requester = (
+        "the physiotherapist's organisation (referrer.organisation-ods)"
+        if variant == "physiotherapist"
+        else "self-referral: the configured organisation (PAD_SELF_REFERRAL_REQUESTER_ODS)"
+    )
+    return {"subject": subject, "requester": requester, "performer": "the IAPT service (PAD_IAPT_SERVICE_ODS)"}
 
 
 def is_urgent(answers: Answers) -> bool:
@@ -89,7 +106,8 @@ def _service_request(
     schemas_dir: Path,
 ) -> dict[str, Any]:
     table = codes.answer_codes(schemas_dir)
-    contained = [_patient(answers)]
+    untraced = rules.nhs_number_unknown(answers)
+    contained = [patient.untraced_patient(_patient(answers)) if untraced else _patient(answers)]
     if submission.variant == "physiotherapist":
         contained.append(_practitioner(answers))
     contained.append(response.model_dump(mode="json", exclude_none=True))
@@ -103,7 +121,7 @@ def _service_request(
         "priority": "urgent" if is_urgent(answers) else "routine",
         "category": [{"coding": [_snomed(table.category)]}],
         "code": _code(answers, pad, table),
-        "subject": {"identifier": {"system": systems.NHS_NUMBER, "value": _nhs(answers)}},
+        "subject": patient.untraced_subject() if untraced else _subject(answers),
         "authoredOn": response.model_dump(mode="json").get("authored"),
         "requester": _requester(submission.variant, answers, settings),
         "performer": [_organisation(settings.iapt_service_ods, settings.iapt_service_name)],
@@ -111,7 +129,13 @@ def _service_request(
         "supportingInfo": [{"reference": f"#{RESPONSE_ID}", "display": "IAPT prescription pad"}],
         "note": [{"text": text} for text in _notes(answers, pad)],
     }
+    if untraced:
+        sr["meta"] = {"tag": [patient.flag_tag()]}
     return {k: v for k, v in sr.items() if v is not None}
+
+
+def _subject(answers: Answers) -> dict[str, Any]:
+    return {"identifier": {"system": systems.NHS_NUMBER, "value": _nhs(answers)}}
 
 
 def _snomed(code: codes.Code) -> dict[str, str]:

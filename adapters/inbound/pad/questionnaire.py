@@ -33,8 +33,11 @@ class Pad:
         return str(self.questionnaire.version)
 
     def accepts(self, canonical: str | None) -> bool:
-        """A QuestionnaireResponse may name the pad with or without `|version`."""
-        return canonical in {CANONICAL_URL, f"{CANONICAL_URL}|{self.version}"}
+        """A QuestionnaireResponse may name the pad with or without `|version`. A minor version only
+        adds optional items or relaxes a requirement, so a response to an earlier version of the same
+        major version still fits (1.0.0 responses fit 1.1.0, which made the NHS number optional)."""
+        url, _, version = (canonical or "").partition("|")
+        return url == CANONICAL_URL and (not version or version.split(".")[0] == self.version.split(".")[0])
 
     def option_codes(self, link_id: str) -> list[str]:
         item = self.items[link_id]

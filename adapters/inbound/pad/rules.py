@@ -1,4 +1,6 @@
-"""The pad's rules, beyond fitting the Questionnaire: consent, the NHS number's check digit, the
+"""The pad's rules, beyond fitting the Questionnaire: consent, the NHS number (given, with a valid
+check digit, or "I don't know it" ticked: the service then traces it from name, birth date and
+address), the
 HCPC registration number, ODS code, phone and postcode shapes, dates not in the future, and the
 referrer section being there exactly when a physiotherapist refers.
 
@@ -52,7 +54,7 @@ def check(
     consent = consent_issues(answers)
     said = {issue.expression for issue in [*consent, *prior]}
     issues = [*prior, *(i for i in conformance.check(qr, pad) if i.expression not in said)]
-    issues += _sections(answers, pad, variant) + _values(answers, today or date.today())
+    issues += _sections(answers, pad, variant) + _values(answers, today or date.today()) + _nhs_number_given(answers)
     issues += _authored(qr)
     issues = in_form_order(issues, pad)
     if consent:
@@ -77,6 +79,20 @@ def consent_issues(answers: Answers) -> list[Issue]:
         for link_id in CONSENT_ITEMS
         if answers.flag(link_id) is not True
     ]
+
+
+NHS_NUMBER, NHS_NUMBER_UNKNOWN = "patient.nhs-number", "patient.nhs-number-unknown"
+
+
+def nhs_number_unknown(answers: Answers) -> bool:
+    """No NHS number given and "I don't know it" ticked: the referral goes with the patient to be traced."""
+    return not answers.text(NHS_NUMBER) and answers.flag(NHS_NUMBER_UNKNOWN) is True
+
+
+def _nhs_number_given(answers: Answers) -> list[Issue]:
+    if answers.text(NHS_NUMBER) or answers.flag(NHS_NUMBER_UNKNOWN) is True:
+        return []
+    return [Issue("enter the NHS number, or tick that it is not known", NHS_NUMBER, "required")]
 
 
 def _sections(answers: Answers, pad: Pad, variant: Variant) -> list[Issue]:
