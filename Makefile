@@ -26,8 +26,10 @@ run: $(VENV)/.run-deps
 test: $(VENV)/.test-deps $(MESH_VENV)/.installed browser promtool lint typecheck
 	$(BIN)/pytest
 
+# ruff, then the import contracts of .importlinter (the layers and each package's "Must not" rules)
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check gateway adapters tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy

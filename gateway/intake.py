@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -43,7 +42,6 @@ from gateway.store.tasks import task_rows
 
 log = logging.getLogger(__name__)
 
-_ID_NAMESPACE = uuid.UUID("6f1c7c1e-6a43-4c55-9a0b-5a3f0c0b7e21")
 #: Statuses from which a referral may still be cancelled (BaRS: only while active).
 _CANCELLABLE = {"active", "on-hold", "draft"}
 #: A referral marked entered in error (BaRS delete: it should never have existed), unlike one cancelled
@@ -70,11 +68,6 @@ class Acceptance:
     @cached_property
     def service_request(self) -> ServiceRequest:
         return ServiceRequest.model_validate_json(self.resource)
-
-
-def referral_id_for(system: str, value: str) -> str:
-    """Deterministic: the same business identifier always gets the same id, in every process."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{system}|{value}"))
 
 
 class Intake:
@@ -187,7 +180,7 @@ class Intake:
     async def _find(self, sr: ServiceRequest, referral_id: str | None) -> StoredReferral:
         if referral_id is None:
             ident = ref.business_identifier(sr)
-            referral_id = referral_id_for(*ident) if ident else None
+            referral_id = ref.referral_id_for(*ident) if ident else None
         found = await self._store.get(referral_id) if referral_id else None
         if found is None:
             raise NotFound(f"no referral {referral_id or 'with that identifier'} is known here")
@@ -277,7 +270,7 @@ def _taken_up(inbound: InboundReferral) -> arrivals.Arrival | None:
 def _new_referral(inbound: InboundReferral, decision: RouteDecision, key: tuple[str, str] | None) -> NewReferral:
     sr = inbound.service_request
     system, value = ref.business_identifier(sr) or ("", "")
-    referral_id = referral_id_for(system, value)
+    referral_id = ref.referral_id_for(system, value)
     resource = _stamped(inbound, referral_id, 1)
     patient_key = ref.nhs_number(sr) or patient.untraced_key(referral_id)
     routing = {

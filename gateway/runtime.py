@@ -1,7 +1,9 @@
 """Everything long-lived the gateway owns, started in order and stopped in reverse.
 
 Each component has idempotent `start()`/`stop()`. If start-up fails half way, what was started is
-stopped again before the error propagates: no broker process or socket is left behind.
+stopped again before the error propagates: no broker process or socket is left behind. The embedded
+broker watches its own process and starts it again when it exits (bus/broker.py); it then calls
+`broker_back`, which restores the topics and sets the relay to find what the lost log held at once.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from adapters.hl7v2 import tables as hl7_tables
 from gateway.audit.trail import AuditTrail
 from gateway.auth.authority import Authority
 from gateway.auth.senders import SenderCheck, SenderPolicy
-from gateway.bus.broker import EmbeddedBroker
+from gateway.bus.broker import BrokerHealth, EmbeddedBroker
 from gateway.bus.relay import OutboxRelay
 from gateway.bus.topics import ensure_topics, load_topics
 from gateway.delivery.destinations import DirectoryDestinations
 from gateway.delivery.service import DeliveryService
+from gateway.delivery.status_updates import status_updates_consumer
 from gateway.inbound_log.log import InboundLog
 from gateway.inbound_log.resubmit import Resubmitter
 from gateway.intake import Intake
@@ -30,6 +33,7 @@ from gateway.monitoring.broker_view import BrokerView, gateway_groups
 from gateway.monitoring.dead_letters import DeadLetters
 from gateway.monitoring.retention import Pruner
 from gateway.monitoring.sampler import Sampler
+from gateway.observability.log_summary import summarise_client_errors
 from gateway.routing import load_router
 from gateway.safety.calendar import load_calendar
 from gateway.safety.configuration import ConfigurationRecord, loaded
@@ -37,7 +41,6 @@ from gateway.safety.limits import load_wait_limits
 from gateway.safety.watcher import WaitWatcher
 from gateway.settings import Settings
 from gateway.status import StatusUpdates
-from gateway.status_listener import StatusTopicListener
 from gateway.store import Store
 from gateway.store.outbox import Outbox
 
@@ -53,11 +56,13 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         kafka = settings.kafka
+        broker_log = settings.data_dir / "broker.log"
         self.broker = (
-            EmbeddedBroker(kafka.embedded_host, kafka.embedded_port, settings.data_dir / "broker.log")
+            EmbeddedBroker(kafka.embedded_host, kafka.embedded_port, broker_log, on_restarted=self.broker_back)
             if kafka.embedded
             else None
         )
+        summarise_client_errors()  # aiokafka's one ERROR per connection attempt while a broker is away
         self.topics = load_topics(settings.schemas_dir)
         self.router = load_router(settings.schemas_dir)
         self.store = Store(settings.store_url, settings.store.batch_max, settings.store.db_schema)
@@ -65,7 +70,7 @@ class Runtime:
         self.relay = OutboxRelay(
             self.store, kafka, settings.relay, on_broker_error=self.ensure_topics, on_log_lost=self.log_lost
         )
-        self.audit = AuditTrail(self.store, self.relay.wake, settings.store.batch_max)
+        self.audit = AuditTrail(self.store, self.relay.wake, settings.store.batch_max, topic=settings.topics.audit)
         self.auth = Authority(settings, self.store)
         self.status = StatusUpdates(
             self.store,
@@ -73,11 +78,14 @@ class Runtime:
             self.relay.wake,
             audit=self.audit,
             referrer_service=self.router.directory.referrer_service,
+            topic=settings.topics.status,
         )
         self.intake = Intake(
             self.store, self.router, self.relay.wake, on_cancelled=self.status.referral_cancelled, audit=self.audit
         )
-        self.status_listener = StatusTopicListener(kafka, self.status, self.store, self.relay.wake, self.inbound_log)
+        self.status_updates = status_updates_consumer(
+            settings, self.status, self.store, self.relay.wake, self.inbound_log
+        )
         hl7 = hl7_tables.load(settings.schemas_dir)
         self.mesh = (
             Mesh(
@@ -95,7 +103,13 @@ class Runtime:
         )
         destinations = DirectoryDestinations(self.router.directory)
         self.delivery = DeliveryService(
-            kafka, settings.delivery, self.store, destinations, self.relay.wake, self.mesh.outbox if self.mesh else None
+            kafka,
+            settings.delivery,
+            self.store,
+            destinations,
+            self.relay.wake,
+            self.mesh.outbox if self.mesh else None,
+            hl7=hl7,
         )
         senders = SenderCheck(SenderPolicy(settings.mllp.senders), self.audit)
         self.hl7_handler = ReferralHandler(
@@ -119,7 +133,9 @@ class Runtime:
         self.pruner = Pruner(self.store, settings.retention, settings.delivery.dead_letter_topic)
         limits = load_wait_limits(settings.schemas_dir, self.router.directory)
         calendar = load_calendar(settings.schemas_dir)
-        self.watcher = WaitWatcher(self.store, limits, calendar, self.relay.wake, settings.watcher)
+        self.watcher = WaitWatcher(
+            self.store, limits, calendar, self.relay.wake, settings.watcher, settings.topics.status
+        )
         self.configuration = ConfigurationRecord(
             self.audit, settings.schemas_dir, loaded(settings.schemas_dir, self.router, limits, calendar)
         )
@@ -141,7 +157,7 @@ class Runtime:
             self.auth,
             self.relay,
             *delivery,
-            self.status_listener,
+            self.status_updates,
             *listeners,
             *watchers,
         ]
@@ -173,6 +189,19 @@ class Runtime:
         if created:
             log.info("topics created: %d", len(created))
 
+    @property
+    def broker_health(self) -> BrokerHealth | None:
+        """The embedded broker's supervision (None: a cluster the gateway does not run)."""
+        return self.broker.health if self.broker else None
+
+    async def broker_back(self) -> None:
+        """The embedded broker was started again, empty: its topics first, then the relay at once
+        (its log check finds what was lost, and `log_lost` has it published again)."""
+        try:
+            await self.ensure_topics()
+        finally:
+            self.relay.broker_back()
+
     async def log_lost(self, topics: set[str], since: datetime) -> None:
         """The relay found that the broker lost what it held of `topics` before `since` (restarted empty,
         a topic deleted and made again, or truncated): publish again what each unconfirmed delivery
@@ -184,6 +213,7 @@ class Runtime:
             log.warning("%d unconfirmed events to publish again", count)
             self.relay.wake()
         self.delivery.rewind(topics)
+        self.status_updates.rewind(topics)
 
 
 class _Topics:

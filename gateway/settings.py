@@ -8,8 +8,10 @@ embedded broker, SQLite in `./data`, HTTP on 127.0.0.1:8080, MLLP on 127.0.0.1:2
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +25,29 @@ from pydantic_settings import (
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 _ODS_CODE = re.compile(r"^[A-Z0-9]{3,9}$")  # the shape gateway.canonical.ods checks
+
+
+def topic_roles(schemas_dir: Path) -> dict[str, list[str]]:
+    """The topic names schemas/topics.json gives each role (`referral`, `status`, `status-updates`,
+    `retry`, `dead-letter`, `audit`), in the file's order: the one place a topic is named."""
+    roles: dict[str, list[str]] = {}
+    for topic in json.loads((schemas_dir / "topics.json").read_text())["topics"]:
+        roles.setdefault(topic["role"], []).append(topic["name"])
+    return roles
+
+
+@cache
+def _packaged_roles() -> dict[str, list[str]]:
+    return topic_roles(SCHEMAS_DIR)
+
+
+def _packaged(role: str) -> str:
+    return _packaged_roles()[role][0]
+
+
+def delivered_topics(roles: dict[str, list[str]]) -> list[str]:
+    """What delivery reads: the referral topics, and the status topic (Task changes back to referrers)."""
+    return [*roles["referral"], *roles["status"]]
 
 
 class KafkaSettings(BaseModel):
@@ -165,18 +190,12 @@ class DeliverySettings(BaseModel):
     """Outbound delivery: consumer groups read the referral topics and deliver each event to its receiver."""
 
     enabled: bool = True
-    topics: list[str] = Field(  # the referral topics, and referrals.status: Task changes back to the referrer
-        default_factory=lambda: [
-            "referrals.msk-pain",
-            "referrals.physiotherapy",
-            "referrals.iapt",
-            "referrals.triage",
-            "referrals.status",
-        ]
-    )
+    # the referral topics, and the status topic: Task changes back to the referrer (schemas/topics.json)
+    topics: list[str] = Field(default_factory=lambda: delivered_topics(_packaged_roles()))
     groups: list[DeliveryGroup] = Field(default_factory=lambda: [DeliveryGroup(group_id="delivery")])
-    retry_topic: str = "referrals.retry"
-    dead_letter_topic: str = "referrals.deadletter"
+    status_updates_group: str = "status-updates"  # the group reading receivers' Task updates (TopicSettings)
+    retry_topic: str = Field(default_factory=lambda: _packaged("retry"))
+    dead_letter_topic: str = Field(default_factory=lambda: _packaged("dead-letter"))
     max_attempts: int = Field(default=8, ge=1)  # the first delivery counts as one
     backoff_base_s: float = Field(default=5.0, gt=0)
     backoff_max_s: float = Field(default=900.0, gt=0)
@@ -201,6 +220,15 @@ class DeliverySettings(BaseModel):
         if len({g.group_id for g in self.groups}) != len(self.groups):
             raise ValueError("delivery group ids must differ (DELIVERY_GROUPS)")
         return self
+
+
+class TopicSettings(BaseModel):
+    """The topics outside delivery's own (TOPICS_STATUS, TOPICS_STATUS_UPDATES, TOPICS_AUDIT). Each name
+    left at its default is the one schemas/topics.json (in SCHEMAS_DIR) gives its role."""
+
+    status: str = Field(default_factory=lambda: _packaged("status"))  # Task events back to referrers
+    status_updates: str = Field(default_factory=lambda: _packaged("status-updates"))  # receivers' Task updates
+    audit: str = Field(default_factory=lambda: _packaged("audit"))  # FHIR AuditEvents
 
 
 class PadSettings(BaseModel):
@@ -388,6 +416,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
     pad: PadSettings = Field(default_factory=PadSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
@@ -395,6 +424,28 @@ class Settings(BaseSettings):
     watcher: WatcherSettings = Field(default_factory=WatcherSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
     mesh: MeshSettings = Field(default_factory=MeshSettings)
+
+    @model_validator(mode="after")
+    def _topic_names_from_schemas(self) -> Settings:
+        """A SCHEMAS_DIR of a deployment's own names its topics: a name left at the packaged default
+        becomes the one that directory's topics.json gives the same role."""
+        if self.schemas_dir.resolve() == SCHEMAS_DIR or not (self.schemas_dir / "topics.json").is_file():
+            return self  # a directory without topics.json is refused when the runtime loads the topics
+        roles = topic_roles(self.schemas_dir)
+        delivery, topics = self.delivery, self.topics
+        changes: dict[str, object] = {}
+        if delivery.topics == delivered_topics(_packaged_roles()):
+            changes["topics"] = delivered_topics(roles)
+        for field, role in (("retry_topic", "retry"), ("dead_letter_topic", "dead-letter")):
+            if getattr(delivery, field) == _packaged(role):
+                changes[field] = roles[role][0]
+        named = {
+            field: roles[role][0]
+            for field, role in (("status", "status"), ("status_updates", "status-updates"), ("audit", "audit"))
+            if getattr(topics, field) == _packaged(role)
+        }
+        self.delivery, self.topics = delivery.model_copy(update=changes), topics.model_copy(update=named)
+        return self
 
     @property
     def store_url(self) -> str:

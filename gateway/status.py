@@ -1,5 +1,5 @@
 """The status spine: a receiver moves a referral's Task along; each change is stored with an event on
-`referrals.status`, which delivery carries back to the referrer in its own format.
+the status topic (`referrals.status`), which delivery carries back to the referrer in its own format.
 
     proposed Task (FHIR PUT/PATCH, HL7 RRI^I12, BaRS servicerequest-response, status-updates topic)
         → lifecycle rules (schemas/task-lifecycle.json) → store: new version + outbox event, one commit
@@ -23,15 +23,14 @@ from gateway.audit import spines
 from gateway.audit.trail import AuditTrail
 from gateway.bus import events
 from gateway.canonical import task as rules
+from gateway.canonical.referral import referral_id_for
 from gateway.canonical.response import InboundResponse
 from gateway.errors import Conflict, DuplicateRequest, GatewayError, Issue, NotFound, PreconditionFailed
-from gateway.intake import referral_id_for
 from gateway.observability import metrics
 from gateway.store import Store, StoredReferral
 from gateway.store.tasks import StaleTask, StoredTask, TaskStore
 
 log = logging.getLogger(__name__)
-STATUS_TOPIC = "referrals.status"
 RESPONSE_CHANNEL = "fhir-messaging"
 
 
@@ -43,8 +42,11 @@ class StatusUpdates:
         on_commit: Callable[[], None],
         audit: AuditTrail | None = None,
         referrer_service: Callable[[str], str | None] | None = None,
+        *,
+        topic: str,
     ) -> None:
         self._store = store
+        self._topic = topic  # settings.topics.status
         self._referrer_service = referrer_service  # the directory service a referrer's ODS code is reached by
         self.tasks = TaskStore(store)
         self._rules = rules.lifecycle(schemas_dir)
@@ -186,7 +188,7 @@ class StatusUpdates:
         referral = await self._store.get(current.referral_id)
         assert referral is not None  # a Task is created with its referral, in one commit
         event = events.new_event(
-            topic=STATUS_TOPIC,
+            topic=self._topic,
             key=referral.nhs_number,
             event_type=events.TASK_UPDATED,
             source=f"urn:referral-gateway:{channel}:{sender}",

@@ -13,22 +13,20 @@ HL7 -> FHIR -> HL7 keeps every mapped field:
 
 Written with the project's ER7 writer (escaping for the encoding characters), not hl7apy: hl7apy
 takes about 7 ms to build one REF^I12; it checks these messages against the v2.5 structures in the
-tests. Must not: send, retry or decide who receives (adapters/outbound/hl7v2_mllp.py and delivery do).
+tests. The code tables are given by the caller (loaded from the settings' SCHEMAS_DIR), never found here.
+Must not: send, retry or decide who receives (adapters/outbound/hl7v2_mllp.py and delivery do).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from adapters.hl7v2 import encode_datatypes as dt
-from adapters.hl7v2 import tables as hl7_tables
 from adapters.hl7v2 import writer
-from adapters.hl7v2.tables import Hl7Tables
+from adapters.hl7v2.tables import CodeTable, Hl7Tables
 from adapters.hl7v2.writer import Repetition, Value
-from adapters.outbound.receipt import Outgoing
 from gateway.canonical import systems
-from gateway.settings import SCHEMAS_DIR
 
 Json = dict[str, Any]
 EVENTS = {"new": "I12", "update": "I13", "delete": "I14"}
@@ -36,20 +34,31 @@ _NOTE = frozenset({3})  # NTE-3 is formatted text
 _OBX_TEXT = frozenset({5})
 
 
-def encode_ref_i12(outgoing: Outgoing, msh_10: str, hl7: Hl7Tables | None = None) -> str:
+class Outgoing(Protocol):
+    """What delivery hands an outbound adapter (adapters/outbound/receipt.py), as far as the codec reads
+    it: given, not imported, so the codec sits below the adapters that send."""
+
+    @property
+    def resource(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def sent_at(self) -> str: ...
+
+
+def encode_ref_i12(outgoing: Outgoing, msh_10: str, hl7: Hl7Tables) -> str:
     """The delivery's REF^I12 (I13, I14) for one referral event."""
     sr = json.loads(outgoing.resource)
-    return ref_i12(sr, msh_10, outgoing.sent_at, EVENTS[outgoing.reason], hl7)
+    return ref_i12(sr, msh_10, outgoing.sent_at, hl7, EVENTS[outgoing.reason])
 
 
-def encode_rri_i12(outgoing: Outgoing, service_request: Json, msh_10: str, hl7: Hl7Tables | None = None) -> str:
+def encode_rri_i12(outgoing: Outgoing, service_request: Json, msh_10: str, hl7: Hl7Tables) -> str:
     """The delivery's RRI^I12 for one status event (the Task as published) about `service_request`
     (the referral as stored: RRI^I12 carries the patient and providers again, PID-5 is required)."""
     return rri_i12(json.loads(outgoing.resource), service_request, msh_10, outgoing.sent_at, hl7)
 
 
-def ref_i12(sr: Json, msh_10: str, sent_at: str, event: str = "I12", hl7: Hl7Tables | None = None) -> str:
-    hl7 = hl7 or hl7_tables.load(SCHEMAS_DIR)
+def ref_i12(sr: Json, msh_10: str, sent_at: str, hl7: Hl7Tables, event: str = "I12") -> str:
     contained = {f"#{r.get('id')}": r for r in sr.get("contained") or []}
     observations = [contained[s["reference"]] for s in _supporting(sr, contained, "Observation")]
     notes = [n["text"] for n in sr.get("note") or [] if n.get("text")]
@@ -67,10 +76,9 @@ def ref_i12(sr: Json, msh_10: str, sent_at: str, event: str = "I12", hl7: Hl7Tab
     return writer.message(segments)
 
 
-def rri_i12(task: Json, sr: Json, msh_10: str, sent_at: str, hl7: Hl7Tables | None = None) -> str:
+def rri_i12(task: Json, sr: Json, msh_10: str, sent_at: str, hl7: Hl7Tables) -> str:
     """RRI^I12 from a referral's Task: RF1-1 says accepted (A), rejected (R) or pending (P); the exact
     Task status and its reason go in NTE, as table 0283 has no codes for in progress or completed."""
-    hl7 = hl7 or hl7_tables.load(SCHEMAS_DIR)
     contained = {f"#{r.get('id')}": r for r in sr.get("contained") or []}
     status = task.get("status")
     notes = [f"Referral status: {status}"]
@@ -108,7 +116,7 @@ def _msh(
 
 
 def _rf1(
-    resource: Json, status: str | None, status_table: hl7_tables.CodeTable, hl7: Hl7Tables, processed: str | None = None
+    resource: Json, status: str | None, status_table: CodeTable, hl7: Hl7Tables, processed: str | None = None
 ) -> str:
     tables = hl7.tables
     period = resource.get("occurrencePeriod") or {}

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from adapters.hl7v2 import encode as hl7v2
 from adapters.hl7v2 import parser
 from adapters.hl7v2.parser import Message
+from adapters.hl7v2.tables import Hl7Tables
 from adapters.outbound.receipt import Outgoing, Receipt
 from gateway.errors import DeliveryFailed, MalformedInput
 from gateway.mllp.connection import FrameTooLarge, MllpConnection
@@ -156,16 +157,16 @@ class MllpClient:
         raise _Closed("the receiver closed the connection without answering")
 
 
-async def send_ref_i12(client: MllpClient, address: str, outgoing: Outgoing) -> Receipt:
+async def send_ref_i12(client: MllpClient, address: str, outgoing: Outgoing, hl7: Hl7Tables) -> Receipt:
     msh_10 = control_id(outgoing.event_id)
-    return await _send(client, address, hl7v2.encode_ref_i12(outgoing, msh_10), msh_10)
+    return await _send(client, address, hl7v2.encode_ref_i12(outgoing, msh_10, hl7), msh_10)
 
 
-async def send_rri_i12(client: MllpClient, address: str, outgoing: Outgoing) -> Receipt:
+async def send_rri_i12(client: MllpClient, address: str, outgoing: Outgoing, hl7: Hl7Tables) -> Receipt:
     """Status back to an HL7 v2 referrer: the Task as RRI^I12, with the referral it is about."""
     assert outgoing.referral is not None, "a status event carries its referral"
     msh_10 = control_id(outgoing.event_id)
-    message = hl7v2.encode_rri_i12(outgoing, json.loads(outgoing.referral), msh_10)
+    message = hl7v2.encode_rri_i12(outgoing, json.loads(outgoing.referral), msh_10, hl7)
     return await _send(client, address, message, msh_10)
 
 

@@ -19,13 +19,13 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from gateway.api import monitor_json
 from gateway.api.deps import RuntimeDep
 from gateway.api.monitor_deps import actor, organisation, principal, viewer
 from gateway.errors import GatewayError, Issue, MalformedInput
 from gateway.monitoring import access, charts, trace
 from gateway.monitoring import mesh as mesh_view
 from gateway.monitoring.browser import Browse, browse
+from gateway.monitoring.dead_letter_json import dead_letter_json, replay_summary
 from gateway.monitoring.dead_letters import STATES
 from gateway.monitoring.overview import ALL_TOPICS, overview
 
@@ -42,7 +42,9 @@ FormText = Annotated[str, Form()]
 
 @router.get("", response_class=HTMLResponse)
 async def dashboard(request: Request, runtime: RuntimeDep) -> Response:
-    view = await overview(runtime.sampler, runtime.store, runtime.router, runtime.topics, runtime.dead_letters)
+    view = await overview(
+        runtime.sampler, runtime.store, runtime.router, runtime.topics, runtime.dead_letters, runtime.broker_health
+    )
     view = replace(view, mesh=await mesh_view.mailboxes(runtime.mesh))
     context = {
         "title": "Dashboard",
@@ -104,7 +106,7 @@ async def dead_letter_page(
     context = {
         "title": "Dead letter",
         "d": letter,
-        "view": monitor_json.dead_letter_json(letter, shown),
+        "view": dead_letter_json(letter, shown),
         "same_event": same_event,
         "masked": not shown,
         "may_unmask": access.may_unmask(runtime.settings.monitor, viewer(request)),
@@ -126,7 +128,7 @@ async def replay_selected(request: Request, runtime: RuntimeDep) -> Response:
         done = await runtime.dead_letters.replay(ids, actor(request, form.get("by")))
     except GatewayError as exc:
         return _back(back, error=exc.message)
-    return _back(back, done=monitor_json.replay_summary(done))
+    return _back(back, done=replay_summary(done))
 
 
 @router.post("/dead-letters/replay-window")
@@ -138,7 +140,7 @@ async def replay_window(
         done = await runtime.dead_letters.replay_window(receiver, start, end, actor(request, by))
     except GatewayError as exc:
         return _back("/monitor/dead-letters", error=exc.message)
-    return _back("/monitor/dead-letters", done=monitor_json.replay_summary(done))
+    return _back("/monitor/dead-letters", done=replay_summary(done))
 
 
 @router.post("/dead-letters/{dead_letter_id}/discard")

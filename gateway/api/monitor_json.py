@@ -7,7 +7,6 @@ Must not: show a patient identifier unless `monitoring.access` allows it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
@@ -23,9 +22,10 @@ from gateway.errors import NotFound
 from gateway.monitoring import access, trace
 from gateway.monitoring import mesh as mesh_view
 from gateway.monitoring.browser import Browse, browse
-from gateway.monitoring.dead_letters import STATES, DeadLetter, Replayed
+from gateway.monitoring.dead_letter_json import dead_letter_json, replay_summary
+from gateway.monitoring.dead_letters import STATES
 from gateway.monitoring.overview import overview
-from gateway.observability.masking import mask, mask_key, scrub_text
+from gateway.observability.masking import scrub_text
 
 router = APIRouter(prefix="/monitor/api", tags=["monitor"])
 
@@ -50,7 +50,9 @@ class DiscardRequest(BaseModel):
 
 @router.get("/overview")
 async def overview_json(runtime: RuntimeDep) -> Response:
-    view = await overview(runtime.sampler, runtime.store, runtime.router, runtime.topics, runtime.dead_letters)
+    view = await overview(
+        runtime.sampler, runtime.store, runtime.router, runtime.topics, runtime.dead_letters, runtime.broker_health
+    )
     view = replace(view, mesh=await mesh_view.mailboxes(runtime.mesh))
     return _json(view.as_json())
 
@@ -123,46 +125,6 @@ async def messages_json(
     ask = Browse(topic, partition, offset, since, max(1, min(limit, runtime.settings.monitor.browse_limit)))
     messages = await browse(runtime.settings.kafka, ask, shown)
     return _json({"topic": topic, "masked": not shown, "messages": [asdict(m) for m in messages]})
-
-
-def dead_letter_json(letter: DeadLetter, unmasked: bool, with_message: bool = True) -> dict[str, Any]:
-    """A dead letter for people and scripts: its facts, its state, and (masked) the event itself."""
-    data: dict[str, Any] = {
-        "id": letter.id,
-        "referral_id": letter.referral_id,
-        "at": letter.at,
-        "receiver": letter.receiver,
-        "reason": letter.reason if unmasked else scrub_text(letter.reason),
-        "details": letter.details if unmasked else scrub_text(letter.details),
-        "attempts": letter.attempts,
-        "event_id": letter.event_id,
-        "event_type": letter.event_type,
-        "original": letter.original,
-        "state": letter.state,
-        "delivery_status": letter.delivery_status,
-        "actions": [asdict(a) for a in letter.actions],
-    }
-    if with_message:
-        data["key"] = letter.key if unmasked else mask_key(letter.key)
-        data["headers"] = letter.headers if unmasked else {k: scrub_text(v) for k, v in letter.headers.items()}
-        data["value"] = _value(letter.value, unmasked)
-        data["masked"] = not unmasked
-    return data
-
-
-def replay_summary(done: list[Replayed]) -> str:
-    queued = sum(r.queued for r in done)
-    before = len(done) - queued
-    text = f"{queued} replay{'s' if queued != 1 else ''} queued for delivery"
-    return text + (f"; {before} had been queued before (nothing more was sent)" if before else "")
-
-
-def _value(raw: str, unmasked: bool) -> Any:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return raw if unmasked else scrub_text(raw)
-    return value if unmasked else mask(value)
 
 
 def _json(data: Any) -> Response:

@@ -1,5 +1,5 @@
 """The audit recorder: every create, read, update, delivery, replay and refusal becomes one FHIR
-AuditEvent, appended to the store (its own tables) with its `gateway.audit` outbox record.
+AuditEvent, appended to the store (its own tables) with its outbox record for the audit topic (`gateway.audit`).
 
 `record` returns after the commit. Writes from many requests share transactions (group commit, as
 referrals do), so auditing every read costs one fsync per batch, not per read. `row` gives the
@@ -33,13 +33,13 @@ from gateway.store.store import now
 
 log = logging.getLogger(__name__)
 
-AUDIT_TOPIC = "gateway.audit"
 AUDIT_RECORDED = "uk.nhs.referral.audit.recorded"
 
 
 class AuditTrail:
-    def __init__(self, store: Store, wake_relay: Callable[[], None], batch_max: int = 256) -> None:
+    def __init__(self, store: Store, wake_relay: Callable[[], None], batch_max: int = 256, *, topic: str) -> None:
         self._store = store
+        self._topic = topic  # settings.topics.audit
         self._wake_relay = wake_relay
         self._batch_max = batch_max
         self._committer: GroupCommitter[AuditRow, None] | None = None
@@ -106,10 +106,10 @@ class AuditTrail:
     ) -> AuditRow:
         who = actor or context.current_actor() or context.anonymous()
         record = AuditRecord(str(uuid.uuid4()), now(), interaction, outcome, who, entities, description, recipient)
-        return audit_row(record)
+        return audit_row(record, self._topic)
 
 
-def audit_row(record: AuditRecord) -> AuditRow:
+def audit_row(record: AuditRecord, topic: str) -> AuditRow:
     resource = json.dumps(audit_json(record), separators=(",", ":"), ensure_ascii=False)
     actor = record.actor
     event = {
@@ -125,7 +125,7 @@ def audit_row(record: AuditRecord) -> AuditRow:
     entities = _entity_rows(record)
     subject = next(iter(e.reference for e in record.entities), f"AuditEvent/{record.id}")
     outbox = events.new_event(
-        topic=AUDIT_TOPIC,
+        topic=topic,
         key=subject[:64],
         event_type=AUDIT_RECORDED,
         source="urn:referral-gateway:audit",

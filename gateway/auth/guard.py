@@ -8,30 +8,43 @@ authenticate, rate-limit, check the scope (and, for a signed-in person's form, t
     scope missing, bad CSRF      403
 
 Every refusal is recorded as an AuditEvent before it is raised (a flood of 429s once per burst).
-Must not: decide which referrals a caller may see (access.py does, in the read and update paths).
+It reads the authority and the audit trail from the app's state (the runtime puts them there), typed
+by what it needs of them. Must not: decide which referrals a caller may see (access.py does, in the read
+and update paths), or import the runtime.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from fastapi import Request
 
 from gateway.audit import context
 from gateway.audit.context import Actor
 from gateway.audit.events import REFUSED, Entity
+from gateway.audit.trail import AuditTrail
 from gateway.auth import policy, web
 from gateway.auth.authority import Authority
 from gateway.auth.policy import Rule
 from gateway.auth.principal import Principal
 from gateway.errors import Forbidden, GatewayError, RateLimited, Unauthenticated
-from gateway.runtime import Runtime
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Path parameters naming the resource a request is about, for the audit trail.
 _ENTITY_PARAMETERS = {"referral_id": "ServiceRequest", "task_id": "Task", "audit_id": "AuditEvent"}
 
 
+class Gateway(Protocol):
+    """What the guard needs of the running gateway (`app.state.runtime`)."""
+
+    @property
+    def auth(self) -> Authority: ...
+    @property
+    def audit(self) -> AuditTrail: ...
+
+
 async def guard(request: Request) -> None:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Gateway = request.app.state.runtime
     address = request.client.host if request.client else None
     context.connected_from(address)
     rule = policy.rule_for(request.method, route_path(request))
@@ -88,7 +101,7 @@ def _limit(authority: Authority, caller: str) -> None:
         raise RateLimited(message, verdict.retry_after_s, verdict.first_refusal)
 
 
-async def _refused(runtime: Runtime, request: Request, rule: Rule | None, error: GatewayError) -> None:
+async def _refused(runtime: Gateway, request: Request, rule: Rule | None, error: GatewayError) -> None:
     entities = [
         Entity(f"{kind}/{request.path_params[name]}")
         for name, kind in _ENTITY_PARAMETERS.items()

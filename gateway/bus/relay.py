@@ -8,7 +8,8 @@ A row marked published is only as safe as the broker's log. The relay watches th
 each batch's acknowledgements, and, once a poll interval, the metadata and the log ends, against how
 far each partition had reached. A broker that lost records (restarted empty, a topic deleted or
 truncated) is reported to the caller (`on_log_lost`), which publishes again what no receiver has
-confirmed; until the caller has taken note, it is reported again.
+confirmed; until the caller has taken note, it is reported again. `broker_back` (the embedded broker
+was started again) ends a back-off at once and checks the log in that round, not at the next poll.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class OutboxRelay:
         self._on_broker_error = on_broker_error
         self._on_log_lost = on_log_lost  # (topics, lost what was published before this time)
         self._wake = asyncio.Event()
+        self._retry_now = asyncio.Event()  # set by `broker_back`: the back-off ends at once
         self._task: asyncio.Task[None] | None = None
         self._producer: AIOKafkaProducer | None = None
         self._offsets: AIOKafkaConsumer | None = None  # no group: reads log ends only
@@ -62,6 +64,13 @@ class OutboxRelay:
 
     def wake(self) -> None:
         """Called after a commit that added outbox rows: publish now rather than at the next poll."""
+        self._wake.set()
+
+    def broker_back(self) -> None:
+        """The broker is there again (the embedded one restarted, empty): publish now, and check in
+        this round what its log still holds, so what it lost is published again at once."""
+        self._log_checked = float("-inf")
+        self._retry_now.set()
         self._wake.set()
 
     async def start(self) -> None:
@@ -92,8 +101,20 @@ class OutboxRelay:
                 if sent < self._settings.batch_size:  # the outbox held no more: wait for a commit or the poll
                     await self._idle()
                 continue
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._settings.retry_backoff_max_s)
+            if await self._backed_off(backoff):
+                backoff = self._settings.retry_backoff_s
+            else:
+                backoff = min(backoff * 2, self._settings.retry_backoff_max_s)
+
+    async def _backed_off(self, seconds: float) -> bool:
+        """Wait out a back-off; True when `broker_back` ended it early."""
+        try:
+            await asyncio.wait_for(self._retry_now.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        finally:
+            self._retry_now.clear()
+        return True
 
     async def _idle(self) -> None:
         try:

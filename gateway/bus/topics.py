@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 class TopicSpec(BaseModel):
     name: str
+    role: str | None = None  # the part it plays: the settings name topics by it (settings.topic_roles)
     partitions: int
     purpose: str
 

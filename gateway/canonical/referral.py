@@ -11,6 +11,7 @@ That keeps each event self-contained: a receiver needs no other resource to act 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +20,13 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from gateway.canonical import systems
 from gateway.errors import Issue
+
+_ID_NAMESPACE = uuid.UUID("6f1c7c1e-6a43-4c55-9a0b-5a3f0c0b7e21")
+
+
+def referral_id_for(system: str, value: str) -> str:
+    """Deterministic: the same business identifier always gets the same id, in every process."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{system}|{value}"))
 
 Reason = Literal["new", "update", "delete"]
 

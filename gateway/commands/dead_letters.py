@@ -9,10 +9,10 @@ import asyncio
 import json
 import sys
 
-from gateway.api.monitor_json import dead_letter_json, replay_summary
 from gateway.commands.common import clock, opened_store, operator, print_json, when
 from gateway.errors import Issue, MalformedInput
 from gateway.monitoring import access
+from gateway.monitoring.dead_letter_json import dead_letter_json, replay_summary
 from gateway.monitoring.dead_letters import STATES, DeadLetter, DeadLetters, Replayed
 from gateway.routing import load_directory
 from gateway.settings import Settings

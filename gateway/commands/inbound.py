@@ -167,7 +167,7 @@ def _resubmit(args: argparse.Namespace, settings: Settings) -> int:
 async def _resubmitter(settings: Settings) -> AsyncIterator[Resubmitter]:
     """The gateway's own intake and HL7 surface over the configured store, for the command's length."""
     async with opened_store(settings) as store:
-        audit = AuditTrail(store, lambda: None, settings.store.batch_max)
+        audit = AuditTrail(store, lambda: None, settings.store.batch_max, topic=settings.topics.audit)
         await audit.start()
         try:
             log = InboundLog(store.inbound)

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import httpx
 
+from adapters.hl7v2.tables import Hl7Tables
 from adapters.outbound import fhir_http, hl7v2_mllp, mesh
 from adapters.outbound.receipt import Outgoing, Receipt
 from gateway.errors import DeliveryFailed
@@ -52,8 +53,9 @@ class MeshChannel(Protocol):
 
 
 class Outbound:
-    def __init__(self, settings: DeliverySettings, mesh: MeshChannel | None = None) -> None:
+    def __init__(self, settings: DeliverySettings, hl7: Hl7Tables, mesh: MeshChannel | None = None) -> None:
         self._settings = settings
+        self._hl7 = hl7  # the code tables of the settings' SCHEMAS_DIR, for REF^I12 and RRI^I12
         self._mesh = mesh
         self._http: httpx.AsyncClient | None = None
         self._mllp = hl7v2_mllp.MllpClient(
@@ -79,7 +81,7 @@ class Outbound:
             case fhir_http.MESSAGING:
                 return await fhir_http.send_message(self._client(), destination.address, outgoing)
             case hl7v2_mllp.FORMAT:
-                return await hl7v2_mllp.send_ref_i12(self._mllp, destination.address, outgoing)
+                return await hl7v2_mllp.send_ref_i12(self._mllp, destination.address, outgoing, self._hl7)
             case "kafka":
                 return Receipt(f"nothing to send: the receiver reads {destination.address or 'the topic'} itself")
             case mesh.FORMAT:
@@ -94,9 +96,10 @@ class Outbound:
             case fhir_http.MESSAGING:
                 return await fhir_http.send_task_message(self._client(), destination.address, outgoing)
             case hl7v2_mllp.FORMAT:
-                return await hl7v2_mllp.send_rri_i12(self._mllp, destination.address, outgoing)
+                return await hl7v2_mllp.send_rri_i12(self._mllp, destination.address, outgoing, self._hl7)
             case "kafka":
-                return Receipt("nothing to send: the referrer reads referrals.status itself")
+                topic = destination.address or "the status topic"
+                return Receipt(f"nothing to send: the referrer reads {topic} itself")
             case mesh.FORMAT:
                 return await self._mesh_channel().send(destination, outgoing)
         raise DeliveryFailed(f"no outbound adapter speaks '{destination.format}'", retriable=False)

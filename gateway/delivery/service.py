@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection
 
+from adapters.hl7v2.tables import Hl7Tables
 from gateway.delivery import envelope
 from gateway.delivery.consumer import DeliveryConsumer
 from gateway.delivery.deliver import Deliverer
@@ -31,10 +32,12 @@ class DeliveryService:
         destinations: Destinations,
         wake_relay: Callable[[], None],
         mesh: MeshChannel | None = None,
+        *,
+        hl7: Hl7Tables,
     ) -> None:
         self.settings = settings
         self.ledger = Deliveries(store)
-        self._outbound = Outbound(settings, mesh)
+        self._outbound = Outbound(settings, hl7, mesh)
         grace = max(settings.http_timeout_s, settings.mllp_timeout_s) + 5.0
         topics = [*settings.topics, settings.retry_topic]
         self.consumers = [

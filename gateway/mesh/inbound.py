@@ -31,12 +31,12 @@ from adapters.hl7v2.parser import Message
 from adapters.hl7v2.tables import Hl7Tables
 from adapters.inbound.mesh import messages as adapter
 from adapters.inbound.mesh.messages import Format
-from gateway.canonical.referral import InboundReferral
+from gateway.canonical.referral import InboundReferral, referral_id_for
 from gateway.canonical.task import task_id_for
 from gateway.errors import Forbidden, GatewayError, NotFound, UnsupportedInput
 from gateway.inbound_log.arrival import Arrival
 from gateway.inbound_log.log import InboundLog
-from gateway.intake import Acceptance, referral_id_for
+from gateway.intake import Acceptance
 from gateway.mesh.client import Received
 from gateway.settings import Hl7SenderOrganisations, MeshMailbox, MeshWorkflow
 from gateway.status import StatusUpdates

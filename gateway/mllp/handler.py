@@ -31,12 +31,12 @@ from adapters.hl7v2.header import Header
 from adapters.hl7v2.parser import Message
 from adapters.hl7v2.tables import Hl7Tables, MessageType
 from gateway.audit import context as audit_context
-from gateway.canonical.referral import InboundReferral
+from gateway.canonical.referral import InboundReferral, referral_id_for
 from gateway.canonical.task import task_id_for
 from gateway.errors import Forbidden, GatewayError, MalformedInput, SenderError, UnsupportedInput
 from gateway.inbound_log.arrival import Arrival, wire_bytes
 from gateway.inbound_log.log import InboundLog
-from gateway.intake import Acceptance, referral_id_for
+from gateway.intake import Acceptance
 from gateway.settings import Hl7SenderOrganisations
 from gateway.store import StoredReferral
 from gateway.store.tasks import StoredTask

@@ -33,7 +33,6 @@ from gateway.settings import KafkaSettings, Settings
 log = logging.getLogger(__name__)
 
 SNAPSHOT_TIMEOUT_S = 10.0
-_STATUS_LISTENER = ("status-updates", "referrals.status-updates")  # gateway/status_listener.py's group and topic
 
 
 @dataclass(frozen=True)
@@ -94,8 +93,7 @@ def gateway_groups(settings: Settings) -> dict[str, list[str]]:
     prefix = settings.kafka.consumer_group_prefix
     delivery = settings.delivery
     groups = {f"{prefix}-{g.group_id}": [*delivery.topics, delivery.retry_topic] for g in delivery.groups}
-    group, topic = _STATUS_LISTENER
-    groups[f"{prefix}-{group}"] = [topic]
+    groups[f"{prefix}-{delivery.status_updates_group}"] = [settings.topics.status_updates]
     return groups
 
 

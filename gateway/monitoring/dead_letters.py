@@ -1,6 +1,6 @@
 """Dead letters, and what an engineer does with them once the cause is fixed: replay or discard.
 
-A dead letter is the record delivery (or the status listener) committed to the outbox for the
+A dead letter is the record delivery (a referral or a status update) committed to the outbox for the
 dead-letter topic: the original event with `dlq_*` headers saying why it was given up
 (gateway/delivery/dead_letter.py). The outbox row is kept until the dead letter is dealt with, so
 the list survives a broker that forgot its log.

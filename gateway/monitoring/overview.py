@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.bus.broker import BrokerHealth
 from gateway.bus.topics import TopicSpec
 from gateway.delivery.outbound import FORMATS
 from gateway.inbound_log.arrival import ACCEPTED, DUPLICATE, REASONS, REFUSED
@@ -91,6 +92,7 @@ class Overview:
     open_dead_letters: int
     routing: dict[str, str]
     series: dict[str, list[float]] = field(default_factory=dict)
+    embedded_broker: BrokerHealth | None = None  # its supervision; None: a cluster the gateway does not run
     #: refusals by inbound adapter and reason class (arrival.py), before the intake too
     refused: dict[str, dict[str, int]] = field(default_factory=dict)
     breaches: list[Breach] = field(default_factory=list)  # referrals waiting longer than allowed, open
@@ -102,6 +104,8 @@ class Overview:
         cells["breaches"] = str(len(self.breaches))  # each breach its key too: a new one reloads the page
         cells.update({f"breach {b.id}": b.escalated_to or "" for b in self.breaches})
         cells["sampled"] = self.at.strftime("%H:%M:%S") if self.at else "not yet"
+        if self.embedded_broker is not None:
+            cells["broker process"] = _supervision(self.embedded_broker)
         for t in self.topics:
             cells[f"topic {t.name} end"] = str(t.end)
             cells[f"topic {t.name} rate"] = _rate(t.per_minute)
@@ -137,7 +141,12 @@ class Overview:
 
 
 async def overview(
-    sampler: Sampler, store: Store, router: Router, topics: list[TopicSpec], dead_letters: DeadLetters
+    sampler: Sampler,
+    store: Store,
+    router: Router,
+    topics: list[TopicSpec],
+    dead_letters: DeadLetters,
+    embedded_broker: BrokerHealth | None = None,
 ) -> Overview:
     snapshot = sampler.snapshot
     backlog = await ledger.backlog(store)
@@ -155,9 +164,19 @@ async def overview(
         open_dead_letters=len(open_letters),
         routing={"rules and criteria": router.version, "service directory": router.directory.version},
         series=_series(sampler, snapshot, topics),
+        embedded_broker=embedded_broker,
         refused=_refused(),
         breaches=await Breaches(store).open(),
     )
+
+
+def _supervision(health: BrokerHealth) -> str:
+    """The embedded broker's process: running or down since when, and how often it was restarted."""
+    state = "running" if health.running else f"down since {_moment(health.down_since)} ({health.last_exit})"
+    if not health.restarts:
+        return f"{state}, never restarted"
+    times = "once" if health.restarts == 1 else f"{health.restarts} times"
+    return f"{state}, restarted {times} (last at {_moment(health.last_restart_at)}; it {health.last_exit})"
 
 
 def _topics(snapshot: BrokerSnapshot | None, specs: list[TopicSpec], sampler: Sampler) -> list[TopicRow]:

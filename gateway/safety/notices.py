@@ -21,7 +21,6 @@ from typing import Any
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
 from gateway.bus import events
-from gateway.status import STATUS_TOPIC
 from gateway.store.breaches import Breach
 from gateway.store.store import OutboxEvent
 
@@ -43,9 +42,9 @@ def breach_headers(breach: Breach) -> dict[str, str]:
     }
 
 
-def breach_event(breach: Breach, task: str, key: str, correlation_id: str) -> OutboxEvent:
+def breach_event(breach: Breach, task: str, key: str, correlation_id: str, topic: str) -> OutboxEvent:
     return events.new_event(
-        topic=STATUS_TOPIC,
+        topic=topic,
         key=key,
         event_type=events.TASK_WAIT_BREACHED,
         source=SOURCE,
@@ -56,9 +55,11 @@ def breach_event(breach: Breach, task: str, key: str, correlation_id: str) -> Ou
     )
 
 
-def cleared_event(breach: Breach, task: str, key: str, correlation_id: str, at: datetime) -> OutboxEvent:
+def cleared_event(
+    breach: Breach, task: str, key: str, correlation_id: str, at: datetime, topic: str
+) -> OutboxEvent:
     return events.new_event(
-        topic=STATUS_TOPIC,
+        topic=topic,
         key=key,
         event_type=events.TASK_WAIT_CLEARED,
         source=SOURCE,

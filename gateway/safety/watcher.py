@@ -56,6 +56,7 @@ class WaitWatcher:
         calendar: WorkingCalendar,
         wake_relay: Callable[[], None],
         settings: WatcherSettings,
+        status_topic: str,
         clock: Clock | None = None,
     ) -> None:
         self.breaches = Breaches(store)
@@ -63,6 +64,7 @@ class WaitWatcher:
         self.calendar = calendar
         self._wake_relay = wake_relay
         self._settings = settings
+        self._status_topic = status_topic  # settings.topics.status: breaches go where Task events go
         self.clock: Clock = clock or (lambda: datetime.now(UTC))  # tests set their own
         self._task: asyncio.Task[None] | None = None
 
@@ -130,7 +132,7 @@ class WaitWatcher:
         fallback = self.limits.fallback(breach.service, breach.priority)
         if fallback is not None and not await self.breaches.escalated_before(breach.referral_id):
             breach = replace(breach, escalated_to=fallback)
-        out: list[OutboxEvent] = [notices.breach_event(breach, item.task, key, correlation_id)]
+        out: list[OutboxEvent] = [notices.breach_event(breach, item.task, key, correlation_id, self._status_topic)]
         steps = [("wait-breached", _step(breach))]
         if breach.escalated_to:
             escalation = notices.escalation_event(breach, resource, topic, key, correlation_id)
@@ -156,7 +158,7 @@ class WaitWatcher:
         referral = await self.breaches.referral(breach.referral_id)
         _, _, key, correlation_id = referral or ("", "", "", breach.referral_id)
         task = await self.breaches.task(breach.task_id)
-        event = notices.cleared_event(breach, task or "{}", key, correlation_id, at)
+        event = notices.cleared_event(breach, task or "{}", key, correlation_id, at, self._status_topic)
         waited = self.calendar.between(breach.since, at)
         step = {
             **_step(breach),

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.hl7v2 import tables as hl7_tables
 from gateway.bus import events
 from gateway.bus.relay import OutboxRelay
 from gateway.bus.topics import TopicSpec, ensure_topics
 from gateway.delivery.outbound import Destination
 from gateway.delivery.service import DeliveryService
 from gateway.errors import NotFound
-from gateway.settings import DeliverySettings, KafkaSettings, RelaySettings, StoreSettings
+from gateway.settings import SCHEMAS_DIR, DeliverySettings, KafkaSettings, RelaySettings, StoreSettings
 from gateway.store import Store
 from gateway.store.deliveries import DeliveryRow
 from tests.delivery.receivers import eventually
@@ -55,7 +56,9 @@ class Bench:
     async def add_delivery(self, **changes: Any) -> DeliveryService:
         """Start one more delivery member (same group unless told otherwise)."""
         settings = self.settings.model_copy(update=changes)
-        service = DeliveryService(self.kafka, settings, self.store, self.destinations, self.relay.wake)
+        service = DeliveryService(
+            self.kafka, settings, self.store, self.destinations, self.relay.wake, hl7=hl7_tables.load(SCHEMAS_DIR)
+        )
         await service.start()
         self.services.append(service)
         return service

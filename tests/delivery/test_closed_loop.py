@@ -22,9 +22,10 @@ import pytest
 from hl7.client import MLLPClient
 
 from adapters.hl7v2 import encode as hl7v2
+from adapters.hl7v2 import tables as hl7_tables
 from gateway.canonical import systems
 from gateway.demo_receiver import DemoReceiver
-from gateway.settings import DeliverySettings, Settings, StoreSettings
+from gateway.settings import SCHEMAS_DIR, DeliverySettings, Settings, StoreSettings
 from tests.api.test_task_status import publish
 from tests.conftest import RunningGateway
 from tests.delivery.receivers import eventually, schemas_for_receiver
@@ -32,6 +33,7 @@ from tests.kafka_reader import read_events
 from tests.samples import service_request
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
+HL7 = hl7_tables.load(SCHEMAS_DIR)
 PATCH = {"content-type": "application/json-patch+json"}
 
 
@@ -189,7 +191,7 @@ async def test_a_referrer_outside_the_directory_reads_the_status_topic_only(
 
 def rri(sr: dict[str, Any], status: str, **task: Any) -> str:
     """The receiver's RRI^I12, as the gateway's own encoder writes one (MSH-4: the performer)."""
-    return hl7v2.rri_i12({"status": status, **task}, sr, f"RR-{status}", "2026-11-23T10:00:00+00:00")
+    return hl7v2.rri_i12({"status": status, **task}, sr, f"RR-{status}", "2026-11-23T10:00:00+00:00", HL7)
 
 
 def send_mllp(port: int, *texts: str) -> list[tuple[str, str, str]]:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from adapters.hl7v2 import parser
+from adapters.hl7v2 import tables as hl7_tables
 from adapters.outbound import hl7v2_mllp
 from adapters.outbound.receipt import Outgoing
 from gateway.demo_receiver import Behaviour, DemoReceiver
@@ -20,8 +21,11 @@ from gateway.demo_receiver import mllp as demo_mllp
 from gateway.errors import DeliveryFailed
 from gateway.mllp.connection import MllpConnection
 from gateway.mllp.streams import read_frame
+from gateway.settings import SCHEMAS_DIR
 from tests.delivery.receivers import demo_receiver
 from tests.samples import service_request
+
+HL7 = hl7_tables.load(SCHEMAS_DIR)
 
 
 def outgoing() -> Outgoing:
@@ -46,8 +50,8 @@ async def test_several_messages_to_one_receiver_go_over_one_connection_in_order(
     receiver: DemoReceiver, client: hl7v2_mllp.MllpClient
 ) -> None:
     sent = [outgoing() for _ in range(6)]
-    await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, sent[0])
-    await asyncio.gather(*(hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, s) for s in sent[1:]))
+    await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, sent[0], HL7)
+    await asyncio.gather(*(hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, s, HL7) for s in sent[1:]))
     assert receiver.mllp_connections_accepted == 1 and receiver.mllp_connections == 1
     assert [h.request_id for h in receiver.ledger.hits] == [hl7v2_mllp.control_id(s.event_id) for s in sent]
 
@@ -57,18 +61,18 @@ async def test_an_answer_that_refuses_keeps_the_connection(
 ) -> None:
     receiver.ledger.behaviour = Behaviour(ack_code="AE", times=1)
     with pytest.raises(DeliveryFailed):
-        await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing())
-    await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing())
+        await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing(), HL7)
+    await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing(), HL7)
     assert receiver.mllp_connections_accepted == 1
 
 
 async def test_a_receiver_restarted_gets_the_next_message_on_a_new_connection(
     receiver: DemoReceiver, client: hl7v2_mllp.MllpClient
 ) -> None:
-    await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing())
+    await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing(), HL7)
     await receiver.stop()  # closes every open connection
     await receiver.start()
-    after = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing())
+    after = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing(), HL7)
     assert after.summary.startswith("AA ") and receiver.mllp_connections_accepted == 2
 
 
@@ -76,10 +80,10 @@ async def test_after_a_timeout_the_late_ack_is_not_taken_for_the_next_message(re
     receiver.ledger.behaviour = Behaviour(delay_s=1.5, times=1)
     async with hl7v2_mllp.MllpClient(connect_timeout_s=2, read_timeout_s=1.0) as client:
         with pytest.raises(DeliveryFailed, match="no ACK"):
-            await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing())
+            await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing(), HL7)
         await asyncio.sleep(0.8)  # the slow answer to the first message is written meanwhile
         second = outgoing()
-        delivered = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, second)
+        delivered = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, second, HL7)
     assert delivered.summary == f"AA MSA-2 {hl7v2_mllp.control_id(second.event_id)}"
     assert receiver.mllp_connections_accepted == 2
 
@@ -125,8 +129,8 @@ async def test_a_kept_connection_the_receiver_closed_unanswered_is_opened_again_
 ) -> None:
     first, second = outgoing(), outgoing()
     async with raw_receiver(lambda n, text: aa(text) if n == 1 else None) as (address, seen):
-        await hl7v2_mllp.send_ref_i12(client, address, first)
-        delivered = await hl7v2_mllp.send_ref_i12(client, address, second)
+        await hl7v2_mllp.send_ref_i12(client, address, first, HL7)
+        delivered = await hl7v2_mllp.send_ref_i12(client, address, second, HL7)
     ids = [hl7v2_mllp.control_id(o.event_id) for o in (first, second)]
     assert delivered.summary == f"AA MSA-2 {ids[1]}"
     assert seen == ["connect", ids[0], ids[1], "connect", ids[1]]
@@ -137,7 +141,7 @@ async def test_a_new_connection_closed_unanswered_fails_once_and_may_be_tried_ag
 ) -> None:
     async with raw_receiver(lambda n, text: None) as (address, seen):
         with pytest.raises(DeliveryFailed) as failed:
-            await hl7v2_mllp.send_ref_i12(client, address, outgoing())
+            await hl7v2_mllp.send_ref_i12(client, address, outgoing(), HL7)
     assert failed.value.retriable and "closed the connection" in failed.value.message
     assert seen.count("connect") == 1
 
@@ -155,9 +159,9 @@ async def test_an_ack_longer_than_the_limit_fails_and_the_next_message_gets_a_ne
         hl7v2_mllp.MllpClient(connect_timeout_s=2, read_timeout_s=5, max_ack_bytes=1024) as client,
     ):
         with pytest.raises(DeliveryFailed, match="longer than 1024 bytes") as failed:
-            await hl7v2_mllp.send_ref_i12(client, address, outgoing())
+            await hl7v2_mllp.send_ref_i12(client, address, outgoing(), HL7)
         assert failed.value.retriable
-        await hl7v2_mllp.send_ref_i12(client, address, outgoing())
+        await hl7v2_mllp.send_ref_i12(client, address, outgoing(), HL7)
     assert seen.count("connect") == 2
 
 
@@ -170,7 +174,7 @@ async def test_an_enhanced_mode_receivers_second_ack_is_not_taken_for_the_next_m
 
     sent = [outgoing() for _ in range(3)]
     async with raw_receiver(ca_then_aa) as (address, seen):
-        receipts = [await hl7v2_mllp.send_ref_i12(client, address, o) for o in sent]
+        receipts = [await hl7v2_mllp.send_ref_i12(client, address, o, HL7) for o in sent]
     assert [r.summary for r in receipts] == [f"CA MSA-2 {hl7v2_mllp.control_id(o.event_id)}" for o in sent]
     assert seen.count("connect") == 1
 
@@ -184,6 +188,6 @@ async def test_a_receiver_answering_only_another_message_times_out_saying_so() -
         hl7v2_mllp.MllpClient(connect_timeout_s=2, read_timeout_s=0.3) as client,
     ):
         with pytest.raises(DeliveryFailed) as failed:
-            await hl7v2_mllp.send_ref_i12(client, address, outgoing())
+            await hl7v2_mllp.send_ref_i12(client, address, outgoing(), HL7)
     assert failed.value.retriable
     assert "no ACK within 0.3s (answers came to SOMETHING-ELSE instead)" in failed.value.message

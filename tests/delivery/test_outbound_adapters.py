@@ -11,14 +11,18 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from adapters.hl7v2 import tables as hl7_tables
 from adapters.inbound.fhir import messaging
 from adapters.outbound import fhir_http, hl7v2_mllp
 from adapters.outbound.receipt import Outgoing
 from gateway.canonical import systems
 from gateway.demo_receiver import Behaviour, DemoReceiver
 from gateway.errors import DeliveryFailed
+from gateway.settings import SCHEMAS_DIR
 from tests.delivery.receivers import demo_receiver
 from tests.samples import service_request
+
+HL7 = hl7_tables.load(SCHEMAS_DIR)
 
 
 def outgoing(reason: str = "new", sr: dict[str, object] | None = None) -> Outgoing:
@@ -141,8 +145,8 @@ async def test_ref_i12_over_mllp_is_delivered_when_the_ack_says_aa(
     receiver: DemoReceiver, client: hl7v2_mllp.MllpClient
 ) -> None:
     sent = outgoing()
-    first = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, sent)
-    again = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, sent)
+    first = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, sent, HL7)
+    again = await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, sent, HL7)
     msh_10 = hl7v2_mllp.control_id(sent.event_id)
     assert first.summary == again.summary == f"AA MSA-2 {msh_10}"
     assert [h.outcome for h in receiver.ledger.hits] == ["created", "duplicate"]
@@ -155,7 +159,7 @@ async def test_an_ae_is_retried_and_an_ar_is_not(
 ) -> None:
     receiver.ledger.behaviour = Behaviour(ack_code=code)
     with pytest.raises(DeliveryFailed) as failed:
-        await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing())
+        await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing(), HL7)
     assert failed.value.retriable is retriable and f"answered {code}" in failed.value.message
 
 
@@ -163,13 +167,13 @@ async def test_no_ack_in_time_may_be_tried_again(receiver: DemoReceiver) -> None
     receiver.ledger.behaviour = Behaviour(delay_s=1.0, times=1)
     async with hl7v2_mllp.MllpClient(connect_timeout_s=2, read_timeout_s=0.3) as client:
         with pytest.raises(DeliveryFailed) as failed:
-            await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing())
+            await hl7v2_mllp.send_ref_i12(client, receiver.mllp_address, outgoing(), HL7)
     assert failed.value.retriable and "no ACK" in failed.value.message
 
 
 async def test_an_mllp_receiver_that_is_down_may_be_tried_again(client: hl7v2_mllp.MllpClient) -> None:
     with pytest.raises(DeliveryFailed) as failed:
-        await hl7v2_mllp.send_ref_i12(client, f"127.0.0.1:{closed_port()}", outgoing())
+        await hl7v2_mllp.send_ref_i12(client, f"127.0.0.1:{closed_port()}", outgoing(), HL7)
     assert failed.value.retriable
 
 

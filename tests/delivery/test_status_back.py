@@ -53,7 +53,7 @@ async def receiver() -> AsyncIterator[DemoReceiver]:
 async def test_a_task_change_reaches_the_referrer_in_its_format(receiver: DemoReceiver, fmt: str) -> None:
     sr = referral()
     address = receiver.mllp_address if fmt == hl7v2_mllp.FORMAT else receiver.fhir_base_url
-    outbound = Outbound(DeliverySettings(http_timeout_s=5, mllp_timeout_s=5))
+    outbound = Outbound(DeliverySettings(http_timeout_s=5, mllp_timeout_s=5), HL7)
     await outbound.start()
     try:
         sent = status_event(sr, "rejected", statusReason={"text": "Not suitable: see the letter"})
@@ -79,7 +79,7 @@ async def test_a_task_goes_back_by_the_referrals_business_identifier(receiver: D
 def test_the_gateways_own_rri_i12_reads_back_as_the_same_status() -> None:
     sr = referral()
     booked = {"status": "in-progress", "businessStatus": {"text": "Booked onto the course on 2026-12-07"}}
-    message = parser.parse(hl7v2.rri_i12(booked, sr, "RR1", SENT_AT))
+    message = parser.parse(hl7v2.rri_i12(booked, sr, "RR1", SENT_AT, HL7))
     report = to_status(message, read(message), HL7)
     assert (report.referral_id, report.status) == (sr["id"], "in-progress")
     assert (report.business_status, report.reason) == ("Booked onto the course on 2026-12-07", None)
@@ -87,14 +87,14 @@ def test_the_gateways_own_rri_i12_reads_back_as_the_same_status() -> None:
 
 def test_a_status_that_needs_a_reason_takes_the_notes_as_the_reason() -> None:
     sr = referral()
-    text = hl7v2.rri_i12({"status": "cancelled", "statusReason": {"text": "Moved away"}}, sr, "RR2", SENT_AT)
+    text = hl7v2.rri_i12({"status": "cancelled", "statusReason": {"text": "Moved away"}}, sr, "RR2", SENT_AT, HL7)
     message = parser.parse(text)
     report = to_status(message, read(message), HL7)
     assert (report.status, report.reason, report.business_status) == ("cancelled", "Moved away", None)
 
 
 def test_without_a_status_note_rf1_1_says_the_status_and_rf1_6_the_referral() -> None:
-    text = hl7v2.rri_i12({"status": "accepted"}, referral(), "RR3", SENT_AT)
+    text = hl7v2.rri_i12({"status": "accepted"}, referral(), "RR3", SENT_AT, HL7)
     segments = [s for s in text.split("\r") if s and not s.startswith("NTE")]
     rf1 = segments[1].split("|")
     rf1[11] = ""  # not the gateway's id: the business identifier must do
@@ -105,7 +105,7 @@ def test_without_a_status_note_rf1_1_says_the_status_and_rf1_6_the_referral() ->
 
 
 def test_an_rri_i12_saying_no_status_is_refused() -> None:
-    text = hl7v2.rri_i12({"status": "accepted"}, referral(), "RR4", SENT_AT)
+    text = hl7v2.rri_i12({"status": "accepted"}, referral(), "RR4", SENT_AT, HL7)
     segments = [s for s in text.split("\r") if s and not s.startswith("NTE")]
     rf1 = segments[1].split("|")
     rf1[1] = ""

@@ -13,13 +13,16 @@ from hl7apy.validation import Validator
 
 from adapters.hl7v2 import encode as hl7v2
 from adapters.hl7v2 import parser
+from adapters.hl7v2 import tables as hl7_tables
 from adapters.outbound.receipt import Outgoing
 from gateway.canonical import referral as ref
 from gateway.canonical.task import initial_task
+from gateway.settings import SCHEMAS_DIR
 from tests.hl7v2.messages import ESCAPES, MSK, referral, sample, sample_names
 from tests.samples import service_request
 
 SENT_AT = "2026-11-23T10:00:00.000+00:00"
+HL7 = hl7_tables.load(SCHEMAS_DIR)
 
 
 def canonical(name: str) -> dict[str, Any]:
@@ -34,17 +37,17 @@ def strictly_valid(text: str) -> None:
 @pytest.mark.parametrize("name", sample_names())
 def test_hl7_to_fhir_to_hl7_keeps_every_mapped_field(name: str) -> None:
     first = canonical(name)
-    again = json.loads(referral(hl7v2.ref_i12(first, "RT1", SENT_AT)).service_request.model_dump_json())
+    again = json.loads(referral(hl7v2.ref_i12(first, "RT1", SENT_AT, HL7)).service_request.model_dump_json())
     assert again == first
 
 
 @pytest.mark.parametrize("name", sample_names())
 def test_the_ref_i12_written_is_a_valid_v2_5_ref_i12(name: str) -> None:
-    strictly_valid(hl7v2.ref_i12({**canonical(name), "id": "c3f1"}, "RT1", SENT_AT))
+    strictly_valid(hl7v2.ref_i12({**canonical(name), "id": "c3f1"}, "RT1", SENT_AT, HL7))
 
 
 def test_the_ref_i12_fields_a_receiver_reads() -> None:
-    message = parser.parse(hl7v2.ref_i12({**canonical(MSK), "id": "c3f1"}, "RT1", SENT_AT))
+    message = parser.parse(hl7v2.ref_i12({**canonical(MSK), "id": "c3f1"}, "RT1", SENT_AT, HL7))
     msh, rf1, pid = message.msh, message.first("RF1"), message.first("PID")
     assert rf1 is not None and pid is not None
     assert (msh.text(3), msh.text(4), msh.text(6), msh.text(7), msh.text(10)) == (
@@ -68,7 +71,7 @@ def test_the_ref_i12_fields_a_receiver_reads() -> None:
 
 
 def test_text_with_separators_is_escaped() -> None:
-    text = hl7v2.ref_i12(canonical(ESCAPES), "RT1", SENT_AT)
+    text = hl7v2.ref_i12(canonical(ESCAPES), "RT1", SENT_AT, HL7)
     notes = [n for n in text.split("\r") if n.startswith("NTE")]
     assert notes[0] == (
         "NTE|1|P|Pain score 8\\S\\10 at rest \\E\\ worse at night.\\.br\\Tried: paracetamol \\T\\ codeine\\R\\naproxen."
@@ -79,13 +82,13 @@ def test_text_with_separators_is_escaped() -> None:
 @pytest.mark.parametrize(("reason", "event"), [("new", "I12"), ("update", "I13"), ("delete", "I14")])
 def test_the_trigger_event_follows_the_referral_events_reason(reason: str, event: str) -> None:
     outgoing = Outgoing(json.dumps(canonical(MSK)), "ev-1", reason, "corr", SENT_AT)  # type: ignore[arg-type]
-    message = parser.parse(hl7v2.encode_ref_i12(outgoing, "RT1"))
+    message = parser.parse(hl7v2.encode_ref_i12(outgoing, "RT1", HL7))
     assert (message.msh.text(9, 1), message.msh.text(9, 2), message.msh.text(9, 3)) == ("REF", event, "REF_I12")
 
 
 def test_a_referral_that_came_as_fhir_goes_out_as_a_ref_i12_that_maps_back() -> None:
     sr = service_request()
-    back = referral(hl7v2.ref_i12(sr, "RT2", SENT_AT)).service_request
+    back = referral(hl7v2.ref_i12(sr, "RT2", SENT_AT, HL7)).service_request
     assert ref.nhs_number(back) == sr["subject"]["identifier"]["value"]
     assert (ref.requester_ods(back), ref.performer_ods(back)) == ("A81001", "RX1PN")
     assert ref.business_identifier(back) == ("https://fhir.nhs.uk/Id/UBRN", sr["identifier"][0]["value"])
@@ -123,7 +126,7 @@ def task(status: str, reason: str | None = None) -> dict[str, Any]:
 )
 def test_rri_i12_carries_the_task_status(status: str, rf1_1: str) -> None:
     text = hl7v2.rri_i12(
-        task(status, "Not suitable: see note" if status == "rejected" else None), STORED, "RR1", SENT_AT
+        task(status, "Not suitable: see note" if status == "rejected" else None), STORED, "RR1", SENT_AT, HL7
     )
     message = parser.parse(text)
     assert (message.msh.text(9, 1), message.msh.text(9, 2)) == ("RRI", "I12")
@@ -136,11 +139,11 @@ def test_rri_i12_carries_the_task_status(status: str, rf1_1: str) -> None:
 
 
 def test_rri_i12_gives_the_reason_for_a_rejection() -> None:
-    message = parser.parse(hl7v2.rri_i12(task("rejected", "Not suitable: see note"), STORED, "RR1", SENT_AT))
+    message = parser.parse(hl7v2.rri_i12(task("rejected", "Not suitable: see note"), STORED, "RR1", SENT_AT, HL7))
     assert [n.text(3) for n in message.all("NTE")] == ["Referral status: rejected", "Not suitable: see note"]
     assert message.msh.text(4) == "RX1PN" and message.msh.text(6) == "A81001", "from the receiver, to the referrer"
 
 
 def test_encode_rri_i12_reads_the_task_event() -> None:
     outgoing = Outgoing(json.dumps(task("accepted")), "ev-2", "update", "corr", SENT_AT)
-    assert parser.parse(hl7v2.encode_rri_i12(outgoing, STORED, "RR2")).first("RF1").text(1) == "A"  # type: ignore[union-attr]
+    assert parser.parse(hl7v2.encode_rri_i12(outgoing, STORED, "RR2", HL7)).first("RF1").text(1) == "A"  # type: ignore[union-attr]

@@ -95,7 +95,7 @@ def test_a_control_naming_a_test_skipped_by_a_marker_fails_the_check(sample: dic
     log = broken(
         LOG,
         "H02",
-        code=["gateway/intake.py:referral_id_for"],
+        code=["gateway/canonical/referral.py:referral_id_for"],
         tests=["test_sample.py::test_runs", "test_sample.py::test_skipped", "test_sample.py::test_skipped_if"],
     )
     found = [p for p in problems(log, sample) if p.startswith("H02-C1")]

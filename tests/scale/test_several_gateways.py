@@ -21,7 +21,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from adapters.hl7v2.ref_i12 import CHANNEL as HL7_CHANNEL
-from gateway.intake import referral_id_for
+from gateway.canonical.referral import referral_id_for
 from tests.hl7v2.messages import MSK, fresh, sample
 from tests.kafka_reader import Event, read_events
 from tests.samples import service_request
