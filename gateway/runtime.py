@@ -52,6 +52,27 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
+class Together:
+    """Components with no order among them, started together and stopped together. If one fails to
+    start, all are stopped (each stop is idempotent) before the error goes on."""
+
+    def __init__(self, *parts: Component) -> None:
+        self._parts = parts
+
+    async def start(self) -> None:
+        results = await asyncio.gather(*(p.start() for p in self._parts), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            await self.stop()
+            raise failed[0]
+
+    async def stop(self) -> None:
+        results = await asyncio.gather(*(p.stop() for p in self._parts), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -146,7 +167,9 @@ class Runtime:
         first: list[Component] = [self.broker] if self.broker else []
         listeners: list[Component] = [self.mllp] if self.settings.mllp.enabled else []
         listeners += [self.mesh] if self.mesh else []
-        delivery: list[Component] = [self.delivery] if self.settings.delivery.enabled else []
+        # the delivery groups and the status-updates group join together: each join waits out the
+        # broker's rebalance delay, so one after another they would add up
+        consumers = [self.delivery, self.status_updates] if self.settings.delivery.enabled else [self.status_updates]
         watchers: list[Component] = [self.sampler, self.pruner, self.watcher]
         return [
             *first,
@@ -156,8 +179,7 @@ class Runtime:
             self.configuration,
             self.auth,
             self.relay,
-            *delivery,
-            self.status_updates,
+            Together(*consumers),
             *listeners,
             *watchers,
         ]

@@ -69,8 +69,8 @@ class DeliveryService:
         self._started = True
         try:
             await self._outbound.start()
-            for consumer in self.consumers:
-                await consumer.start()
+            # together: each group's join waits out the broker's rebalance delay
+            await asyncio.gather(*(consumer.start() for consumer in self.consumers))
         except BaseException:
             await self.stop()
             raise
@@ -87,8 +87,7 @@ class DeliveryService:
             consumer.rewind(topics)
 
     async def stop(self) -> None:
-        for consumer in reversed(self.consumers):
-            await consumer.stop()
+        await asyncio.gather(*(consumer.stop() for consumer in self.consumers))
         await self._outbound.stop()
         self._started = False
 
