@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,13 +61,22 @@ def start_tansu(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the test broker did not start")
 
 
-@pytest.fixture(scope="session")
-def broker_servers() -> Iterator[str]:
+@contextmanager
+def tansu_broker() -> Iterator[str]:
+    """A broker of its own on a free port, for as long as the block lasts: its bootstrap servers."""
     port = free_port()
     proc = start_tansu(port)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def broker_servers() -> Iterator[str]:
+    with tansu_broker() as servers:
+        yield servers
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import yaml
 
 from gateway.settings import MonitorSettings, Settings, StoreSettings
 from gateway.store.deliveries import RETRYING
-from tests.conftest import RunningGateway, free_port, serve, shutdown, start_tansu
+from tests.conftest import RunningGateway, free_port, serve, shutdown, tansu_broker
 from tests.delivery.receivers import eventually
 from tests.monitoring.store_rows import dead_letter, deliver
 
@@ -36,11 +36,8 @@ def broker_servers() -> Iterator[str]:
     """A broker of this module's own. The session's holds earlier tests' records, refused status
     updates among them; a new gateway's status-updates group reads that topic from its start and
     dead-letters them, and the healthy gateway here must have no dead letter to alert on."""
-    port = free_port()
-    proc = start_tansu(port)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with tansu_broker() as servers:
+        yield servers
 
 
 @pytest.fixture

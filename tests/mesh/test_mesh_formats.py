@@ -12,16 +12,18 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from adapters.hl7v2 import encode as hl7v2
+from adapters.hl7v2 import tables as hl7_tables
 from adapters.inbound.mesh.messages import xml_bytes
 from adapters.outbound.hl7v2_mllp import control_id
 from gateway.mesh import demo
-from gateway.settings import MeshWorkflow, Settings
+from gateway.settings import SCHEMAS_DIR, MeshWorkflow, Settings
 from tests.conftest import RunningGateway, serve, shutdown
 from tests.mesh.sandbox import GATEWAY, GP, IAPT, PHYSIO, Sandbox
 from tests.mesh.test_mesh_inbound import acknowledged, send, stored, ubrn_of
 from tests.mesh.test_mesh_outbound import arrived, take
 from tests.samples import SAMPLES, valid_nhs_number
 
+HL7 = hl7_tables.load(SCHEMAS_DIR)
 FHIR_XML = "application/fhir+xml"
 
 
@@ -62,7 +64,8 @@ async def test_bars_xml_in_hl7v2_out_by_endpoint_lookup_and_an_rri_i12_answer_mo
     assert any(s.startswith("RF1") and referral.id in s for s in segments)
     take(mesh, IAPT, file["message_id"])
 
-    answer = hl7v2.rri_i12({"status": "accepted"}, json.loads(referral.resource), "IAPT-1", "2026-12-03T10:00:00+00:00")
+    sr = json.loads(referral.resource)
+    answer = hl7v2.rri_i12({"status": "accepted"}, sr, "IAPT-1", "2026-12-03T10:00:00+00:00", HL7)
     with mesh.mailbox(IAPT) as client:
         answered = client.send_message(GATEWAY, answer.encode(), workflow_id="HL7V2_REFERRAL_ACK")
     await acknowledged(mesh, IAPT, answered)
