@@ -22,7 +22,7 @@ def message_response(acceptance: Acceptance, inbound: InboundReferral) -> Bundle
     MessageHeader.response.details names: how FHIR messaging carries the details of a response."""
     header_id = str(uuid.uuid4())
     sr_url = f"urn:uuid:{acceptance.referral_id}"
-    bundle = _response_bundle(acceptance, inbound, header_id, sr_url)
+    bundle = _answer(header_id, inbound.message_id or header_id, sr_url, json.loads(acceptance.resource))
     if inbound.warnings:
         outcome_url = f"urn:uuid:{uuid.uuid4()}"
         details = outcome.accepted(acceptance.referral_id, inbound.warnings).model_dump(mode="json")
@@ -31,7 +31,14 @@ def message_response(acceptance: Acceptance, inbound: InboundReferral) -> Bundle
     return Bundle.model_validate(bundle)
 
 
-def _response_bundle(acceptance: Acceptance, inbound: InboundReferral, header_id: str, sr_url: str) -> dict[str, Any]:
+def task_response(task: str, message_id: str) -> Bundle:
+    """The answer to a `servicerequest-response`: the referral's Task as it now stands (FHIR JSON)."""
+    resource = json.loads(task)
+    return Bundle.model_validate(_answer(str(uuid.uuid4()), message_id, f"urn:uuid:{resource['id']}", resource))
+
+
+def _answer(header_id: str, answers: str, focus_url: str, focus: dict[str, Any]) -> dict[str, Any]:
+    """The message Bundle: a MessageHeader answering `answers` (ok), and the resource it focuses on."""
     return {
         "type": "message",
         "timestamp": datetime.now(UTC).isoformat(),
@@ -46,40 +53,10 @@ def _response_bundle(acceptance: Acceptance, inbound: InboundReferral, header_id
                         "code": systems.BARS_EVENT_SERVICEREQUEST_RESPONSE,
                     },
                     "source": {"endpoint": "urn:referral-gateway"},
-                    "response": {"identifier": inbound.message_id or header_id, "code": "ok"},
-                    "focus": [{"reference": sr_url}],
+                    "response": {"identifier": answers, "code": "ok"},
+                    "focus": [{"reference": focus_url}],
                 },
             },
-            {"fullUrl": sr_url, "resource": json.loads(acceptance.resource)},
+            {"fullUrl": focus_url, "resource": focus},
         ],
     }
-
-
-def task_response(task: str, message_id: str) -> Bundle:
-    """The answer to a `servicerequest-response`: the referral's Task as it now stands (FHIR JSON)."""
-    header_id = str(uuid.uuid4())
-    resource = json.loads(task)
-    task_url = f"urn:uuid:{resource['id']}"
-    return Bundle.model_validate(
-        {
-            "type": "message",
-            "timestamp": datetime.now(UTC).isoformat(),
-            "entry": [
-                {
-                    "fullUrl": f"urn:uuid:{header_id}",
-                    "resource": {
-                        "resourceType": "MessageHeader",
-                        "id": header_id,
-                        "eventCoding": {
-                            "system": systems.BARS_MESSAGE_EVENTS,
-                            "code": systems.BARS_EVENT_SERVICEREQUEST_RESPONSE,
-                        },
-                        "source": {"endpoint": "urn:referral-gateway"},
-                        "response": {"identifier": message_id, "code": "ok"},
-                        "focus": [{"reference": task_url}],
-                    },
-                },
-                {"fullUrl": task_url, "resource": resource},
-            ],
-        }
-    )

@@ -43,30 +43,29 @@ def breach_headers(breach: Breach) -> dict[str, str]:
 
 
 def breach_event(breach: Breach, task: str, key: str, correlation_id: str, topic: str) -> OutboxEvent:
-    return events.new_event(
-        topic=topic,
-        key=key,
-        event_type=events.TASK_WAIT_BREACHED,
-        source=SOURCE,
-        subject=f"Task/{breach.task_id}",
-        value=task,
-        correlation_id=correlation_id,
-        extra=breach_headers(breach),
-    )
+    return _task_event(events.TASK_WAIT_BREACHED, breach, task, key, correlation_id, topic, breach_headers(breach))
 
 
 def cleared_event(
     breach: Breach, task: str, key: str, correlation_id: str, at: datetime, topic: str
 ) -> OutboxEvent:
+    headers = {**breach_headers(breach), "breach_cleared": at.isoformat()}
+    return _task_event(events.TASK_WAIT_CLEARED, breach, task, key, correlation_id, topic, headers)
+
+
+def _task_event(
+    event_type: str, breach: Breach, task: str, key: str, correlation_id: str, topic: str, headers: dict[str, str]
+) -> OutboxEvent:
+    """The Task as it stands, on the status topic, the breach in the headers."""
     return events.new_event(
         topic=topic,
         key=key,
-        event_type=events.TASK_WAIT_CLEARED,
+        event_type=event_type,
         source=SOURCE,
         subject=f"Task/{breach.task_id}",
         value=task,
         correlation_id=correlation_id,
-        extra={**breach_headers(breach), "breach_cleared": at.isoformat()},
+        extra=headers,
     )
 
 
