@@ -8,9 +8,10 @@ accepted", audit event included, and the inbound log's row of the message it cam
 too when its surface logs it (gateway/inbound_log), saying which referral it became.
 A resend (same business identifier, or the same sender's message id)
 returns the first referral and adds no event. Updates and cancellations follow the same path with a
-new version. The ServiceRequest is validated once (by the adapter) and serialised once: the adapter's
-own JSON when it has it (HL7 v2), else one dump of the model; that one string is the stored row and
-the event's value. The model is never copied.
+new version. FHIR from outside is validated once, by its adapter; a ServiceRequest the HL7 v2 or pad
+mapping built is valid by construction and validated again only when `intake.validate_mapped` is on.
+It is serialised once, with orjson: the adapter's own JSON when it has it (the mappings), else one
+dump of the model; those bytes are the stored row and the event's value. The model is never copied.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -28,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.audit import spines
 from gateway.audit.trail import AuditTrail
 from gateway.bus import events
-from gateway.canonical import patient, ukcore
+from gateway.canonical import patient, trusted, ukcore
 from gateway.canonical import referral as ref
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import initial_task
@@ -78,12 +79,14 @@ class Intake:
         on_commit: Callable[[], None],
         on_cancelled: Callable[[str], Awaitable[None]] | None = None,
         audit: AuditTrail | None = None,
+        validate_mapped: bool = False,
     ) -> None:
         self._store = store
         self._router = router
         self._on_commit = on_commit
         self._on_cancelled = on_cancelled
         self._audit = audit
+        self._validate_mapped = validate_mapped  # settings.intake: fhir.resources on mapped JSON as well
 
     async def accept(self, inbound: InboundReferral) -> Acceptance:
         """Accept a new referral; returns after it is committed (or found to be a resend)."""
@@ -100,6 +103,7 @@ class Intake:
         return _acceptance(result.referral, created=result.created)
 
     async def _commit(self, inbound: InboundReferral) -> AcceptResult:
+        inbound = self._checked(inbound)
         key = (inbound.sender, inbound.message_id) if inbound.message_id else None
         arrival = _taken_up(inbound)
         ukcore.validate(inbound.service_request)
@@ -115,6 +119,14 @@ class Intake:
         if result.created or new.audit is not None:
             self._on_commit()
         return result
+
+    def _checked(self, inbound: InboundReferral) -> InboundReferral:
+        """The referral as fhir.resources validates it, when `intake.validate_mapped` asks for that and
+        a mapping built it (valid by construction, so by default not validated again); FHIR from outside
+        came validated by its adapter."""
+        if not self._validate_mapped or inbound.resource is None:
+            return inbound
+        return replace(inbound, service_request=trusted.validated(ServiceRequest, inbound.resource))
 
     async def replayed(self, inbound: InboundReferral) -> Acceptance | None:
         """The answer to a message taken before (BaRS: the same sender's X-Request-Id): the referral as
@@ -152,6 +164,7 @@ class Intake:
         current: StoredReferral | None = None
         _taken_up(inbound)
         try:
+            inbound = self._checked(inbound)
             current = await self._find(inbound.service_request, referral_id)
             if authorise is not None:
                 authorise(current)

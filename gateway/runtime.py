@@ -102,7 +102,12 @@ class Runtime:
             topic=settings.topics.status,
         )
         self.intake = Intake(
-            self.store, self.router, self.relay.wake, on_cancelled=self.status.referral_cancelled, audit=self.audit
+            self.store,
+            self.router,
+            self.relay.wake,
+            on_cancelled=self.status.referral_cancelled,
+            audit=self.audit,
+            validate_mapped=settings.intake.validate_mapped,
         )
         self.status_updates = status_updates_consumer(
             settings, self.status, self.store, self.relay.wake, self.inbound_log

@@ -309,6 +309,21 @@ class InboundSettings(BaseModel):
     bulk_max: int = Field(default=1000, ge=1, le=100_000)  # messages one bulk resubmission sends at most
 
 
+class IntakeSettings(BaseModel):
+    """How the intake treats the ServiceRequests the gateway's own mappings build (INTAKE_*).
+
+    `validate_mapped`: validate the HL7 v2 and pad mappings' ServiceRequest JSON with fhir.resources
+    on every message, as well. Off by default: the mappings are valid by construction (each builder
+    writes only values that fit their FHIR types, and a property test over tens of thousands of
+    generated messages holds every accepted mapping to fhir.resources R4B), and that validation was
+    the largest single share of an HL7 v2 referral's CPU. Switch it on to check a mapping of your own
+    change in a live system. FHIR received from outside (FHIR HTTP, $process-message, MESH FHIR) is
+    untrusted and validated every time, whatever this says; the UK Core rules run on every referral.
+    """
+
+    validate_mapped: bool = False
+
+
 class AuthSettings(BaseModel):
     """Who may call the HTTP API: partners' systems with OAuth2 client-credentials tokens the gateway
     issues (`POST /oauth2/token`), people signed in at `/signin` for the web pages. Partners and
@@ -423,6 +438,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     watcher: WatcherSettings = Field(default_factory=WatcherSettings)
     inbound: InboundSettings = Field(default_factory=InboundSettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
     mesh: MeshSettings = Field(default_factory=MeshSettings)
 
     @model_validator(mode="after")

@@ -19,10 +19,7 @@ acknowledge; UK Core rules are the intake's, except those needed to read the mes
 
 from __future__ import annotations
 
-from typing import Any
-
 from fhir.resources.R4B.servicerequest import ServiceRequest
-from pydantic import ValidationError
 
 from adapters.hl7v2 import clinical, datatypes, patient, providers
 from adapters.hl7v2.datatypes import Json
@@ -30,7 +27,7 @@ from adapters.hl7v2.header import Header
 from adapters.hl7v2.parser import Composite, Message, Segment
 from adapters.hl7v2.providers import Provider
 from adapters.hl7v2.tables import Hl7Tables, MessageType, Profile
-from gateway.canonical import systems
+from gateway.canonical import systems, trusted
 from gateway.canonical.referral import InboundReferral
 from gateway.errors import InvalidReferral, Issue
 from gateway.settings import Hl7SenderOrganisations
@@ -52,7 +49,7 @@ def to_referral(
     raises `InvalidReferral` naming HL7 fields. `organisations`: the sender's, for a message without PRD."""
     data = service_request(message, head, hl7, organisations)
     return InboundReferral(
-        service_request=validated(data, hl7.profile),
+        service_request=trusted.model(ServiceRequest, data),
         channel=CHANNEL,
         sender=head.sender,
         correlation_id=correlation_id or head.control_id,
@@ -65,7 +62,8 @@ def to_referral(
 def service_request(
     message: Message, head: Header, hl7: Hl7Tables, organisations: Hl7SenderOrganisations | None = None
 ) -> Json:
-    """The ServiceRequest as FHIR JSON (validated once, by the caller)."""
+    """The ServiceRequest as FHIR JSON, valid by construction: every builder writes only values that fit
+    their FHIR types, or refuses the field (tests/trust/test_valid_by_construction.py)."""
     rf1, pid = _required(message, "RF1"), _required(message, "PID")
     number = patient.nhs_number_of(pid, hl7.identifiers.nhs_number)
     referring, receiving = (organisations.referring_ods, organisations.receiving_ods) if organisations else (None, None)
@@ -87,20 +85,6 @@ def service_request(
         "note": notes or None,
     }
     return {k: v for k, v in sr.items() if v is not None}
-
-
-def validated(sr: Json, profile: Profile) -> ServiceRequest:
-    """The one fhir.resources validation; its errors name the HL7 field the element came from."""
-    try:
-        return ServiceRequest.model_validate(sr)
-    except ValidationError as exc:
-        issues = [_issue(error, profile) for error in exc.errors()]
-        raise InvalidReferral("the referral does not make a valid FHIR ServiceRequest", *issues) from exc
-
-
-def _issue(error: Any, profile: Profile) -> Issue:
-    path = ".".join(["ServiceRequest", *(str(p) for p in error.get("loc", ()) if not isinstance(p, int))])
-    return Issue(str(error.get("msg")), profile.hl7_location(path) or path, "value")
 
 
 def _required(message: Message, name: str) -> Segment:

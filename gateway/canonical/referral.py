@@ -45,9 +45,11 @@ class InboundReferral:
     message_digest: str | None = None
     reason: Reason = "new"
     attachments: tuple[Resource, ...] = field(default=())  # e.g. the pad's QuestionnaireResponse
-    #: `service_request` as the FHIR JSON it was validated from, when the adapter built that JSON itself
-    #: (HL7 v2): the intake then stores and publishes it as it is instead of dumping the model again.
-    #: It must dump exactly as the model does (tests/hl7v2/test_golden.py holds the HL7 mapping to that).
+    #: `service_request` as the FHIR JSON it was built from, when the adapter built that JSON itself (the
+    #: HL7 v2 and pad mappings, valid by construction: gateway/canonical/trusted.py). The intake then
+    #: stores and publishes it as it is instead of dumping the model again, and validates it with
+    #: fhir.resources only when `intake.validate_mapped` says so. It must dump exactly as the model does
+    #: (tests/trust/test_valid_by_construction.py and the golden tests hold the mappings to that).
     resource: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     #: How each party was found (party → source), recorded in the referral's history.
     resolved: dict[str, str] = field(default_factory=dict, compare=False)

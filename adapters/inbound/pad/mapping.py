@@ -27,7 +27,7 @@ from adapters.inbound.pad import codes, rules
 from adapters.inbound.pad.answers import Answers
 from adapters.inbound.pad.questionnaire import Pad
 from adapters.inbound.pad.rules import Variant
-from gateway.canonical import nhs_number, patient, systems
+from gateway.canonical import nhs_number, patient, systems, trusted
 from gateway.canonical.referral import InboundReferral
 from gateway.settings import PadSettings
 
@@ -51,10 +51,11 @@ class Submission:
 def to_referral(submission: Submission, pad: Pad, settings: PadSettings, schemas_dir: Path) -> InboundReferral:
     answers = Answers.of(submission.response)
     response = _contained_response(submission)
-    sr = ServiceRequest.model_validate(_service_request(submission, answers, response, pad, settings, schemas_dir))
+    data = _service_request(submission, answers, response, pad, settings, schemas_dir)
     sender = _ods(answers.text("referrer.organisation-ods")) if submission.variant == "physiotherapist" else None
     return InboundReferral(
-        service_request=sr,
+        service_request=trusted.model(ServiceRequest, data),  # valid by construction: built, not validated
+        resource=data,
         channel=CHANNEL,
         sender=sender or SELF_REFERRAL_SENDER,
         correlation_id=submission.correlation_id,
