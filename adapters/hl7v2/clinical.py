@@ -17,6 +17,7 @@ from adapters.hl7v2 import datatypes
 from adapters.hl7v2.datatypes import Json
 from adapters.hl7v2.parser import Message, Segment
 from adapters.hl7v2.tables import Hl7Tables
+from gateway.canonical import primitives
 from gateway.errors import InvalidReferral, Issue
 
 _CODED_TYPES = {"CE", "CWE", "CNE"}
@@ -28,8 +29,9 @@ def reasons(message: Message, hl7: Hl7Tables) -> list[Json]:
     found = []
     for dg1 in message.all("DG1"):
         concept = datatypes.codeable_concept(dg1.first(3), systems)
-        if concept is None and dg1.text(4):
-            concept = {"text": dg1.text(4)}
+        text = primitives.string(dg1.text(4))
+        if concept is None and text:
+            concept = {"text": text}
         if concept is not None:
             found.append(concept)
     return found
@@ -82,26 +84,28 @@ def _value(obx: Segment, where: str, hl7: Hl7Tables) -> Json:
         return {"valueDateTime": datatypes.date_time(reps[0].get(1), f"{where}-5", hl7.profile.local_time_zone)}
     if kind == "NM":
         return {"valueQuantity": _quantity(reps[0].get(1), obx, where, hl7)}
-    return {"valueString": "\n".join(r.text() for r in reps)}
+    text = primitives.string("\n".join(r.text() for r in reps))
+    return {"valueString": text} if text else {}
 
 
 def _quantity(number: str, obx: Segment, where: str, hl7: Hl7Tables) -> Json:
-    try:
-        value = float(number)
-    except ValueError as exc:
+    value = primitives.decimal(number)
+    if value is None:
         raise InvalidReferral(
-            "an OBX numeric value is not a number", Issue(f"'{number}' is not NM", f"{where}-5", "value")
-        ) from exc
+            "an OBX numeric value is not a number", Issue(f"'{number}' is not a finite NM", f"{where}-5", "value")
+        )
     units = obx.first(6)
+    code = primitives.code(units.get(1))
+    system = primitives.uri(hl7.tables.coding_systems.system(primitives.code(units.get(3)) or "")) if code else None
     quantity: Json = {
-        "value": int(value) if value.is_integer() and "." not in number else value,
-        "unit": units.get(2) or units.get(1) or None,
-        "system": hl7.tables.coding_systems.system(units.get(3)) if units.get(1) else None,
-        "code": units.get(1) or None,
+        "value": value,
+        "unit": primitives.string(units.get(2)) or code,
+        "system": system,
+        "code": code,
     }
     return {k: v for k, v in quantity.items() if v is not None}
 
 
 def _note(nte: Segment) -> Json | None:
-    text = "\n".join(r.text() for r in nte.repeats(3))
+    text = primitives.string("\n".join(r.text() for r in nte.repeats(3)))
     return {"text": text} if text else None

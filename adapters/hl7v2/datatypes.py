@@ -6,7 +6,10 @@
     XPN       -> HumanName         XAD -> Address         XTN -> ContactPoint
 
 Builders return None for an empty value. A value that is present but unreadable raises
-`InvalidReferral` naming its HL7 location. Must not: choose which field to read (the mappings do).
+`InvalidReferral` naming its HL7 location. Every value they write fits its FHIR type (valid by
+construction, gateway/canonical/primitives.py): codes without stray whitespace, strings without
+forbidden characters, system URIs without spaces, dateTimes FHIR's pattern accepts (a year from
+0001, an offset up to ±14:00). Must not: choose which field to read (the mappings do).
 """
 
 from __future__ import annotations
@@ -19,18 +22,21 @@ from zoneinfo import ZoneInfo
 
 from adapters.hl7v2.parser import Composite
 from adapters.hl7v2.tables import CodeTable, CodingSystems, Tables
+from gateway.canonical import primitives
 from gateway.errors import InvalidReferral, Issue
 
 Json = dict[str, Any]
 
 _UTC = ("+00:00", "-00:00")
-_TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,4}))?)?([+-]\d{4})?$")
+_TS = re.compile(r"(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,4}))?)?([+-]\d{4})?", re.ASCII)
 
 
 def coding(code: str, display: str, system_name: str, systems: CodingSystems) -> Json | None:
-    if not code:
+    value = primitives.code(code)
+    if value is None:
         return None
-    out: Json = {"system": systems.system(system_name), "code": code, "display": display or None}
+    system = primitives.uri(systems.system(primitives.code(system_name) or ""))
+    out: Json = {"system": system, "code": value, "display": primitives.string(display)}
     return {k: v for k, v in out.items() if v}
 
 
@@ -40,7 +46,8 @@ def codeable_concept(ce: Composite, systems: CodingSystems) -> Json | None:
     codings = [c for c in (coding(code, text, system, systems), coding(alt_code, alt_text, alt_system, systems)) if c]
     if codings:
         return {"coding": codings}
-    return {"text": text} if text else None
+    only_text = primitives.string(text)
+    return {"text": only_text} if only_text else None
 
 
 def date_time(ts: str, where: str, time_zone: str) -> str | None:
@@ -83,11 +90,18 @@ def _parts(ts: str, where: str) -> re.Match[str] | None:
 
 def _plausible(match: re.Match[str]) -> bool:
     year, month, day, hour, minute, second = (int(g) if g else None for g in match.groups()[:6])
+    offset = match.group(8)
+    if not year or (offset and not _fhir_offset(int(offset[1:3]), int(offset[3:]))):
+        return False  # FHIR counts years from 0001, and offsets up to ±14:00
     try:
         datetime(year or 1, month or 1, day or 1, hour or 0, minute or 0, second or 0)
     except ValueError:
         return False
     return True
+
+
+def _fhir_offset(hours: int, minutes: int) -> bool:
+    return minutes < 60 and (hours < 14 or (hours, minutes) == (14, 0))
 
 
 def _offset(sent: str | None, local: str, time_zone: str, where: str) -> str:
@@ -111,7 +125,7 @@ def coded(table: CodeTable, code: str) -> str | None:
 
 def human_name(xpn: Composite, tables: Tables) -> Json | None:
     """XPN: family (1), given (2), further given (3), suffix (4), prefix (5), name type (7)."""
-    family, first, further, suffix, prefix, _, kind = xpn.parts(7)
+    family, first, further, suffix, prefix, _, kind = _strings(xpn.parts(7))
     given = [g for g in (first, further) if g]
     name: Json = {
         "use": coded(tables.name_type, kind),
@@ -126,7 +140,7 @@ def human_name(xpn: Composite, tables: Tables) -> Json | None:
 def address(xad: Composite, tables: Tables) -> Json | None:
     """XAD: street (1), other designation (2), city (3), state or county (4), postcode (5),
     country (6), address type (7)."""
-    street, other, city, district, postcode, country, kind = xad.parts(7)
+    street, other, city, district, postcode, country, kind = _strings(xad.parts(7))
     lines = [line for line in (street, other) if line]
     out: Json = {
         "use": coded(tables.address_type, kind),
@@ -141,13 +155,18 @@ def address(xad: Composite, tables: Tables) -> Json | None:
 
 def contact_point(xtn: Composite, tables: Tables) -> Json | None:
     """XTN: the number (1, else 12) or e-mail address (4), use (2), equipment (3)."""
-    number, use_code, equipment, email, *_, unformatted = xtn.parts(12)
+    number, use_code, equipment, email, *_, unformatted = _strings(xtn.parts(12))
     system = coded(tables.telecom_equipment, equipment) or ("email" if "@" in email else "phone")
     value = email if system == "email" else (number or unformatted)
     if not value:
         return None
     use = "mobile" if equipment == "CP" else coded(tables.telecom_use, use_code)
     return _compact({"system": system, "value": value, "use": use})
+
+
+def _strings(parts: list[str]) -> list[str]:
+    """Each component as a FHIR string ('' for none): the person's and address builders' input."""
+    return [primitives.string(p) or "" for p in parts]
 
 
 def _compact(data: Json) -> Json:

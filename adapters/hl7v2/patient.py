@@ -17,7 +17,7 @@ from adapters.hl7v2 import datatypes
 from adapters.hl7v2.datatypes import Json
 from adapters.hl7v2.parser import Composite, Segment
 from adapters.hl7v2.tables import Hl7Tables, NhsNumberRule
-from gateway.canonical import nhs_number, systems
+from gateway.canonical import nhs_number, primitives, systems
 from gateway.errors import InvalidReferral, Issue
 
 PATIENT_ID = "patient"
@@ -72,12 +72,13 @@ def patient(pid: Segment, number: str, hl7: Hl7Tables) -> Json:
 def _other_identifiers(pid: Segment, rule: NhsNumberRule) -> list[Json]:
     out = []
     for cx in pid.repeats(3):
-        if is_nhs_number(cx, rule) or not cx.get(1):
+        value, kind, authority = primitives.string(cx.get(1)), primitives.code(cx.get(5)), primitives.string(cx.get(4))
+        if is_nhs_number(cx, rule) or not value:
             continue
-        ident: Json = {"value": cx.get(1)}
-        if cx.get(5):
-            ident["type"] = {"coding": [{"system": IDENTIFIER_TYPES, "code": cx.get(5)}]}
-        if cx.get(4):
-            ident["assigner"] = {"display": cx.get(4)}
+        ident: Json = {"value": value}
+        if kind:
+            ident["type"] = {"coding": [{"system": IDENTIFIER_TYPES, "code": kind}]}
+        if authority:
+            ident["assigner"] = {"display": authority}
         out.append(ident)
     return out

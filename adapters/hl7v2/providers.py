@@ -30,7 +30,7 @@ from adapters.hl7v2 import datatypes
 from adapters.hl7v2.datatypes import Json
 from adapters.hl7v2.parser import Composite, Message, Segment
 from adapters.hl7v2.tables import Hl7Tables, Identifiers
-from gateway.canonical import ods
+from gateway.canonical import ods, primitives
 from gateway.errors import InvalidReferral, Issue
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def provider(message: Message, role: str, hl7: Hl7Tables, configured: str | None
         )
     if not ods.is_valid(code):
         raise InvalidReferral(f"'{code}' is not an ODS code", Issue("not an ODS organisation code", where, "value"))
-    types = tuple((pln.get(2).upper(), pln.get(1)) for pln in prd.repeats(7))
+    types = tuple((pln.get(2).strip().upper(), pln.get(1)) for pln in prd.repeats(7))
     return Provider(role, code, _display(prd, hl7), _practitioner(prd, role, hl7), types)
 
 
@@ -80,7 +80,7 @@ def _roles(prd: Segment) -> set[str]:
 
 def _ods_code(prd: Segment, ids: Identifiers) -> str:
     for pln in prd.repeats(7):
-        if ids.provider_identifier_types.get(pln.get(2).upper()) == ids.organisation_system and pln.get(1):
+        if ids.provider_identifier_types.get(pln.get(2).strip().upper()) == ids.organisation_system and pln.get(1):
             return pln.get(1).strip().upper()
     return ""
 
@@ -109,10 +109,10 @@ def _practitioner(prd: Segment, role: str, hl7: Hl7Tables) -> Json | None:
 
 def _professional(pln: Composite, ids: Identifiers) -> Json | None:
     """A PRD-7 repetition that is not the organisation's ODS code: a professional registration."""
-    kind, value = pln.get(2).upper(), pln.get(1)
+    kind, value, named = pln.get(2).strip().upper(), primitives.string(pln.get(1)), primitives.string(pln.get(2))
     system = ids.provider_identifier_types.get(kind)
     if not value or system == ids.organisation_system:
         return None
     if system:
         return {"system": system, "value": value}
-    return {"type": {"text": pln.get(2)}, "value": value} if pln.get(2) else {"value": value}
+    return {"type": {"text": named}, "value": value} if named else {"value": value}

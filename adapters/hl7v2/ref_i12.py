@@ -27,7 +27,7 @@ from adapters.hl7v2.header import Header
 from adapters.hl7v2.parser import Composite, Message, Segment
 from adapters.hl7v2.providers import Provider
 from adapters.hl7v2.tables import Hl7Tables, MessageType, Profile
-from gateway.canonical import systems, trusted
+from gateway.canonical import primitives, systems, trusted
 from gateway.canonical.referral import InboundReferral
 from gateway.errors import InvalidReferral, Issue
 from gateway.settings import Hl7SenderOrganisations
@@ -114,6 +114,7 @@ def _rf1(rf1: Segment, head: Header, hl7: Hl7Tables) -> Json:
 
 def _from_table(code: str, table: dict[str, str], where: str, default: str) -> str:
     """A coded RF1 field: unknown codes are refused, never guessed (an unknown priority might be urgent)."""
+    code = code.strip()
     if not code:
         return default
     if code.upper() not in table:
@@ -131,13 +132,13 @@ def _concepts(ce: Composite, hl7: Hl7Tables) -> list[Json] | None:
 
 def _identifier(ei: Composite, head: Header, hl7: Hl7Tables) -> Json:
     """RF1-6: the referral's business identifier, the key that makes a resend a duplicate."""
-    value, namespace = ei.get(1), ei.get(2)
+    value, namespace = primitives.string(ei.get(1)), primitives.code(ei.get(2)) or ""
     if not value:
         raise InvalidReferral(
             "the referral has no originating referral identifier", Issue("RF1-6 is required", "RF1-6", "required")
         )
     ids = hl7.identifiers
-    universal, kind = ei.get(3), ei.get(4).upper()
+    universal, kind = primitives.code(ei.get(3)), ei.get(4).strip().upper()
     if kind == "ISO" and universal:
         system = f"urn:oid:{universal}"
     elif kind == "URI" and universal:
@@ -146,7 +147,7 @@ def _identifier(ei: Composite, head: Header, hl7: Hl7Tables) -> Json:
         system = ids.referral_namespaces[namespace.upper()]
     else:
         system = f"{ids.local_referral_prefix}{namespace or head.sending_facility or head.sending_application}"
-    return {"system": system, "value": value}
+    return {"system": primitives.uri(system), "value": value}
 
 
 def _organisation(provider: Provider) -> Json:

@@ -11,12 +11,12 @@ Must not: decide whether an action is allowed (gateway/auth does), or update a w
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -110,7 +110,7 @@ class AuditTrail:
 
 
 def audit_row(record: AuditRecord, topic: str) -> AuditRow:
-    resource = json.dumps(audit_json(record), separators=(",", ":"), ensure_ascii=False)
+    resource = orjson.dumps(audit_json(record)).decode()  # the one serialisation: the row's and the event's
     actor = record.actor
     event = {
         "id": record.id,
