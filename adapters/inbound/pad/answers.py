@@ -16,6 +16,8 @@ from fhir.resources.R4B.questionnaireresponse import (
     QuestionnaireResponseItemAnswer,
 )
 
+from gateway.canonical import primitives
+
 #: The value[x] choices of an answer, in the order they are tried.
 VALUE_FIELDS = (
     "valueBoolean",
@@ -77,8 +79,9 @@ class Answers:
         return bool(self.values(link_id))
 
     def text(self, link_id: str) -> str | None:
+        """The answer as a FHIR string (trimmed, no characters FHIR forbids); None when blank."""
         value = next(iter(self.values(link_id)), None)
-        return str(value).strip() if value is not None else None
+        return primitives.string(str(value)) if value is not None else None
 
     def flag(self, link_id: str) -> bool | None:
         value = next(iter(self.values(link_id)), None)
