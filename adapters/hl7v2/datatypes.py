@@ -94,10 +94,15 @@ def _plausible(match: re.Match[str]) -> bool:
     if not year or (offset and not _fhir_offset(int(offset[1:3]), int(offset[3:]))):
         return False  # FHIR counts years from 0001, and offsets up to ±14:00
     try:
-        datetime(year or 1, month or 1, day or 1, hour or 0, minute or 0, second or 0)
+        datetime(year, _or(month, 1), _or(day, 1), _or(hour, 0), _or(minute, 0), _or(second, 0))
     except ValueError:
         return False
     return True
+
+
+def _or(part: int | None, default: int) -> int:
+    """A part left out takes `default`; one sent as 00 (a month or day FHIR has no name for) stays 0."""
+    return default if part is None else part
 
 
 def _fhir_offset(hours: int, minutes: int) -> bool:

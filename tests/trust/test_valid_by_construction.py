@@ -3,9 +3,11 @@ fhir.resources R4B, so the intake need not validate it again (`intake.validate_m
 
 Over generated and mutated REF^I12 messages and pad answers, for each mapping the gateway accepts:
 - fhir.resources R4B validates the mapped JSON (the ServiceRequest and every contained resource);
-- the validated model dumps to exactly that JSON (what is stored and published is what it parses to);
 - the model the mapping hands the intake, built without validation (gateway/canonical/trusted.py),
-  equals the validated one.
+  equals the validated one;
+- the validated model dumps to exactly that JSON (what is stored and published is what it parses
+  to), checked on one accepted case in four (a dump costs twice a validation; the golden tests check
+  it on every sample).
 A message the mapping refuses must be refused with a GatewayError. The default run tries tens of
 thousands of cases; `make fuzz` (FUZZ_EXAMPLES) tries more.
 """
@@ -38,10 +40,14 @@ PROPERTY = settings(
 
 #: Text an HL7 component may carry: whitespace of every kind, escapes, digits, signs, letters.
 HL7_TEXT = st.text(alphabet=" \t\u00a0\u2003&\\+-.:/#_0123456789AEFHNRSTXZaez@\u00e9\U0001f600", max_size=24)
-TIMESTAMPS = st.from_regex(r"\A\s?\d{2,14}(\.\d{1,6})?([+-]\d{2,4})?\s?\Z")
+TIMESTAMPS = st.tuples(
+    st.integers(0, 99_991_231_235_959), st.integers(2, 14), st.sampled_from(["", ".5", ".1234", ".1234567"]),
+    st.sampled_from(["", "+0000", "-0000", "+0130", "-1400", "+1401", "+2500", "+0060", "+01", "Z"]),
+).map(lambda t: f"{t[0]:014d}"[: t[1]] + (t[2] + t[3] if t[1] >= 10 else t[3]))
 NUMBERS = st.one_of(
-    st.from_regex(r"\A\s?[+-]?\d{0,4}(\.\d{0,3})?([eE][+-]?\d{1,3})?\s?\Z"),
-    st.sampled_from(["inf", "-Infinity", "nan", "1e400", "1_000", "-0", ".5", "5.", "0x10"]),
+    st.integers(-(10**20), 10**20).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["inf", "-Infinity", "nan", "1e400", "1_000", "-0", ".5", "5.", "0x10", " 7 ", "+3", "1e5"]),
 )
 VALUES = st.one_of(HL7_TEXT, TIMESTAMPS, NUMBERS, st.text(max_size=16), st.sampled_from(["", " ", '""', "\\E\\"]))
 BASES = [sample(name).replace("\n", "\r").rstrip("\r").split("\r") for name in (MSK, IAPT, ESCAPES, ZSEG)]
@@ -97,12 +103,15 @@ def _replaced(line: str, field: int, repetition: int, component: int, value: str
     return "|".join(fields)
 
 
-def assert_valid_by_construction(inbound: InboundReferral) -> None:
+def assert_valid_by_construction(inbound: InboundReferral, dumped: bool = True) -> None:
+    """Valid in fhir.resources, the same model built without validation, and (`dumped`) the JSON the
+    model dumps: dumping costs twice a validation, so the properties ask for it on one case in four."""
     data = inbound.resource
     assert data is not None, "a mapping hands the intake the JSON it built"
     validated = ServiceRequest.model_validate(data)
-    assert validated.model_dump(mode="json") == data, "the mapped JSON is not what its model dumps"
     assert inbound.service_request == validated, "the model built without validation differs"
+    if dumped:
+        assert validated.model_dump(mode="json") == data, "the mapped JSON is not what its model dumps"
 
 
 def mapped(text: str) -> InboundReferral | None:
@@ -123,14 +132,14 @@ def test_the_samples_map_valid_by_construction() -> None:
 def test_every_accepted_ref_i12_validates_in_fhir_resources() -> None:
     counts = {"tried": 0, "accepted": 0}
 
-    @settings(PROPERTY, max_examples=SCALE or 16_000)
+    @settings(PROPERTY, max_examples=SCALE or 12_000)
     @given(st.one_of(generated_hl7(), generated_hl7(), mutated_hl7()))
     def mapping(text: str) -> None:
         counts["tried"] += 1
         inbound = mapped(text)
         if inbound is not None:
             counts["accepted"] += 1
-            assert_valid_by_construction(inbound)
+            assert_valid_by_construction(inbound, dumped=counts["accepted"] % 4 == 1)
 
     mapping()
     print(f"\nvalid by construction, HL7 v2: {counts['tried']} messages, {counts['accepted']} accepted, all valid")
@@ -158,16 +167,16 @@ def _answer(link_id: str, value: Any) -> st.SearchStrategy[Any]:
         kinds = st.one_of(st.sampled_from(_options(link_id)), FORM_TEXT)
     else:
         kinds = st.one_of(FORM_TEXT, TIMESTAMPS, st.dates().map(str))
-    return st.one_of(st.none(), kinds)
+    return st.one_of(kinds, kinds, kinds, st.none())  # mostly another answer; now and then none
 
 
 def generated_pad() -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
-    """A physiotherapist's pad or a self-referral with one to six answers changed or left out."""
+    """A physiotherapist's pad or a self-referral with one to four answers changed or left out."""
 
     def changed(base: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
         keys = sorted({*base, "patient.interpreter-needed", "patient.interpreter-language", "patient.access-needs"})
         one = st.sampled_from(keys).flatmap(lambda k: st.tuples(st.just(k), _answer(k, base.get(k, ""))))
-        return st.lists(one, min_size=1, max_size=6).map(
+        return st.lists(one, min_size=1, max_size=4).map(
             lambda changes: {k: v for k, v in {**base, **dict(changes)}.items() if v is not None}
         )
 
@@ -195,15 +204,15 @@ def pad_mapped(variant: str, values: dict[str, Any]) -> InboundReferral | None:
 def test_every_accepted_pad_validates_in_fhir_resources() -> None:
     counts = {"tried": 0, "accepted": 0}
 
-    @settings(PROPERTY, max_examples=SCALE // 2 or 6_000)
+    @settings(PROPERTY, max_examples=SCALE // 2 or 4_000)
     @given(generated_pad())
     def mapping(form: tuple[str, dict[str, Any]]) -> None:
         counts["tried"] += 1
         inbound = pad_mapped(*form)
         if inbound is not None:
             counts["accepted"] += 1
-            assert_valid_by_construction(inbound)
+            assert_valid_by_construction(inbound, dumped=counts["accepted"] % 4 == 1)
 
     mapping()
     print(f"\nvalid by construction, pad: {counts['tried']} forms, {counts['accepted']} accepted, all valid")
-    assert counts["accepted"] > counts["tried"] // 5, "too few accepted forms to prove anything"
+    assert counts["accepted"] > counts["tried"] // 10, "too few accepted forms to prove anything"

@@ -132,7 +132,23 @@ def _service_request(
     }
     if untraced:
         sr["meta"] = {"tag": [patient.flag_tag()]}
-    return {k: v for k, v in sr.items() if v is not None}
+    pruned: dict[str, Any] = _pruned(sr)
+    return pruned
+
+
+def _pruned(data: Any) -> Any:
+    """`data` without the elements an answer left empty (None, "", or nothing inside): FHIR has no
+    empty elements, so a blank answer is left out rather than written as null or ""."""
+    if isinstance(data, dict):
+        kept = {k: _pruned(v) for k, v in data.items()}
+        return {k: v for k, v in kept.items() if not _empty(v)}
+    if isinstance(data, list):
+        return [v for v in (_pruned(v) for v in data) if not _empty(v)]
+    return data
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str | dict | list) and not value)
 
 
 def _subject(answers: Answers) -> dict[str, Any]:
@@ -160,7 +176,8 @@ def _requester(variant: Variant, answers: Answers, settings: PadSettings) -> dic
     if variant == "self":
         return _organisation(settings.self_referral_requester, "Self-referral by the patient")
     name, hcpc = answers.text("referrer.name"), (answers.text("referrer.hcpc") or "").upper().replace(" ", "")
-    return _organisation(_ods(answers.text("referrer.organisation-ods")) or "", f"{name}, physiotherapist ({hcpc})")
+    who = f"{name}, physiotherapist" if name else "Physiotherapist"
+    return _organisation(_ods(answers.text("referrer.organisation-ods")) or "", f"{who} ({hcpc})")
 
 
 def _patient(answers: Answers) -> dict[str, Any]:
