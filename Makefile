@@ -45,10 +45,11 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench
 
 # The long property-based fuzz run (not part of `make test`): FUZZ_EXAMPLES cases per socket property,
-# four times as many for the HL7 mapping. Each property prints how many cases it tried.
+# four times as many for the HL7 mapping; the valid-by-construction properties try twice FUZZ_EXAMPLES
+# REF^I12 messages and FUZZ_EXAMPLES pads. Each property prints how many cases it tried.
 FUZZ_EXAMPLES ?= 5000
 fuzz: $(VENV)/.test-deps
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/trust/test_fuzz.py -q -s -p no:warnings
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/trust/test_fuzz.py tests/trust/test_valid_by_construction.py -q -s -p no:warnings
 
 # The clinical safety case report (docs/safety/safety-case.md) and the hazard log's JSON Schema, made
 # again from schemas/safety/hazards.json; the tests fail when either is out of date.
