@@ -41,7 +41,9 @@ PROPERTY = settings(
 #: Text an HL7 component may carry: whitespace of every kind, escapes, digits, signs, letters.
 HL7_TEXT = st.text(alphabet=" \t\u00a0\u2003&\\+-.:/#_0123456789AEFHNRSTXZaez@\u00e9\U0001f600", max_size=24)
 TIMESTAMPS = st.tuples(
-    st.integers(0, 99_991_231_235_959), st.integers(2, 14), st.sampled_from(["", ".5", ".1234", ".1234567"]),
+    st.integers(0, 99_991_231_235_959),
+    st.integers(2, 14),
+    st.sampled_from(["", ".5", ".1234", ".1234567"]),
     st.sampled_from(["", "+0000", "-0000", "+0130", "-1400", "+1401", "+2500", "+0060", "+01", "Z"]),
 ).map(lambda t: f"{t[0]:014d}"[: t[1]] + (t[2] + t[3] if t[1] >= 10 else t[3]))
 NUMBERS = st.one_of(
@@ -180,9 +182,7 @@ def generated_pad() -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
             lambda changes: {k: v for k, v in {**base, **dict(changes)}.items() if v is not None}
         )
 
-    return st.one_of(
-        st.tuples(st.just("physiotherapist"), changed(PHYSIO)), st.tuples(st.just("self"), changed(SELF))
-    )
+    return st.one_of(st.tuples(st.just("physiotherapist"), changed(PHYSIO)), st.tuples(st.just("self"), changed(SELF)))
 
 
 def pad_mapped(variant: str, values: dict[str, Any]) -> InboundReferral | None:
