@@ -37,7 +37,18 @@ _PARSED = (datetime.datetime, datetime.date, datetime.time, decimal.Decimal)
 
 
 def model(cls: type[M], data: Mapping[str, Any]) -> M:
-    """`cls` built from FHIR JSON the gateway made; raises `ValueError` on an element `cls` does not have."""
+    """`cls` built from FHIR JSON the gateway made. Should a builder ever write an element `cls` does
+    not have, or a date it cannot read, that is `InvalidReferral`, as the validation would have said."""
+    try:
+        return _model(cls, data)
+    except (ValueError, TypeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+        raise InvalidReferral(
+            f"the referral does not make a valid FHIR {cls.get_resource_type()}",
+            Issue(str(exc).splitlines()[0][:300], cls.get_resource_type(), "value"),
+        ) from exc
+
+
+def _model(cls: type[M], data: Mapping[str, Any]) -> M:
     shape = _shape(cls)
     values: dict[str, Any] = {}
     for key, value in data.items():
@@ -68,7 +79,7 @@ def _path(kind: str, loc: tuple[int | str, ...]) -> str:
 
 def resource(data: Mapping[str, Any]) -> FHIRAbstractModel:
     """A resource of whichever type its `resourceType` names (a contained resource, a Bundle entry)."""
-    return model(get_fhir_model_class(str(data["resourceType"])), data)
+    return _model(get_fhir_model_class(str(data["resourceType"])), data)
 
 
 @dataclass(frozen=True)
@@ -122,7 +133,7 @@ def _nested(kind: Any) -> Build:
     def build(value: Any) -> Any:
         if "resourceType" in value and value["resourceType"] != cls().get_resource_type():
             return resource(value)  # a contained resource or an entry's: the type its resourceType names
-        return model(cls(), value)
+        return _model(cls(), value)
 
     return build
 

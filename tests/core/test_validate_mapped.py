@@ -4,7 +4,9 @@ validates a mapping's JSON with fhir.resources before anything else, and refuses
 from __future__ import annotations
 
 import pytest
+from fhir.resources.R4B.servicerequest import ServiceRequest
 
+from gateway.canonical import trusted
 from gateway.canonical.referral import InboundReferral
 from gateway.errors import InvalidReferral
 from gateway.intake import Intake
@@ -39,3 +41,10 @@ async def test_with_validate_mapped_a_mapping_that_is_not_valid_fhir_is_refused(
     with pytest.raises(InvalidReferral) as refused:
         await intake.accept(broken(referral(sample(MSK))))
     assert any(issue.expression == "ServiceRequest.authoredOn" for issue in refused.value.issues)
+
+
+def test_a_mapping_the_models_cannot_be_built_from_is_refused_not_crashed() -> None:
+    with pytest.raises(InvalidReferral, match="does not make a valid FHIR ServiceRequest"):
+        trusted.model(ServiceRequest, {"resourceType": "ServiceRequest", "authoredOn": "20 November"})
+    with pytest.raises(InvalidReferral):
+        trusted.model(ServiceRequest, {"resourceType": "ServiceRequest", "no-such-element": 1})
