@@ -97,6 +97,19 @@ WAIT_BREACHES = Counter(
 )
 
 
+def set_exactly(gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:
+    """Set a labelled gauge to `values` and drop every label set not among them: a gauge sampled from
+    the store shows the store's picture, so a receiver whose deliveries were all pruned stops being
+    reported failing rather than keeping its last figure for ever."""
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)
+    for family in gauge.collect():
+        for sample in family.samples:
+            labels = tuple(sample.labels.values())
+            if labels not in values:
+                gauge.remove(*labels)
+
+
 @contextmanager
 def intake(adapter: str) -> Iterator[None]:
     """Count one referral through the intake and time it (its refusals are counted by the inbound log,
