@@ -97,6 +97,6 @@ async def test_a_receiver_whose_deliveries_are_gone_from_the_store_is_no_longer_
     async with store.begin() as conn:  # the pruner removed the receiver's kept deliveries
         await conn.execute(delete(deliveries).where(deliveries.c.receiver == "physio-south"))
     await watching.sample_once()
-    assert gauge("gateway_receiver_failing", receiver="physio-south") is None
-    assert gauge("gateway_delivery_ledger", receiver="physio-south", status=RETRYING) is None
+    assert gauge("gateway_receiver_failing", receiver="physio-south") == 0
+    assert gauge("gateway_delivery_ledger", receiver="physio-south", status=RETRYING) == 0
     await watching.stop()
