@@ -178,7 +178,7 @@ def _criteria(request: Request) -> dict[str, str]:
         if search.SERVICE_REQUEST[name] == "nhs_number":
             token = nhs_number.normalise(token.removeprefix("Patient/"))
         criteria[search.SERVICE_REQUEST[name]] = token
-    tag = request.query_params.get("_tag")
+    tag = request.query_params.get(search.TAG)
     if tag:
         criteria["nhs_number"] = _untraced_tag(tag.split("|")[-1])
     return criteria
@@ -188,7 +188,7 @@ def _untraced_tag(token: str) -> Prefix:
     if token != systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]:
         raise MalformedInput(
             f"_tag searches take {systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]} only",
-            Issue(f"unknown tag '{token}'", "_tag", "not-supported"),
+            Issue(f"unknown tag '{token}'", search.TAG, "not-supported"),
         )
     return Prefix(patient.UNTRACED_PREFIX)
 
