@@ -42,14 +42,19 @@ async def create_service_request(
     correlation: CorrelationDep,
     x_request_id: Annotated[str | None, Header()] = None,
 ) -> Response:
+    """A create; with an X-Request-Id, a retry (same id, correlation id and body) is answered with the
+    referral it made, and the id reused for another message is a 409, never the earlier referral."""
+    body = await request.body()
     read = rest.read(
-        await request.body(),
+        body,
         request.headers.get("content-type"),
         request.headers.get(targets.HEADER),
         runtime.router.directory.service_owner,
     )
     access.check_sender(principal_of(request), read.service_request)
-    acceptance = await runtime.intake.accept(rest.inbound(read, correlation, x_request_id))
+    digest = transaction.fingerprint(request, body) if x_request_id else None
+    inbound = rest.inbound(read, correlation, x_request_id, digest)
+    acceptance = await runtime.intake.take(inbound)
     status = 201 if acceptance.created else 200
     if "return=operationoutcome" in request.headers.get("prefer", "").replace(" ", "").lower():
         headers = _version_headers(request, acceptance.referral_id, acceptance.version)

@@ -1,5 +1,6 @@
-"""The BaRS request-header rules of `$process-message`, over real HTTP: GUID transaction ids, retries
-told from reused ids, 405 with Allow, and the NHSD-* access headers checked against the token."""
+"""The BaRS request-header rules of `$process-message` over real HTTP: GUID transaction ids, retries
+told from reused ids (on a REST create too), 405 with Allow, and the NHSD-* access headers checked
+against the token."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 from gateway.canonical import systems
 from tests.api.test_process_message import guid, send
 from tests.conftest import RunningGateway, add_client, token_for
-from tests.samples import bars_bundle
+from tests.samples import bars_bundle, service_request
 
 REQUESTER = "A81002"  # the requester of the BaRS sample
 
@@ -143,3 +144,20 @@ async def test_an_nhsd_header_that_is_not_base64_json_of_its_resource_is_a_400(r
         ("structure", ["NHSD-End-User-Organisation"]),
         ("structure", ["NHSD-Requesting-Practitioner"]),
     ]
+
+
+async def test_a_rest_create_retried_under_its_request_id_is_answered_again_and_a_reused_id_is_a_409(
+    running_gateway: RunningGateway,
+) -> None:
+    """The same rule on `POST /fhir/ServiceRequest`: a sender reusing an id for another referral must
+    not be told the earlier referral was its new one."""
+    first_body, other_body = service_request(), service_request()
+    headers = {"X-Request-Id": "gp-batch-17", "Content-Type": "application/fhir+json"}
+    async with running_gateway.client() as client:
+        first = await client.post("/fhir/ServiceRequest", json=first_body, headers=headers)
+        retry = await client.post("/fhir/ServiceRequest", json=first_body, headers=headers)
+        reused = await client.post("/fhir/ServiceRequest", json=other_body, headers=headers)
+    assert (first.status_code, retry.status_code) == (201, 200)
+    assert retry.json()["id"] == first.json()["id"]
+    assert reused.status_code == 409
+    assert outcome_codes(reused) == [("duplicate", "REC_CONFLICT", ["X-Request-Id"])]
