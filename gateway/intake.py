@@ -247,10 +247,13 @@ class Intake:
 
 
 def _told(inbound: InboundReferral) -> dict[str, Any]:
-    """How the parties were found and what was read leniently, for the referral's history."""
+    """How the parties were found, what the access headers claimed and what was read leniently, for
+    the referral's history."""
     told: dict[str, Any] = {}
     if inbound.resolved:
         told["resolved"] = inbound.resolved
+    if inbound.claims:
+        told["claims"] = inbound.claims
     if inbound.warnings:
         told["warnings"] = [{"diagnostics": w.diagnostics, "expression": w.expression} for w in inbound.warnings]
     return told

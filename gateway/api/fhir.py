@@ -6,6 +6,7 @@ render; errors propagate as `GatewayError`s and are rendered as OperationOutcome
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
@@ -128,7 +129,7 @@ async def process_message(request: Request, runtime: RuntimeDep, correlation: Co
     body = await request.body()
     sent = transaction.read(request, body)
     principal = principal_of(request)
-    transaction.check_claims(request, principal)
+    claimed = transaction.check_claims(request, principal)
     message = messaging.read(body, request.headers.get("content-type"))
     definitions.check(message, definitions.load(runtime.settings.schemas_dir))
     if message.event == systems.BARS_EVENT_SERVICEREQUEST_RESPONSE:
@@ -143,6 +144,7 @@ async def process_message(request: Request, runtime: RuntimeDep, correlation: Co
         request.headers.get(targets.HEADER),
         runtime.router.directory.service_owner,
     )
+    inbound = dataclasses.replace(inbound, claims=claimed.recorded())
     access.check_message_sender(principal, inbound.sender)
     access.check_sender(principal, inbound.service_request)
     acceptance = await runtime.intake.replayed(inbound)

@@ -113,6 +113,13 @@ async def test_nhsd_headers_naming_the_tokens_organisation_are_taken(running_gat
     async with await partner(running_gateway, REQUESTER) as gp:
         response = await send(gp, bars_bundle(), **claims)
     assert response.status_code == 200, response.text
+    referral = response.json()["entry"][1]["resource"]
+    history = await running_gateway.runtime.store.history(referral["id"])
+    (received,) = [h.detail for h in history if h.step == "received"]
+    assert received["claims"] == {
+        "NHSD-End-User-Organisation": REQUESTER,
+        "NHSD-Requesting-Practitioner": f"555021935107 at {REQUESTER}",
+    }, "what the sender claimed is kept with the referral"
 
 
 async def test_nhsd_headers_naming_another_organisation_are_refused_with_each_claim(
