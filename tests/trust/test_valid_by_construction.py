@@ -39,8 +39,11 @@ PROPERTY = settings(
     database=None,
 )
 
-#: Text an HL7 component may carry: whitespace of every kind, escapes, digits, signs, letters.
-HL7_TEXT = st.text(alphabet=" \t\u00a0\u2003&\\+-.:/#_0123456789AEFHNRSTXZaez@\u00e9\U0001f600", max_size=24)
+#: Text an HL7 component may carry: whitespace of every kind (no-break, em, NEL, the separators below
+#: 32), controls, escapes, ASCII and other digits, signs, letters, an emoji. Drawn from this alphabet
+#: rather than all of Unicode: as searching, and far cheaper to draw.
+ALPHABET = " \t\u00a0\u2003\u0085\x1c\x11&\\+-.:/#_0123456789\u0663\u17e7AEFHNRSTXZaez@\u00e9\U0001f600"
+HL7_TEXT = st.text(alphabet=ALPHABET, max_size=24)
 TIMESTAMPS = st.tuples(
     st.integers(0, 99_991_231_235_959),
     st.integers(2, 14),
@@ -52,7 +55,7 @@ NUMBERS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.sampled_from(["inf", "-Infinity", "nan", "1e400", "1_000", "-0", ".5", "5.", "0x10", " 7 ", "+3", "1e5"]),
 )
-VALUES = st.one_of(HL7_TEXT, TIMESTAMPS, NUMBERS, st.text(max_size=16), st.sampled_from(["", " ", '""', "\\E\\"]))
+VALUES = st.one_of(HL7_TEXT, TIMESTAMPS, NUMBERS, st.sampled_from(["", " ", '""', "\\E\\"]))
 BASES = [sample(name).replace("\n", "\r").rstrip("\r").split("\r") for name in (MSK, IAPT, ESCAPES, ZSEG)]
 
 #: The fields the mapping reads (segment, field, components): where a generated value does the most.
@@ -69,7 +72,7 @@ Change = tuple[tuple[str, int, int], int, int, int, str]
 
 
 def generated_hl7() -> st.SearchStrategy[str]:
-    """One of the samples with one to six of the components the mapping reads replaced (any
+    """One of the samples with one to four of the components the mapping reads replaced (any
     occurrence of the segment, any repetition), and now and then a segment repeated or dropped."""
     change = st.tuples(st.sampled_from(MAPPED), st.integers(0, 3), st.integers(0, 2), st.integers(1, 12), VALUES)
 
@@ -88,7 +91,7 @@ def generated_hl7() -> st.SearchStrategy[str]:
             lines.insert(1 + shuffle % (len(lines) - 1), lines[1 + shuffle % (len(lines) - 1)])
         return "\r".join(lines)
 
-    return st.tuples(st.integers(0, 3), st.lists(change, min_size=1, max_size=6), st.integers(0, 30)).map(build)
+    return st.tuples(st.integers(0, 3), st.lists(change, min_size=1, max_size=4), st.integers(0, 30)).map(build)
 
 
 def _replaced(line: str, field: int, repetition: int, component: int, value: str) -> str:
@@ -142,7 +145,7 @@ def test_the_samples_map_valid_by_construction() -> None:
 def test_every_accepted_ref_i12_validates_in_fhir_resources() -> None:
     counts = {"tried": 0, "accepted": 0}
 
-    @settings(PROPERTY, max_examples=SCALE or 12_000)
+    @settings(PROPERTY, max_examples=SCALE or 10_000)
     @given(st.one_of(generated_hl7(), generated_hl7(), mutated_hl7()))
     def mapping(text: str) -> None:
         counts["tried"] += 1
@@ -212,7 +215,7 @@ def pad_mapped(variant: str, values: dict[str, Any]) -> InboundReferral | None:
 def test_every_accepted_pad_validates_in_fhir_resources() -> None:
     counts = {"tried": 0, "accepted": 0}
 
-    @settings(PROPERTY, max_examples=SCALE // 2 or 4_000)
+    @settings(PROPERTY, max_examples=SCALE // 2 or 1_500)
     @given(generated_pad())
     def mapping(form: tuple[str, dict[str, Any]]) -> None:
         counts["tried"] += 1
