@@ -27,17 +27,29 @@ _EXACT = 2**53  # the whole numbers a float (and so a JSON reader) holds exactly
 def string(text: str | None) -> str | None:
     if not text:
         return None
-    return _FORBIDDEN.sub(" ", text).strip() or None
+    if not _plain(text):
+        text = _FORBIDDEN.sub(" ", text)
+    return text.strip() or None
 
 
 def code(text: str | None) -> str | None:
     cleaned = string(text)
-    return " ".join(cleaned.split()) if cleaned else None
+    if cleaned is None:
+        return None
+    return cleaned if _plain(cleaned) and "  " not in cleaned else " ".join(cleaned.split())
 
 
 def uri(text: str | None) -> str | None:
-    cleaned = text.strip() if text else ""
-    return _URI_GAPS.sub(lambda gap: quote(gap.group(), safe=""), cleaned) or None
+    if not text:
+        return None
+    if _plain(text) and " " not in text:
+        return text
+    return _URI_GAPS.sub(lambda gap: quote(gap.group(), safe=""), text.strip()) or None
+
+
+def _plain(text: str) -> bool:
+    """Printable ASCII (no controls, no whitespace but the space): most values, checked without a regex."""
+    return text.isascii() and text.isprintable()
 
 
 def decimal(number: str) -> int | float | None:
