@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Update, bindparam, exists, func, insert, select, update
 
 from gateway.store.deliveries import RETRYING
 from gateway.store.store import Store, now
@@ -114,6 +114,12 @@ def _unpublished(conn: Connection, limit: int) -> list[OutboxRow]:
     ]
 
 
+def _republish(conn: Connection, again: Update, forget: Update) -> int:
+    count = int(conn.execute(again).rowcount)
+    conn.execute(forget)
+    return count
+
+
 class Outbox:
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -125,7 +131,7 @@ class Outbox:
             yield claim
             await self._store.write(claim.write)
             return
-        async with self._store.begin() as conn:  # FOR UPDATE SKIP LOCKED: held until the marks commit
+        async with self._store.door.locking() as conn:  # FOR UPDATE SKIP LOCKED: held until the marks commit
             claim = Claim(await conn.run_sync(_unpublished, limit))
             yield claim
             await conn.run_sync(claim.write)
@@ -144,7 +150,7 @@ class Outbox:
             .where(marked.c.published_at == marked.c.latest)
             .group_by(marked.c.topic, marked.c.partition)
         )
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             rows = (await conn.execute(query)).all()
         return {(topic, partition): int(top) + 1 for topic, partition, top in rows}
 
@@ -167,7 +173,4 @@ class Outbox:
         )
         again = update(outbox).where(gone, waited_for).values(published_at=None, partition=None, offset=None)
         forget = update(outbox).where(gone, outbox.c.offset.is_not(None)).values(partition=None, offset=None)
-        async with self._store.begin() as conn:
-            count = int((await conn.execute(again)).rowcount)
-            await conn.execute(forget)
-        return count
+        return await self._store.write(_republish, again, forget)

@@ -65,8 +65,8 @@ async def test_a_receiver_stops_failing_and_dead_letters_close_once_dealt_with(
 
     await deliver(store, "e1", "physio-north", DELIVERED)
     await DeadLetters(store, DEAD_LETTER_TOPIC).discard(letter, "delivered by hand", by="tester")
-    async with store.begin() as conn:  # the relay published everything: nothing waits
-        await conn.execute(update(outbox).values(published_at=now()))
+    # the relay published everything: nothing waits
+    await store.write(lambda conn: conn.execute(update(outbox).values(published_at=now())))
     await watching.sample_once()
     assert gauge("gateway_receiver_failing", receiver="physio-north") == 0
     assert gauge("gateway_dead_letters_open") == 0

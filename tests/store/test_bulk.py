@@ -35,7 +35,7 @@ def outbox_row(n: int, **changes: Any) -> dict[str, Any]:
 
 
 async def rows_of(store: Store, table: Any) -> list[Any]:
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         return list((await conn.execute(select(table).order_by(*table.primary_key.columns))).all())
 
 

@@ -61,7 +61,7 @@ async def store(store_settings: StoreSettings, tmp_path: Any) -> Any:
 
 
 async def counts(store: Store) -> tuple[int, int]:
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         r = (await conn.execute(select(func.count()).select_from(referrals))).scalar_one()
         o = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
     return int(r), int(o)
@@ -128,6 +128,6 @@ async def test_the_duplicate_check_searches_the_index_rather_than_scanning(store
         pairs_among(referrals.c.identifier_system, referrals.c.identifier_value, [("urn:A", "1"), ("urn:B", "2")])
     )
     sql = str(query.compile(compile_kwargs={"literal_binds": True}))
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         plan = " ".join(str(row[-1]) for row in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")).all())
     assert "USING INDEX" in plan and "SCAN referrals" not in plan, plan

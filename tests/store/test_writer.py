@@ -22,7 +22,7 @@ def _steps_then(conn: Connection, referral_id: str, fail: bool) -> str:
 
 
 async def _steps(store: Store, referral_id: str) -> int:
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         query = select(func.count()).select_from(history).where(history.c.referral_id == referral_id)
         return int((await conn.execute(query)).scalar_one())
 
