@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Update, bindparam, exists, func, insert, select, update
 
+from gateway.store.bulk import execute_many
 from gateway.store.deliveries import RETRYING
 from gateway.store.store import Store, now
 from gateway.store.tables import deliveries, history, outbox
@@ -65,19 +66,29 @@ class Claim:
             )
 
 
+#: The relay's mark, built once: each row's values go to the driver as they are (store/bulk.py).
+_MARK = (
+    update(outbox)
+    .where(outbox.c.seq == bindparam("b_seq", type_=outbox.c.seq.type))
+    .values(
+        published_at=bindparam("b_at", type_=outbox.c.published_at.type),
+        partition=bindparam("b_partition", type_=outbox.c.partition.type),
+        offset=bindparam("b_offset", type_=outbox.c.offset.type),
+    )
+)
+_HISTORY = insert(history)
+
+
 def _mark_published(conn: Connection, done: Sequence[tuple[OutboxRow, int, int]]) -> None:
     at = now()
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.seq == bindparam("b_seq"))
-        .values(published_at=at, partition=bindparam("b_partition"), offset=bindparam("b_offset")),
-        [{"b_seq": row.seq, "b_partition": p, "b_offset": o} for row, p, o in done],
-    )
+    marks = [{"b_seq": row.seq, "b_at": at, "b_partition": p, "b_offset": o} for row, p, o in done]
+    execute_many(conn, _MARK, marks)
     about_referrals = [(row, p, o) for row, p, o in done if row.referral_id]  # audit events are about none
     if not about_referrals:
         return
-    conn.execute(
-        insert(history),
+    execute_many(
+        conn,
+        _HISTORY,
         [
             {
                 "referral_id": row.referral_id,
