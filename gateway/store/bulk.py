@@ -16,15 +16,29 @@ order, so that two processes holding the same referrals wait on each other rathe
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Insert, Table, TextClause, Update, bindparam, insert, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Insert,
+    Table,
+    TextClause,
+    TypeDecorator,
+    Update,
+    bindparam,
+    insert,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 Rows = Mapping[Table, Sequence[dict[str, Any]]]
-Processor = Callable[[Any], Any] | None
 
 
 def insert_all(conn: Connection, rows: Rows) -> None:
@@ -52,12 +66,33 @@ def execute_many(conn: Connection, statement: Insert | Update, rows: Sequence[Ma
     if prepared is None:
         conn.execute(statement, list(rows))
         return
-    sql, order, processors = prepared
-    values = [
-        tuple(v if p is None else p(v) for v, p in zip((row[n] for n in order), processors, strict=True))
-        for row in rows
-    ]
-    conn.exec_driver_sql(sql, values)
+    conn.exec_driver_sql(prepared.sql, prepared.values(rows))
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    sql: str  # the driver's text, positional
+    row_values: Callable[[Mapping[str, Any]], Any]  # a row's values in the text's order
+    processed: tuple[tuple[int, Callable[[Any], Any], bool], ...]  # position, bind processor, a timestamp?
+
+    def values(self, rows: Sequence[Mapping[str, Any]]) -> list[Sequence[Any]]:
+        if not self.processed:
+            return [self.row_values(row) for row in rows]
+        # a batch's rows share their timestamps: each distinct one is formatted once per column
+        done: list[dict[Any, Any]] = [{} for _ in self.processed]
+        out: list[Sequence[Any]] = []
+        for row in rows:
+            values = list(self.row_values(row))
+            for (i, process, timestamp), seen in zip(self.processed, done, strict=True):
+                value = values[i]
+                if not timestamp or value is None:
+                    values[i] = process(value)
+                elif value in seen:
+                    values[i] = seen[value]
+                else:
+                    values[i] = seen[value] = process(value)
+            out.append(tuple(values))
+        return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -66,11 +101,10 @@ def _insert(table: Table) -> Insert:
 
 
 @functools.lru_cache(maxsize=256)
-def _prepared(
-    statement: Insert | Update, keys: tuple[str, ...], dialect: Dialect
-) -> tuple[str, tuple[str, ...], tuple[Processor, ...]] | None:
-    """The driver's SQL, the order of its parameters and each one's bind processor; None where a
-    column would take a Python-side default SQLAlchemy fills in (the plain path would leave it out)."""
+def _prepared(statement: Insert | Update, keys: tuple[str, ...], dialect: Dialect) -> _Prepared | None:
+    """The driver's SQL, how to read a row's values in its order, and the bind processors; None where
+    a column would take a Python-side default SQLAlchemy fills in (the plain path would leave it
+    out)."""
     table = statement.table
     if isinstance(table, Table) and any(c.name not in keys and _filled_in(c, statement) for c in table.columns):
         return None
@@ -78,8 +112,11 @@ def _prepared(
     order = tuple(compiled.positiontup or ())
     if set(order) != set(keys):
         return None
-    processors = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order)
-    return compiled.string, order, processors
+    types = [compiled.binds[name].type for name in order]
+    processors = [t.dialect_impl(dialect).bind_processor(dialect) for t in types]
+    processed = tuple((i, p, _timestamp(types[i])) for i, p in enumerate(processors) if p is not None)
+    row_values = operator.itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+    return _Prepared(compiled.string, row_values, processed)
 
 
 def merged(*parts: Rows) -> dict[Table, list[dict[str, Any]]]:
@@ -99,6 +136,11 @@ def _one_statement(conn: Connection, tables: list[tuple[Table, list[dict[str, An
         for c, name in enumerate(batch[0])
     }
     conn.execute(_statement(shape, conn.dialect), values)
+
+
+def _timestamp(type_: TypeEngine[Any]) -> bool:
+    impl = type_.impl_instance if isinstance(type_, TypeDecorator) else type_
+    return isinstance(impl, DateTime)
 
 
 def _filled_in(column: Column[Any], statement: Insert | Update) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Row, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.errors import StaleWrite, StoreUnavailable
+from gateway.store import duplicates
 from gateway.store.bulk import Rows, insert_all, merged
 from gateway.store.door import Door
 from gateway.store.group_commit import GroupCommitter, Result
@@ -29,7 +30,6 @@ from gateway.store.tables import (
     history,
     inbound_messages,
     outbox,
-    pairs_among,
     processed_messages,
     referrals,
     task_versions,
@@ -339,23 +339,11 @@ def _fresh_rows(fresh: list[NewReferral]) -> Rows:
 
 
 def _existing_by_identifier(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredReferral]:
-    query = select(referrals).where(pairs_among(referrals.c.identifier_system, referrals.c.identifier_value, keys))
-    return {(r.identifier_system, r.identifier_value): _stored(r) for r in conn.execute(query).all()}
+    return {(found[0], found[1]): StoredReferral(*found[2:]) for found in duplicates.by_identifier(conn, keys)}
 
 
 def _existing_by_message(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredReferral]:
-    if not keys:
-        return {}
-    query = (
-        select(
-            referrals,
-            processed_messages.c.sender.label("msg_sender"),
-            processed_messages.c.message_id.label("msg_id"),
-        )
-        .join(processed_messages, processed_messages.c.referral_id == referrals.c.id)
-        .where(pairs_among(processed_messages.c.sender, processed_messages.c.message_id, keys))
-    )
-    return {(r.msg_sender, r.msg_id): _stored(r) for r in conn.execute(query).all()}
+    return {(found[0], found[1]): StoredReferral(*found[2:]) for found in duplicates.by_message(conn, keys)}
 
 
 def _stored_from_row(row: dict[str, Any]) -> StoredReferral:
