@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Update, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Integer, Update, bindparam, exists, func, insert, select, update
 
 from gateway.store.bulk import execute_many
 from gateway.store.deliveries import RETRYING
@@ -109,19 +109,22 @@ def _mark_published(conn: Connection, done: Sequence[tuple[OutboxRow, int, int]]
     )
 
 
+#: The relay's claim, built once (its compiled form is cached; the limit is a parameter).
+_CLAIM = (
+    select(outbox)
+    .where(outbox.c.published_at.is_(None))
+    .order_by(outbox.c.seq)
+    .limit(bindparam("b_limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+
+
 def _unpublished(conn: Connection, limit: int) -> list[OutboxRow]:
-    query = (
-        select(outbox)
-        .where(outbox.c.published_at.is_(None))
-        .order_by(outbox.c.seq)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
     return [
         OutboxRow(
             r.seq, r.event_id, r.referral_id, r.topic, r.key, json.loads(r.headers), r.value, r.attempts, r.created_at
         )
-        for r in conn.execute(query).all()
+        for r in conn.execute(_CLAIM, {"b_limit": limit}).all()
     ]
 
 
