@@ -94,8 +94,8 @@ async def test_a_receiver_whose_deliveries_are_gone_from_the_store_is_no_longer_
     await watching.sample_once()
     assert gauge("gateway_receiver_failing", receiver="physio-south") == 1
 
-    async with store.begin() as conn:  # the pruner removed the receiver's kept deliveries
-        await conn.execute(delete(deliveries).where(deliveries.c.receiver == "physio-south"))
+    # the pruner removed the receiver's kept deliveries
+    await store.write(lambda conn: conn.execute(delete(deliveries).where(deliveries.c.receiver == "physio-south")))
     await watching.sample_once()
     assert gauge("gateway_receiver_failing", receiver="physio-south") == 0
     assert gauge("gateway_delivery_ledger", receiver="physio-south", status=RETRYING) == 0
