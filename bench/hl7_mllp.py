@@ -25,12 +25,12 @@ from hl7apy.core import Message as Hl7apyMessage
 from hl7apy.parser import parse_message
 
 from adapters.hl7v2 import ack, header, parser, ref_i12, tables
+from adapters.mllp.connection import NEED_DATA, MllpConnection
+from adapters.mllp.streams import read_frame
 from bench.harness import Gateway, cpu_seconds, gateway
 from bench.readback import TopicWatcher
 from bench.report import Report
 from gateway.canonical import nhs_number
-from gateway.mllp.connection import NEED_DATA, MllpConnection
-from gateway.mllp.streams import read_frame
 from gateway.settings import SCHEMAS_DIR
 from tests.conftest import free_port
 

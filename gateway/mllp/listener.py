@@ -20,9 +20,9 @@ from contextlib import suppress
 
 from adapters.hl7v2 import ack
 from adapters.hl7v2.tables import Hl7Tables
+from adapters.mllp.connection import NEED_DATA, FrameTooLarge, MllpConnection
 from gateway.audit import context as audit_context
 from gateway.inbound_log.arrival import frame_received
-from gateway.mllp.connection import NEED_DATA, FrameTooLarge, MllpConnection
 from gateway.mllp.handler import Handler
 from gateway.settings import MllpSettings
 
