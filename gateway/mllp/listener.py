@@ -53,7 +53,12 @@ class MllpListener:
             return
         tls = self._tls()
         self._server = await asyncio.start_server(
-            self._serve, self.settings.host, self.settings.port, ssl=tls, limit=_READ_SIZE
+            self._serve,
+            self.settings.host,
+            self.settings.port,
+            ssl=tls,
+            limit=_READ_SIZE,
+            reuse_port=self.settings.reuse_port or None,  # worker processes share the port (serve --workers)
         )
         log.info("MLLP listening on %s:%d%s", self.settings.host, self.port, " (TLS)" if tls else "")
 
