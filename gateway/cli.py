@@ -86,6 +86,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             print(f"referral-gateway: {exc}", file=sys.stderr)
             return 2
     log_context.configure(settings.log_level)
+    try:
+        sockets = [_shared_socket(settings.api.host, settings.api.port)] if settings.api.reuse_port else None
+    except OSError as exc:
+        print(f"referral-gateway: cannot listen on {settings.api.host}:{settings.api.port}: {exc}", file=sys.stderr)
+        return 1
     config = uvicorn.Config(
         create_app(settings),
         host=settings.api.host,
@@ -96,7 +101,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     server = uvicorn.Server(config)
     _settle_garbage_collector()
-    sockets = [_shared_socket(settings.api.host, settings.api.port)] if settings.api.reuse_port else None
     asyncio.run(server.serve(sockets=sockets))
     if not server.started:
         print("referral-gateway: the gateway did not start; see the errors above", file=sys.stderr)

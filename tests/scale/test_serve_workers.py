@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ import pytest
 
 from adapters.mllp.connection import MllpConnection
 from adapters.mllp.streams import read_frame
+from gateway.commands.workers import Refused, check, worker_env
+from gateway.settings import Settings
 from tests.conftest import POSTGRES_URL, free_port
 from tests.hl7v2.messages import MSK, fresh, sample
 from tests.kafka_reader import read_events
@@ -137,3 +140,40 @@ def test_more_than_one_worker_on_sqlite_is_refused_with_the_reason(tmp_path: Pat
     assert done.returncode == 2
     assert b"--workers 2 needs a PostgreSQL store" in done.stderr
     assert not (tmp_path / "broker.log").exists(), "no broker was started for a refused command"
+
+
+@pytest.mark.postgres
+def test_a_worker_that_cannot_start_stops_the_others_and_the_parent_says_so(
+    tmp_path: Path, postgres_schema: str
+) -> None:
+    api, broker = free_port(), free_port()
+    env = gateway_env(tmp_path, api, free_port(), embedded_port=broker, STORE_URL=POSTGRES_URL)
+    env["STORE_DB_SCHEMA"] = postgres_schema
+    with socket.socket() as taken:  # the HTTP port held without SO_REUSEPORT: no worker can share it
+        taken.bind(("127.0.0.1", api))
+        taken.listen()
+        parent = serve_workers(env, tmp_path / "gateway.log")
+        code = parent.wait(timeout=90)
+    assert code == 1
+    assert not listening(broker), "the parent's broker outlived it"
+
+
+def test_workers_are_pointed_at_the_parents_broker_as_the_gateway_tunes_its_own() -> None:
+    embedded = Settings(_env_file=None, kafka={"embedded_port": 19999})  # type: ignore[call-arg]
+    env = worker_env(embedded, {"KAFKA_SESSION_TIMEOUT_MS": "5000"})
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19999"
+    assert (env["KAFKA_ENABLE_IDEMPOTENCE"], env["KAFKA_REPLICATION_FACTOR"]) == ("false", "1")
+    assert env["KAFKA_SESSION_TIMEOUT_MS"] == "5000", "what the operator set is kept"
+    assert (env["API_REUSE_PORT"], env["MLLP_REUSE_PORT"]) == ("true", "true")
+    cluster = Settings(_env_file=None, kafka={"bootstrap_servers": "kafka-1:9092"})  # type: ignore[call-arg]
+    assert "KAFKA_BOOTSTRAP_SERVERS" not in worker_env(cluster, {})
+
+
+def test_no_fewer_than_one_worker_and_more_than_one_only_on_postgresql() -> None:
+    sqlite = Settings(_env_file=None)  # type: ignore[call-arg]
+    check(sqlite, 1)
+    with pytest.raises(Refused, match="at least 1"):
+        check(sqlite, 0)
+    with pytest.raises(Refused, match="PostgreSQL"):
+        check(sqlite, 2)
+    check(Settings(_env_file=None, store={"url": POSTGRES_URL}), 2)  # type: ignore[call-arg]
