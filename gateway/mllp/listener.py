@@ -6,7 +6,8 @@ on each, answered in order with what the handler returns.
 A connection is closed when the sender closes it, after `idle_timeout_s` without a byte, or after a
 frame longer than `max_frame_bytes` (answered AR first). Frames are decoded as UTF-8, else Latin-1,
 and answered in the same encoding. `start()` and `stop()` are idempotent; `stop()` stops accepting
-and closes every open connection.
+and closes every open connection. With `reuse_port` (MLLP_REUSE_PORT, set by `serve --workers N`)
+the port is bound with SO_REUSEPORT, so each worker process listens on it too.
 Must not: parse HL7 or decide anything about a message (the handler does).
 """
 
