@@ -41,9 +41,9 @@ browser:
 promtool:
 	bash scripts/install-promtool.sh
 
-# Every figure beside its target (issue 18) in one run of about 12 minutes here; the counts are options
-# (`$(BIN)/python -m bench --help`, BENCH_ARGS). py-spy splits the HL7 v2 CPU per message: the
-# benchmark's own tool, not a dependency of the gateway.
+# Every figure beside its target (issue 18) in one run, about ten minutes on a quiet machine; the
+# counts are options (`$(BIN)/python -m bench --help`, BENCH_ARGS). py-spy splits the HL7 v2 CPU per
+# message: the benchmark's own tool, not a dependency of the gateway.
 BENCH_ARGS ?=
 $(VENV)/.bench-deps: $(VENV)/.test-deps
 	$(BIN)/pip install --quiet py-spy==0.4.3

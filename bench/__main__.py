@@ -13,8 +13,9 @@ workers     `serve --workers 2` beside `--workers 1`, on PostgreSQL (HL7 v2 end 
 memory      RSS over a long streamed load, its growth per 100k referrals (target: flat, <= 2 MiB)
 
 Every gateway measured has the inbound message log on, as in production (bench/harness.py), but for
-the inbound-log benchmark's run with it off. On this 2-core machine the default run takes about 12
-minutes; the counts are options (`--help`). Where the CPU goes for FHIR: `python -m bench.profile`.
+the inbound-log benchmark's run with it off. At the README's rates the default run comes to about
+ten minutes on a quiet 2-core machine; the counts are options (`--help`). Where the CPU goes for
+FHIR: `python -m bench.profile`.
 """
 
 from __future__ import annotations
