@@ -53,7 +53,7 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # The long property-based fuzz run (not part of `make test`): FUZZ_EXAMPLES cases per socket property,
-# four times as many for the HL7 mapping; the valid-by-construction properties try twice FUZZ_EXAMPLES
+# four times as many for the HL7 mapping; the valid-by-construction properties try eight times FUZZ_EXAMPLES
 # REF^I12 messages and FUZZ_EXAMPLES pads. Each property prints how many cases it tried.
 FUZZ_EXAMPLES ?= 5000
 fuzz: $(VENV)/.test-deps

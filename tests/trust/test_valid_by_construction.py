@@ -30,8 +30,9 @@ from tests.pad import pads
 from tests.trust.test_fuzz import mutated_hl7
 
 NOT_VALID_FHIR = "does not make a valid FHIR"
-#: Cases per property: the default run's share, or FUZZ_EXAMPLES (make fuzz) times two.
-SCALE = int(os.environ.get("FUZZ_EXAMPLES", "0")) * 2
+#: Cases per property: the default run's share, or with FUZZ_EXAMPLES (make fuzz) eight times that many
+#: REF^I12 messages and that many pads.
+SCALE = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 PROPERTY = settings(
     deadline=None,
     derandomize="FUZZ_EXAMPLES" not in os.environ,
@@ -145,7 +146,7 @@ def test_the_samples_map_valid_by_construction() -> None:
 def test_every_accepted_ref_i12_validates_in_fhir_resources() -> None:
     counts = {"tried": 0, "accepted": 0}
 
-    @settings(PROPERTY, max_examples=SCALE or 10_000)
+    @settings(PROPERTY, max_examples=SCALE * 8 or 10_000)
     @given(st.one_of(generated_hl7(), generated_hl7(), mutated_hl7()))
     def mapping(text: str) -> None:
         counts["tried"] += 1
@@ -215,7 +216,7 @@ def pad_mapped(variant: str, values: dict[str, Any]) -> InboundReferral | None:
 def test_every_accepted_pad_validates_in_fhir_resources() -> None:
     counts = {"tried": 0, "accepted": 0}
 
-    @settings(PROPERTY, max_examples=SCALE // 2 or 1_500)
+    @settings(PROPERTY, max_examples=SCALE or 1_500)
     @given(generated_pad())
     def mapping(form: tuple[str, dict[str, Any]]) -> None:
         counts["tried"] += 1
