@@ -1,6 +1,6 @@
 """The delivery component the runtime starts: one consumer per delivery group, each reading the
-referral topics, referrals.status (Task changes back to referrers) and the retry topic, with one
-outbound HTTP client and the store shared by all.
+referral topics, referrals.status (Task changes back to referrers) and the retry topic, with the
+outbound connections (kept open to each receiver) and the store shared by all.
 
 Idempotent `start()`/`stop()`; disabled by `delivery.enabled = false` (DELIVERY_ENABLED).
 """
@@ -58,6 +58,7 @@ class DeliveryService:
                 settings.max_waiting,
                 grace,
                 settings.new_group_start,
+                max_in_flight=settings.max_in_flight,
             )
             for group in settings.groups
         ]
