@@ -12,7 +12,8 @@ BaRS response message (fhir-messaging), RRI^I12 (hl7v2-mllp), the same over MESH
 
 At most `in_flight_per_receiver` sends go to one receiver at once; the rest wait their turn. Each
 receiver has its own HTTP client (HTTP/1.1 keep-alive, as many connections as sends at once) and its
-own MLLP connections (as many), kept open between deliveries and closed on stop.
+MLLP connections (`mllp_connections_per_receiver`, one by default), kept open between deliveries and
+closed on stop.
 
 Must not: retry, record or commit (the spine and the consumer do).
 """
@@ -68,7 +69,7 @@ class Outbound:
             settings.mllp_connect_timeout_s,
             settings.mllp_timeout_s,
             settings.mllp_max_ack_bytes,
-            connections=settings.in_flight_per_receiver,
+            connections=min(settings.mllp_connections_per_receiver, settings.in_flight_per_receiver),
         )
 
     async def start(self) -> None:
