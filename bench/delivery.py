@@ -1,13 +1,18 @@
-"""Delivery throughput: events already on the broker, delivered by the outbound consumers to a demo
-receiver (a separate `referral-gateway demo-receiver` process), over FHIR REST and over HL7 v2 MLLP
-(REF^I12, each delivered on its ACK).
+"""Delivery throughput beside intake's: events already on the broker, delivered by the outbound
+consumers to a demo receiver (a separate `referral-gateway demo-receiver` process), over FHIR REST and
+over HL7 v2 MLLP (REF^I12, each delivered on its ACK); and, in the same run, the HL7 v2 intake rate
+(MLLP in, AA, event on the broker: bench/hl7_mllp.py), which delivery must keep up with.
 
 The delivery component runs in this process on the delivery tests' own bench (store, relay and
 consumers over a real broker, on topics of its own), so the figure is delivery's alone, without intake.
+The receiver's patients differ, as they would: one patient's events go one at a time, in order.
+
+`python -m bench.delivery [--count N] [--in-flight N] [--mllp-connections N] [--no-intake]`
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import subprocess
 import sys
@@ -20,6 +25,7 @@ from typing import NamedTuple
 
 import httpx
 
+from bench import hl7_mllp
 from bench.harness import broker, poll
 from bench.report import Report
 from gateway.delivery.outbound import Destination
@@ -30,16 +36,36 @@ RECEIVER = "msk-pain"
 FORMATS = {"fhir-rest": "a FHIR REST receiver", "hl7v2-mllp": "an HL7 v2 MLLP receiver"}
 
 
-def run(report: Report, count: int = 2000) -> None:
+INTAKE_CONNECTIONS = 16
+
+
+def run(report: Report, count: int = 2000, intake: bool = True, **settings: int) -> None:
+    """`settings`: delivery settings to measure with (in_flight_per_receiver, mllp_connections_per_receiver)."""
+    rate = _intake_rate(report, count) if intake else None
+    target = (">=", rate) if rate else None
     for fmt, what in FORMATS.items():
         with TemporaryDirectory(prefix="bench-delivery-") as tmp, broker() as servers, demo_receiver(Path(tmp)) as rx:
             destination = Destination(RECEIVER, fmt, rx.fhir_base_url if fmt == "fhir-rest" else rx.mllp_address)
-            seconds = asyncio.run(_measure(servers, Path(tmp), destination, rx.record, count))
-        report.figure(f"delivery to {what}, events per second", count / seconds, "/s")
-    report.line(f"  ({count} events on 3 partitions, one consumer group member, receiver in its own process)")
+            seconds = asyncio.run(_measure(servers, Path(tmp), destination, rx.record, count, settings))
+        report.figure(f"delivery to {what}, events per second", count / seconds, "/s", target)
+    shown = ", ".join(f"{k} {v}" for k, v in settings.items()) or "the default settings"
+    report.line(f"  ({count} events on 3 partitions, one consumer group member, {shown}, receiver in its own process)")
 
 
-async def _measure(servers: str, data_dir: Path, destination: Destination, record: Path, count: int) -> float:
+def _intake_rate(report: Report, count: int) -> float | None:
+    """The HL7 v2 intake rate on this machine now: what delivery is measured against."""
+    result = hl7_mllp.end_to_end(count, INTAKE_CONNECTIONS)
+    name = f"intake: HL7 v2 over MLLP to events on the broker, {INTAKE_CONNECTIONS} connections"
+    if not result["events_rate"]:
+        report.line(f"{name}: not every event was read back")
+        return None
+    report.figure(name, result["events_rate"], "/s")
+    return float(result["events_rate"])
+
+
+async def _measure(
+    servers: str, data_dir: Path, destination: Destination, record: Path, count: int, settings: dict[str, int]
+) -> float:
     async with bench(servers, data_dir, start=False) as b:
         b.destinations.known[RECEIVER] = destination
         for _ in range(count):
@@ -50,7 +76,7 @@ async def _measure(servers: str, data_dir: Path, destination: Destination, recor
 
         await poll(published, 0.1, 300)  # every event is on the broker before delivery starts
         started = time.perf_counter()
-        await b.add_delivery()
+        await b.add_delivery(**settings)
         if not await poll(lambda: _lines(record) >= count, 0.05, 600):
             raise RuntimeError(f"only {_lines(record)} of {count} referrals were delivered")
         return time.perf_counter() - started
@@ -59,8 +85,7 @@ async def _measure(servers: str, data_dir: Path, destination: Destination, recor
 def _lines(path: Path) -> int:
     if not path.exists():
         return 0
-    with path.open("rb") as f:
-        return sum(1 for _ in f)
+    return path.read_bytes().count(b"\n")
 
 
 class Receiver(NamedTuple):
@@ -97,3 +122,28 @@ def _wait_listening(url: str, timeout: float = 30) -> None:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise RuntimeError("the demo receiver did not start")
+
+
+def main() -> int:
+    cli = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    cli.add_argument("--count", type=int, default=2000)
+    cli.add_argument("--in-flight", type=int, help="delivery.in_flight_per_receiver (default: the setting's)")
+    cli.add_argument("--mllp-connections", type=int, help="delivery.mllp_connections_per_receiver")
+    cli.add_argument("--no-intake", dest="intake", action="store_false", help="delivery figures alone")
+    args = cli.parse_args()
+    settings = {
+        name: value
+        for name, value in (
+            ("in_flight_per_receiver", args.in_flight),
+            ("mllp_connections_per_receiver", args.mllp_connections),
+        )
+        if value is not None
+    }
+    report = Report()
+    run(report, args.count, args.intake, **settings)
+    report.summary()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
