@@ -169,10 +169,11 @@ class DeliveryConsumer:
 
     async def _some_finished(self) -> None:
         """Wait for a record in hand to finish; with room for more, no longer than a short poll (new
-        records may have come) nor past the next retry's due time."""
+        records may have come, a retry may fall due). Records due but waiting behind one of their key
+        in hand wait for it: they are no reason to look sooner."""
         full = len(self._in_flight) >= self._max_in_flight
-        timeout = self._wait_ms() / 1000 if full else min(BUSY_POLL_S, self._wait_ms() / 1000)
-        await asyncio.wait(list(self._in_flight), timeout=max(timeout, 0.001), return_when=asyncio.FIRST_COMPLETED)
+        timeout = IDLE_POLL_S if full else BUSY_POLL_S
+        await asyncio.wait(list(self._in_flight), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
 
     async def _handle_one(self, tp: TopicPartition, record: ConsumerRecord, key: Hashable) -> None:
         try:
