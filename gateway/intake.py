@@ -116,6 +116,11 @@ class Intake:
             self._on_commit()
         return result
 
+    async def take(self, inbound: InboundReferral) -> Acceptance:
+        """A new referral under the sender's message id: the earlier answer when it is a retry,
+        `DuplicateRequest` when the id came with another message, else accepted."""
+        return await self.replayed(inbound) or await self.accept(inbound)
+
     async def replayed(self, inbound: InboundReferral) -> Acceptance | None:
         """The answer to a message taken before (BaRS: the same sender's X-Request-Id): the referral as
         it stands when the message is a retry (same fingerprint), `DuplicateRequest` when the id came
@@ -242,10 +247,13 @@ class Intake:
 
 
 def _told(inbound: InboundReferral) -> dict[str, Any]:
-    """How the parties were found and what was read leniently, for the referral's history."""
+    """How the parties were found, what the access headers claimed and what was read leniently, for
+    the referral's history."""
     told: dict[str, Any] = {}
     if inbound.resolved:
         told["resolved"] = inbound.resolved
+    if inbound.claims:
+        told["claims"] = inbound.claims
     if inbound.warnings:
         told["warnings"] = [{"diagnostics": w.diagnostics, "expression": w.expression} for w in inbound.warnings]
     return told

@@ -8,7 +8,7 @@ HL7 -> FHIR -> HL7 keeps every mapped field:
     MSH   REFERRAL-GATEWAY ^ requester ODS -> performer ODS; MSH-7 when the event was made
     RF1   status, priority, code, category, identifier (RF1-6), period, authoredOn; our id in RF1-11
     PRD   RP requester, RT performer: ODS code and registrations in PRD-7, contained Practitioner
-    PID   NHS number (CX-4 NHS, CX-5 NH) and the contained Patient
+    PID   NHS number (CX-4 NHS, CX-5 NH) and the contained Patient; none: PID-32 NSTS + its status
     DG1   each reasonCode       OBR/OBX/NTE  each contained Observation     NTE  each note
 
 Written with the project's ER7 writer (escaping for the encoding characters), not hl7apy: hl7apy
@@ -27,6 +27,7 @@ from adapters.hl7v2 import writer
 from adapters.hl7v2.tables import CodeTable, Hl7Tables
 from adapters.hl7v2.writer import Repetition, Value
 from gateway.canonical import systems
+from gateway.canonical.patient import untraced_key
 
 Json = dict[str, Any]
 EVENTS = {"new": "I12", "update": "I13", "delete": "I14"}
@@ -66,7 +67,7 @@ def ref_i12(sr: Json, msh_10: str, sent_at: str, hl7: Hl7Tables, event: str = "I
         _msh(hl7, _ods(sr.get("requester")), _ods((sr.get("performer") or [None])[0]), sent_at, ("REF", event), msh_10),
         _rf1(sr, sr.get("status"), hl7.tables.referral_status, hl7),
         *_prds(sr, contained, hl7),
-        _pid(sr.get("subject"), contained.get("#patient"), hl7),
+        _pid(sr, contained.get("#patient"), hl7),
         *[_dg1(i, reason, hl7) for i, reason in enumerate(sr.get("reasonCode") or [], start=1)],
         *_observation_group(observations, hl7),
     ]
@@ -89,7 +90,7 @@ def rri_i12(task: Json, sr: Json, msh_10: str, sent_at: str, hl7: Hl7Tables) -> 
         _msh(hl7, _ods((sr.get("performer") or [None])[0]), _ods(sr.get("requester")), sent_at, ("RRI", "I12"), msh_10),
         _rf1(sr, status, hl7.tables.task_status, hl7, processed=task.get("lastModified")),
         *_prds(sr, contained, hl7),
-        _pid(sr.get("subject"), contained.get("#patient"), hl7),
+        _pid(sr, contained.get("#patient"), hl7),
         *[writer.segment("NTE", [str(i), "P", text], formatted=_NOTE) for i, text in enumerate(notes, start=1)],
     ]
     return writer.message(segments)
@@ -181,11 +182,18 @@ def _prd(role: str, organisation: Json | None, practitioner: Json | None, hl7: H
     return writer.segment("PRD", fields)
 
 
-def _pid(subject: Json | None, patient: Json | None, hl7: Hl7Tables) -> str:
+def _pid(sr: Json, patient: Json | None, hl7: Hl7Tables) -> str:
+    """PID-3 leads with the NHS number; a patient without one leads with the gateway's key for them
+    (assigned by the sending application, type PI), which lasts the referral's life, and PID-32 says
+    the NHS number's status (trace required)."""
     tables, person = hl7.tables, patient or {}
-    rule = hl7.identifiers.nhs_number.written_as
-    nhs = ((subject or {}).get("identifier") or {}).get("value")
-    ids: list[Repetition] = [(nhs, None, None, rule["assigning_authority"], rule["identifier_type"])]
+    rule = hl7.identifiers.nhs_number
+    nhs = ((sr.get("subject") or {}).get("identifier") or {}).get("value")
+    written = rule.written_as
+    if nhs:
+        ids: list[Repetition] = [(nhs, None, None, written["assigning_authority"], written["identifier_type"])]
+    else:
+        ids = [(untraced_key(str(sr.get("id") or "")), None, None, hl7.profile.sending_application, "PI")]
     ids += [_other_identifier(i) for i in person.get("identifier") or [] if i.get("system") != systems.NHS_NUMBER]
     telecom = person.get("telecom") or []
     fields: list[Value] = [
@@ -204,7 +212,21 @@ def _pid(subject: Json | None, patient: Json | None, hl7: Hl7Tables) -> str:
         [dt.contact_point(t, tables) for t in telecom if t.get("use") != "work"] or None,
         [dt.contact_point(t, tables) for t in telecom if t.get("use") == "work"] or None,
     ]
+    if not nhs:
+        fields += [None] * 17 + [rule.status_written_as[_verification_status(person)]]
     return writer.segment("PID", fields)
+
+
+def _verification_status(patient: Json) -> str:
+    """The UK Core NHS number verification status on the patient's NHS number slice ("03", trace
+    required, when it says none)."""
+    for ident in patient.get("identifier") or []:
+        if ident.get("system") == systems.NHS_NUMBER:
+            for ext in ident.get("extension") or []:
+                for coding in (ext.get("valueCodeableConcept") or {}).get("coding") or []:
+                    if coding.get("system") == systems.NHS_NUMBER_VERIFICATION and coding.get("code"):
+                        return str(coding["code"])
+    return systems.TRACE_REQUIRED[0]
 
 
 def _other_identifier(ident: Json) -> Repetition:

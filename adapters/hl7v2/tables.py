@@ -89,6 +89,7 @@ class NhsNumberRule(BaseModel):
     authority_oids: list[str]
     identifier_types: list[str]
     written_as: dict[str, str]
+    status_written_as: dict[str, str]  # UK Core verification status code -> PID-32 (HL7 UK table 0445)
 
 
 class Identifiers(BaseModel):

@@ -10,6 +10,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from adapters.inbound.fhir import definitions
 from gateway import __version__
 from gateway.api import search
+from gateway.canonical import systems
 from gateway.settings import Settings
 
 TOKEN = "token"
@@ -72,7 +73,7 @@ def _resources() -> list[dict[str, Any]]:
         _resource(
             "ServiceRequest",
             ("create", "read", "vread", "update", "search-type"),
-            tuple(search.SERVICE_REQUEST),
+            (*search.SERVICE_REQUEST, search.TAG),
             versioning="versioned-update",
             conditionalCreate=True,
         ),
@@ -85,10 +86,17 @@ def _resources() -> list[dict[str, Any]]:
 
 
 def _resource(kind: str, interactions: tuple[str, ...], search: tuple[str, ...], **more: Any) -> dict[str, Any]:
-    params = [{"name": n, "type": "date" if n == "date" else TOKEN} for n in search]
+    params = [{"name": n, "type": "date" if n == "date" else TOKEN, **_documented(n)} for n in search]
     return {
         "type": kind,
         "interaction": [{"code": c} for c in interactions],
         **({"searchParam": params} if params else {}),
         **more,
     }
+
+
+def _documented(param: str) -> dict[str, str]:
+    if param == search.TAG:
+        flag = systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]
+        return {"documentation": f"{search.TAG}={flag}: the referrals whose patient has no NHS number yet"}
+    return {}

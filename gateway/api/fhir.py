@@ -6,6 +6,7 @@ render; errors propagate as `GatewayError`s and are rendered as OperationOutcome
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
@@ -42,14 +43,19 @@ async def create_service_request(
     correlation: CorrelationDep,
     x_request_id: Annotated[str | None, Header()] = None,
 ) -> Response:
+    """A create; with an X-Request-Id, a retry (same id, correlation id and body) is answered with the
+    referral it made, and the id reused for another message is a 409, never the earlier referral."""
+    body = await request.body()
     read = rest.read(
-        await request.body(),
+        body,
         request.headers.get("content-type"),
         request.headers.get(targets.HEADER),
         runtime.router.directory.service_owner,
     )
     access.check_sender(principal_of(request), read.service_request)
-    acceptance = await runtime.intake.accept(rest.inbound(read, correlation, x_request_id))
+    digest = transaction.fingerprint(request, body) if x_request_id else None
+    inbound = rest.inbound(read, correlation, x_request_id, digest)
+    acceptance = await runtime.intake.take(inbound)
     status = 201 if acceptance.created else 200
     if "return=operationoutcome" in request.headers.get("prefer", "").replace(" ", "").lower():
         headers = _version_headers(request, acceptance.referral_id, acceptance.version)
@@ -123,7 +129,7 @@ async def process_message(request: Request, runtime: RuntimeDep, correlation: Co
     body = await request.body()
     sent = transaction.read(request, body)
     principal = principal_of(request)
-    transaction.check_claims(request, principal)
+    claimed = transaction.check_claims(request, principal)
     message = messaging.read(body, request.headers.get("content-type"))
     definitions.check(message, definitions.load(runtime.settings.schemas_dir))
     if message.event == systems.BARS_EVENT_SERVICEREQUEST_RESPONSE:
@@ -138,6 +144,7 @@ async def process_message(request: Request, runtime: RuntimeDep, correlation: Co
         request.headers.get(targets.HEADER),
         runtime.router.directory.service_owner,
     )
+    inbound = dataclasses.replace(inbound, claims=claimed.recorded())
     access.check_message_sender(principal, inbound.sender)
     access.check_sender(principal, inbound.service_request)
     acceptance = await runtime.intake.replayed(inbound)
@@ -178,7 +185,7 @@ def _criteria(request: Request) -> dict[str, str]:
         if search.SERVICE_REQUEST[name] == "nhs_number":
             token = nhs_number.normalise(token.removeprefix("Patient/"))
         criteria[search.SERVICE_REQUEST[name]] = token
-    tag = request.query_params.get("_tag")
+    tag = request.query_params.get(search.TAG)
     if tag:
         criteria["nhs_number"] = _untraced_tag(tag.split("|")[-1])
     return criteria
@@ -188,7 +195,7 @@ def _untraced_tag(token: str) -> Prefix:
     if token != systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]:
         raise MalformedInput(
             f"_tag searches take {systems.FLAG_NHS_NUMBER_TO_BE_TRACED[0]} only",
-            Issue(f"unknown tag '{token}'", "_tag", "not-supported"),
+            Issue(f"unknown tag '{token}'", search.TAG, "not-supported"),
         )
     return Prefix(patient.UNTRACED_PREFIX)
 

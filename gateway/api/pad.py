@@ -11,6 +11,7 @@ app renders them as OperationOutcomes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -26,7 +27,7 @@ from adapters.inbound.pad import inbound as pad_inbound
 from adapters.inbound.pad import questionnaire
 from adapters.inbound.pad.mapping import CHANNEL
 from adapters.inbound.pad.rules import Variant
-from gateway.api import pad_view
+from gateway.api import pad_view, transaction
 from gateway.api.deps import CorrelationDep, RuntimeDep
 from gateway.api.links import base_url
 from gateway.api.pad_receipt import Receipt, receipt
@@ -92,15 +93,16 @@ async def create_questionnaire_response(
 ) -> Response:
     """A QuestionnaireResponse answering the pad becomes a referral; the answer is the ServiceRequest
     made from it (which contains the response)."""
+    body = await request.body()
     inbound = pad_inbound.from_questionnaire_response(
-        await request.body(),
+        body,
         request.headers.get("content-type"),
         settings=runtime.settings.pad,
         schemas_dir=runtime.settings.schemas_dir,
         correlation_id=correlation,
         message_id=x_request_id,
     )
-    acceptance = await runtime.intake.accept(inbound)
+    acceptance = await runtime.intake.take(_fingerprinted(inbound, request, body))
     return fhir_response(
         request, acceptance.resource, 201 if acceptance.created else 200, _location(request, acceptance)
     )
@@ -125,13 +127,21 @@ async def _submit(
 async def _submit_json(
     request: Request, runtime: Runtime, variant: Variant, correlation: str, request_id: str | None
 ) -> Response:
-    values = _json_object(await request.body())
+    body = await request.body()
+    values = _json_object(body)
     inbound = _from_fields(runtime, values, variant, web_form=False, correlation=correlation, message_id=request_id)
-    acceptance = await runtime.intake.accept(inbound)
+    acceptance = await runtime.intake.take(_fingerprinted(inbound, request, body))
     shown = receipt(acceptance.service_request, acceptance.topic, acceptance.rule, runtime.settings.pad)
     return JSONResponse(
         _receipt_json(shown, acceptance, request), 201 if acceptance.created else 200, _location(request, acceptance)
     )
+
+
+def _fingerprinted(inbound: InboundReferral, request: Request, body: bytes) -> InboundReferral:
+    """With an X-Request-Id, the message's fingerprint, so a retry is told from a reused id."""
+    if not inbound.message_id:
+        return inbound
+    return dataclasses.replace(inbound, message_digest=transaction.fingerprint(request, body))
 
 
 async def _submit_form(request: Request, runtime: Runtime, variant: Variant, correlation: str) -> Response:

@@ -22,6 +22,8 @@ SERVICE_REQUEST = {
     "performer": "performer",
     "status": "status",
 }
+#: The ServiceRequest search on `meta.tag` (the referral flags, gateway/canonical/patient.py).
+TAG = "_tag"
 #: Task search parameters and the store column each one reads.
 TASK = {
     "focus": "referral_id",

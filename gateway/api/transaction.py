@@ -36,9 +36,14 @@ def read(request: Request, body: bytes) -> Transaction:
     request_id = request.headers.get(REQUEST_ID)
     check_ids(request, required=True)
     assert request_id is not None  # check_ids refuses a request without one
+    return Transaction(request_id=request_id, digest=fingerprint(request, body))
+
+
+def fingerprint(request: Request, body: bytes) -> str:
+    """What tells a retry from another message under a reused request id: the sender's
+    X-Correlation-Id (or nothing) and the body."""
     correlation = request.headers.get(CORRELATION_ID)
-    fingerprint = hashlib.sha256((correlation or "").encode() + b"\n" + body).hexdigest()
-    return Transaction(request_id=request_id, digest=fingerprint)
+    return hashlib.sha256((correlation or "").encode() + b"\n" + body).hexdigest()
 
 
 def check_ids(request: Request, required: bool = False) -> None:

@@ -53,6 +53,9 @@ class InboundReferral:
     resolved: dict[str, str] = field(default_factory=dict, compare=False)
     #: What was read leniently (system URI variants): told to the sender, recorded in the history.
     warnings: tuple[Issue, ...] = field(default=(), compare=False)
+    #: What the sender's access headers claimed (BaRS NHSD-*), as checked against its token: header →
+    #: organisation (and practitioner), recorded in the history.
+    claims: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def identifier_value(reference: object, system: str) -> str | None:

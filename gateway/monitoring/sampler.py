@@ -85,11 +85,14 @@ class Sampler:
             stats = await ledger.receiver_stats(self._store)
         except StoreUnavailable:
             return
+        ledger_counts: dict[tuple[str, ...], float] = {}
+        failing: dict[tuple[str, ...], float] = {}
         for receiver, s in stats.items():
             counts = {DELIVERED: s.delivered, RETRYING: s.retrying, DEAD_LETTERED: s.dead_lettered}
-            for status, count in counts.items():
-                metrics.DELIVERY_LEDGER.labels(receiver, status).set(count)
-            metrics.RECEIVER_FAILING.labels(receiver).set(1 if s.latest_status in (RETRYING, DEAD_LETTERED) else 0)
+            ledger_counts.update({(receiver, status): count for status, count in counts.items()})
+            failing[(receiver,)] = 1 if s.latest_status in (RETRYING, DEAD_LETTERED) else 0
+        metrics.set_exactly(metrics.DELIVERY_LEDGER, ledger_counts)
+        metrics.set_exactly(metrics.RECEIVER_FAILING, failing)
 
     async def _dead_letter_gauge(self) -> None:
         if self._dead_letters is None:

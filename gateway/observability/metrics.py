@@ -97,6 +97,19 @@ WAIT_BREACHES = Counter(
 )
 
 
+def set_exactly(gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:
+    """Set a labelled gauge to `values`; every other label set it holds goes back to 0. A gauge sampled
+    from the store shows the store's picture: a receiver whose deliveries were all pruned, or a breach
+    cleared, no longer keeps its last figure for ever."""
+    for family in gauge.collect():
+        for sample in family.samples:
+            labels = tuple(sample.labels.values())
+            if labels not in values:
+                gauge.labels(*labels).set(0)
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)
+
+
 @contextmanager
 def intake(adapter: str) -> Iterator[None]:
     """Count one referral through the intake and time it (its refusals are counted by the inbound log,
@@ -149,15 +162,8 @@ def wait_breached(service: str, priority: str, status: str) -> None:
 
 
 def wait_breaches_open(counts: dict[tuple[str, str, str], int]) -> None:
-    """The open breaches as the store has them; a set of labels no longer open goes back to 0."""
-    for labels in _open_labels - counts.keys():
-        WAIT_BREACHES_OPEN.labels(*labels).set(0)
-    for labels, count in counts.items():
-        WAIT_BREACHES_OPEN.labels(*labels).set(count)
-    _open_labels.update(counts)
-
-
-_open_labels: set[tuple[str, str, str]] = set()
+    """The open breaches as the store has them."""
+    set_exactly(WAIT_BREACHES_OPEN, {labels: float(count) for labels, count in counts.items()})
 
 
 def counter_values(counter: Counter) -> dict[tuple[str, ...], float]:

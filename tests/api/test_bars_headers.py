@@ -1,5 +1,6 @@
-"""The BaRS request-header rules of `$process-message`, over real HTTP: GUID transaction ids, retries
-told from reused ids, 405 with Allow, and the NHSD-* access headers checked against the token."""
+"""The BaRS request-header rules of `$process-message` over real HTTP: GUID transaction ids, retries
+told from reused ids (on a REST create too), 405 with Allow, and the NHSD-* access headers checked
+against the token."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import httpx
 from gateway.canonical import systems
 from tests.api.test_process_message import guid, send
 from tests.conftest import RunningGateway, add_client, token_for
-from tests.samples import bars_bundle
+from tests.samples import bars_bundle, service_request
 
 REQUESTER = "A81002"  # the requester of the BaRS sample
 
@@ -112,6 +113,13 @@ async def test_nhsd_headers_naming_the_tokens_organisation_are_taken(running_gat
     async with await partner(running_gateway, REQUESTER) as gp:
         response = await send(gp, bars_bundle(), **claims)
     assert response.status_code == 200, response.text
+    referral = response.json()["entry"][1]["resource"]
+    history = await running_gateway.runtime.store.history(referral["id"])
+    (received,) = [h.detail for h in history if h.step == "received"]
+    assert received["claims"] == {
+        "NHSD-End-User-Organisation": REQUESTER,
+        "NHSD-Requesting-Practitioner": f"555021935107 at {REQUESTER}",
+    }, "what the sender claimed is kept with the referral"
 
 
 async def test_nhsd_headers_naming_another_organisation_are_refused_with_each_claim(
@@ -143,3 +151,20 @@ async def test_an_nhsd_header_that_is_not_base64_json_of_its_resource_is_a_400(r
         ("structure", ["NHSD-End-User-Organisation"]),
         ("structure", ["NHSD-Requesting-Practitioner"]),
     ]
+
+
+async def test_a_rest_create_retried_under_its_request_id_is_answered_again_and_a_reused_id_is_a_409(
+    running_gateway: RunningGateway,
+) -> None:
+    """The same rule on `POST /fhir/ServiceRequest`: a sender reusing an id for another referral must
+    not be told the earlier referral was its new one."""
+    first_body, other_body = service_request(), service_request()
+    headers = {"X-Request-Id": "gp-batch-17", "Content-Type": "application/fhir+json"}
+    async with running_gateway.client() as client:
+        first = await client.post("/fhir/ServiceRequest", json=first_body, headers=headers)
+        retry = await client.post("/fhir/ServiceRequest", json=first_body, headers=headers)
+        reused = await client.post("/fhir/ServiceRequest", json=other_body, headers=headers)
+    assert (first.status_code, retry.status_code) == (201, 200)
+    assert retry.json()["id"] == first.json()["id"]
+    assert reused.status_code == 409
+    assert outcome_codes(reused) == [("duplicate", "REC_CONFLICT", ["X-Request-Id"])]

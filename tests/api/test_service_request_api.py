@@ -179,7 +179,7 @@ async def test_capability_statement(running_gateway: RunningGateway) -> None:
     }
     referrals = resources["ServiceRequest"]
     searches = {p["name"] for p in referrals["searchParam"]}
-    assert searches >= {"identifier", "patient", "requester", "performer", "status"}
+    assert searches >= {"identifier", "patient", "requester", "performer", "status", "_tag"}
     assert {i["code"] for i in resources["Task"]["interaction"]} >= {"read", "update", "patch", "search-type"}
     assert rest["security"]["service"][0]["coding"][0]["code"] == "OAuth"
     token_uri = rest["security"]["extension"][0]["extension"][0]["valueUri"]

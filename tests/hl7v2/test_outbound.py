@@ -15,6 +15,7 @@ from adapters.hl7v2 import encode as hl7v2
 from adapters.hl7v2 import parser
 from adapters.hl7v2 import tables as hl7_tables
 from adapters.outbound.receipt import Outgoing
+from gateway.canonical import patient
 from gateway.canonical import referral as ref
 from gateway.canonical.task import initial_task
 from gateway.settings import SCHEMAS_DIR
@@ -147,3 +148,29 @@ def test_rri_i12_gives_the_reason_for_a_rejection() -> None:
 def test_encode_rri_i12_reads_the_task_event() -> None:
     outgoing = Outgoing(json.dumps(task("accepted")), "ev-2", "update", "corr", SENT_AT)
     assert parser.parse(hl7v2.encode_rri_i12(outgoing, STORED, "RR2", HL7)).first("RF1").text(1) == "A"  # type: ignore[union-attr]
+
+
+def test_a_patient_without_an_nhs_number_goes_out_as_trace_required_not_as_an_empty_nhs_number() -> None:
+    sr = {**canonical(MSK), "id": "c3f1"}
+    person = next(c for c in sr["contained"] if c["resourceType"] == "Patient") if "contained" in sr else {}
+    mrn = {"system": "https://example.org/mrn", "value": "M1"}
+    untraced = patient.untraced_patient({**person, "identifier": [mrn]})
+    sr["contained"] = [c for c in sr.get("contained") or [] if c["resourceType"] != "Patient"] + [untraced]
+    sr["subject"] = patient.untraced_subject()
+    text = hl7v2.ref_i12(sr, "RT1", SENT_AT, HL7)
+    strictly_valid(text)
+    pid = parser.parse(text).first("PID")
+    assert pid is not None
+    assert [rep.raw for rep in pid.repeats(3)] == [f"{patient.untraced_key('c3f1')}^^^REFERRAL-GATEWAY^PI", "M1"]
+    assert pid.text(32) == "NSTS03"
+    assert "^^^NHS^NH" not in text
+
+
+def test_a_patient_without_an_nhs_number_or_any_other_identifier_still_has_a_pid_3() -> None:
+    sr = {**canonical(MSK), "id": "c3f1", "subject": patient.untraced_subject()}
+    sr["contained"] = [c for c in sr.get("contained") or [] if c["resourceType"] != "Patient"]
+    sr["contained"].append(patient.untraced_patient({"name": [{"family": "Smith"}], "birthDate": "1971-03-14"}))
+    text = hl7v2.ref_i12(sr, "RT1", SENT_AT, HL7)
+    strictly_valid(text)
+    pid = parser.parse(text).first("PID")
+    assert pid is not None and pid.first(3).raw == f"{patient.untraced_key('c3f1')}^^^REFERRAL-GATEWAY^PI"

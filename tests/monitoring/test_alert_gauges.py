@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from prometheus_client import REGISTRY
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from gateway.monitoring.broker_view import BrokerView
 from gateway.monitoring.dead_letters import DeadLetters
@@ -17,7 +17,7 @@ from gateway.settings import KafkaSettings, MonitorSettings
 from gateway.store import Store
 from gateway.store.deliveries import DELIVERED, RETRYING
 from gateway.store.rows import now
-from gateway.store.tables import outbox
+from gateway.store.tables import deliveries, outbox
 from tests.conftest import free_port
 from tests.monitoring.store_rows import DEAD_LETTER_TOPIC, dead_letter, deliver, queue
 
@@ -84,3 +84,19 @@ async def test_the_broker_gauge_says_when_the_broker_does_not_answer(store: Stor
     await answering.sample_once()
     assert gauge("gateway_broker_up") == 1
     await answering.stop()
+
+
+async def test_a_receiver_whose_deliveries_are_gone_from_the_store_is_no_longer_reported(
+    store: Store, broker_servers: str
+) -> None:
+    await deliver(store, "e1", "physio-south", RETRYING)
+    watching = sampler(store, broker_servers)
+    await watching.sample_once()
+    assert gauge("gateway_receiver_failing", receiver="physio-south") == 1
+
+    async with store.begin() as conn:  # the pruner removed the receiver's kept deliveries
+        await conn.execute(delete(deliveries).where(deliveries.c.receiver == "physio-south"))
+    await watching.sample_once()
+    assert gauge("gateway_receiver_failing", receiver="physio-south") == 0
+    assert gauge("gateway_delivery_ledger", receiver="physio-south", status=RETRYING) == 0
+    await watching.stop()

@@ -123,6 +123,18 @@ async def test_a_resend_with_the_same_request_id_is_one_referral(running_gateway
     assert len(events) == 1
 
 
+async def test_a_request_id_reused_for_another_pad_referral_is_a_409_not_the_earlier_referral(
+    running_gateway: RunningGateway,
+) -> None:
+    request_id = str(uuid.uuid4())
+    async with running_gateway.client() as client:
+        first = await post_json(client, "/pad", physio_fields(), **{"x-request-id": request_id})
+        other = await post_json(client, "/pad", physio_fields(), **{"x-request-id": request_id})
+    assert first.status_code == 201, first.text
+    assert other.status_code == 409
+    assert [i["code"] for i in other.json()["issue"]] == ["duplicate"]
+
+
 async def test_self_referral_is_b1_and_has_no_physiotherapist(running_gateway: RunningGateway) -> None:
     async with running_gateway.client() as client:
         response = await post_json(client, "/pad/self-referral", self_fields())

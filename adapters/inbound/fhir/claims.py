@@ -46,6 +46,16 @@ class Claims:
         }
         return {header: ods for header, ods in found.items() if ods}
 
+    def recorded(self) -> dict[str, str]:
+        """What the referral's history keeps of the claims: each header's organisation, and the
+        practitioner's identifier with theirs."""
+        kept = dict(self.organisations)
+        if self.practitioner and REQUESTING_PRACTITIONER in kept:
+            kept[REQUESTING_PRACTITIONER] = f"{self.practitioner} at {kept[REQUESTING_PRACTITIONER]}"
+        elif self.practitioner:
+            kept[REQUESTING_PRACTITIONER] = self.practitioner
+        return kept
+
 
 def read(headers: dict[str, str | None]) -> Claims:
     """The claims of the headers present, by header name as in `HEADERS` (values as sent)."""

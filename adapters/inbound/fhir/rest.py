@@ -45,7 +45,9 @@ def service_request(body: bytes, content_type: str | None) -> ServiceRequest:
     return read(body, content_type).service_request
 
 
-def inbound(sr: ServiceRequest | Read, correlation_id: str, request_id: str | None) -> InboundReferral:
+def inbound(
+    sr: ServiceRequest | Read, correlation_id: str, request_id: str | None, digest: str | None = None
+) -> InboundReferral:
     found = sr if isinstance(sr, Read) else Read(sr, {}, ())
     model = found.service_request
     sender = referral.requester_ods(model) or "unknown"
@@ -55,6 +57,7 @@ def inbound(sr: ServiceRequest | Read, correlation_id: str, request_id: str | No
         sender=sender,
         correlation_id=correlation_id,
         message_id=request_id,
+        message_digest=digest,
         resolved=found.resolved,
         warnings=found.warnings,
     )
