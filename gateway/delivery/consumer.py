@@ -3,10 +3,10 @@ and commits offsets only past records the spine has handled.
 
 - Offsets are never auto-committed. A partition is committed up to, not past, its first record not
   yet handled, at most every second, when idle, for the partitions a rebalance takes away, and on stop.
-- A record is taken at its due time (a retry waits; an event is due at once), one per key (the
-  patient, the record's Kafka key) at a time, in offset order; records of other keys, of the same
-  partition or not, are handled alongside, up to `max_in_flight` at once. Fetching goes on meanwhile.
-  So one patient's events keep their order, and a slow receiver holds up only what it is sent.
+- A record is taken at its due time (a retry waits; an event is due at once), one per partition at a
+  time, partitions in parallel; or, `by_key`, one per key (the patient, the record's Kafka key) at a
+  time, in offset order, records of other keys, of the same partition or not, alongside, up to
+  `max_in_flight` at once. Fetching goes on meanwhile. Either way one patient's events keep their order.
 - A rebalance waits for the records in hand of the partitions it takes away, commits what is done
   and forgets the rest: the next
   owner reads them again from the committed offset, and the spine makes a second look harmless.
@@ -58,7 +58,8 @@ class DeliveryConsumer:
         max_waiting: int,
         stop_grace_s: float,
         start_at: str = "earliest",
-        max_in_flight: int = 1,
+        by_key: bool = False,
+        max_in_flight: int | None = None,
     ) -> None:
         self.group_id = group_id
         self._kafka = kafka
@@ -68,6 +69,7 @@ class DeliveryConsumer:
         self._max_waiting = max_waiting
         self._stop_grace_s = stop_grace_s
         self._start_at = start_at
+        self._by_key = by_key
         self._max_in_flight = max_in_flight
         self._in_flight: dict[asyncio.Task[None], TopicPartition] = {}  # records being handled
         self._busy: set[Hashable] = set()  # their keys: nothing more of these is taken meanwhile
@@ -148,7 +150,7 @@ class DeliveryConsumer:
                 if tp in assigned and not self._rewinds.stale(tp):  # else read again from the start
                     for record in records:
                         self._progress.fetched(tp, record.offset)
-                        self._schedule.add(tp, record.offset, self._due_at(record), record, _order_key(tp, record))
+                        self._schedule.add(tp, record.offset, self._due_at(record), record, self._order_key(tp, record))
             self._start_due()
             if not self._in_flight or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
                 await self._commit(consumer)
@@ -157,11 +159,11 @@ class DeliveryConsumer:
             await self._some_finished()
 
     def _start_due(self) -> None:
-        room = self._max_in_flight - len(self._in_flight)
-        if room <= 0:
+        room = None if self._max_in_flight is None else self._max_in_flight - len(self._in_flight)
+        if room is not None and room <= 0:
             return
         for tp, _, record in self._schedule.take_due(time.time(), self._busy, room):
-            key = _order_key(tp, record)
+            key = self._order_key(tp, record)
             self._busy.add(key)
             task = asyncio.create_task(self._handle_one(tp, record, key))
             self._in_flight[task] = tp
@@ -171,7 +173,7 @@ class DeliveryConsumer:
         """Wait for a record in hand to finish; with room for more, no longer than a short poll (new
         records may have come, a retry may fall due). Records due but waiting behind one of their key
         in hand wait for it: they are no reason to look sooner."""
-        full = len(self._in_flight) >= self._max_in_flight
+        full = self._max_in_flight is not None and len(self._in_flight) >= self._max_in_flight
         timeout = IDLE_POLL_S if full else BUSY_POLL_S
         await asyncio.wait(list(self._in_flight), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
 
@@ -187,6 +189,12 @@ class DeliveryConsumer:
             self._busy.discard(key)
         self._progress.handled(tp, record.offset)
         self.handled += 1
+
+    def _order_key(self, tp: TopicPartition, record: ConsumerRecord) -> Hashable:
+        """What one at a time is kept for: by key, the record's key (one patient's events, on whichever
+        topic), and a record with no key waits for the one before it in its partition; else the partition."""
+        key: bytes | None = record.key
+        return key if self._by_key and key is not None else tp
 
     async def _read_again(self, consumer: AIOKafkaConsumer) -> None:
         """Seek to their earliest offset the partitions of rewound topics and those past their log's end,
@@ -304,13 +312,6 @@ class DeliveryConsumer:
             return await end_offsets(probe, tps)
         finally:
             await probe.stop()
-
-
-def _order_key(tp: TopicPartition, record: ConsumerRecord) -> Hashable:
-    """What one at a time is kept for: the record's key (one patient's events, on whichever topic);
-    a record with no key waits for the one before it in its partition."""
-    key: bytes | None = record.key
-    return tp if key is None else key
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

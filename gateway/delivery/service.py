@@ -60,6 +60,7 @@ class DeliveryService:
                 settings.max_waiting,
                 grace,
                 settings.new_group_start,
+                by_key=True,
                 max_in_flight=settings.max_in_flight,
             )
             for group in settings.groups
