@@ -8,8 +8,8 @@ and commits offsets only past records the spine has handled.
   time, in offset order, records of other keys, of the same partition or not, alongside, up to
   `max_in_flight` at once. Fetching goes on meanwhile. Either way one patient's events keep their order.
 - A rebalance waits for the records in hand of the partitions it takes away, commits what is done
-  and forgets the rest: the next
-  owner reads them again from the committed offset, and the spine makes a second look harmless.
+  and forgets the rest: the next owner reads them again from the committed offset, and the spine
+  makes a second look harmless.
 - When handling fails for a reason that is not the receiver's (the store is down), the partition is
   held and the same record tried again: nothing is skipped.
 - A partition is read again from its earliest offset when the broker lost its topic's log (`rewind`,
