@@ -196,6 +196,9 @@ class OutboxRelay:
     async def _log_now(self, known: list[TopicPartition]) -> tuple[dict[str, set[int]], dict[TopicPartition, int]]:
         """The broker's partitions of the topics of `known`, and the log ends of those of `known` it has."""
         metadata = await (await self._producer_started()).client.fetch_all_metadata()
+        # the batch after this sends only to topics the broker has now: a topic found lost is not
+        # written to again, on a broker that restarted without it, until the topics are restored
+        self._topics_there, self._topics_checked = set(metadata.topics()), time.monotonic()
         partitions = {tp.topic: metadata.partitions_for_topic(tp.topic) or set() for tp in known}
         there = [tp for tp in known if tp.partition in partitions[tp.topic]]
         ends = await (await self._offsets_started()).end_offsets(there) if there else {}
