@@ -64,29 +64,33 @@ def broker() -> Iterator[str]:
 @contextmanager
 def gateway(store: str = SQLITE, **extra: str) -> Iterator[Gateway]:
     """One `referral-gateway serve` process with its own broker and store, killed afterwards."""
-    with TemporaryDirectory(prefix="bench-") as tmp, broker() as servers, _store_env(store) as store_env:
+    with TemporaryDirectory(prefix="bench-") as tmp, broker() as servers, store_env(store) as env_of_store:
         data_dir, api = Path(tmp), free_port()
-        env = {**gateway_env(data_dir, api, free_port(), kafka=servers), **_UNLIMITED, **store_env, **extra}
+        env = {**gateway_env(data_dir, api, free_port(), kafka=servers), **UNLIMITED, **env_of_store, **extra}
         proc = start_gateway(env, data_dir / "gateway.log")
         base_url = f"http://127.0.0.1:{api}"
         try:
             wait_ready(proc, base_url, timeout=60)
             yield Gateway(base_url, "127.0.0.1", api, proc.pid, servers, data_dir, local_token(data_dir))
         finally:
-            _stop(proc)
+            stop(proc)
 
 
 # The load comes from one client: its rate limit would measure the limiter, not the gateway; and it
 # holds one token for the whole run (the default lifetime, 15 minutes, is shorter than a long run).
-_UNLIMITED = {
+# The inbound message log is on, as in production (a benchmark that measures it off says so).
+UNLIMITED = {
     "AUTH_RATE_LIMIT_PER_S": "1000000",
     "AUTH_RATE_LIMIT_BURST": "1000000",
     "AUTH_TOKEN_TTL_S": str(24 * 3600),
+    "INBOUND_ENABLED": "true",
 }
 
 
 @contextmanager
-def _store_env(store: str) -> Iterator[dict[str, str]]:
+def store_env(store: str) -> Iterator[dict[str, str]]:
+    """The settings for a store of the benchmark's own: SQLite in the data directory, or a PostgreSQL
+    schema dropped afterwards."""
     if store == SQLITE:
         yield {}
         return
@@ -106,7 +110,7 @@ async def _drop_schema(schema: str) -> None:
         await conn.close()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=20)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import gateway
-from bench.hl7_mllp import _measure
+from bench.hl7_mllp import CONNECTIONS, _measure
 from bench.report import Report
 from tests.conftest import free_port
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None, report: Report | None = None) -> int:
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     cli = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     cli.add_argument("--messages", type=int, default=3000)
-    cli.add_argument("--connections", type=int, default=16)
+    cli.add_argument("--connections", type=int, default=CONNECTIONS)
     return cli.parse_args(argv)
 
 

@@ -13,6 +13,11 @@ _COMPARE = {">=": operator.ge, "<=": operator.le}
 class Report:
     missed: list[str] = field(default_factory=list)
     checked: int = 0  # figures compared with a target
+    values: dict[str, float] = field(default_factory=dict)  # every figure printed, by name
+
+    def value(self, starting: str) -> dict[str, float]:
+        """The figures printed so far whose names start with `starting`."""
+        return {name: v for name, v in self.values.items() if name.startswith(starting)}
 
     def heading(self, text: str) -> None:
         self._print(f"\n== {text}")
@@ -21,15 +26,16 @@ class Report:
         self._print(text)
 
     def figure(self, name: str, value: float, unit: str, target: tuple[str, float] | None = None) -> None:
+        self.values[name] = value
         shown = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
         verdict = ""
         if target is not None:
             sign, bound = target
             met = _COMPARE[sign](value, bound)
             self.checked += 1
-            verdict = f"   target {sign} {bound:,.0f}{unit}: {'met' if met else 'MISSED'}"
+            verdict = f"   target {sign} {_bound(bound)}{unit}: {'met' if met else 'MISSED'}"
             if not met:
-                self.missed.append(f"{name}: {shown}{unit} (target {sign} {bound:,.0f}{unit})")
+                self.missed.append(f"{name}: {shown}{unit} (target {sign} {_bound(bound)}{unit})")
         self._print(f"{name:62} {shown:>10} {unit}{verdict}")
 
     def unmeasured(self, name: str, why: str) -> None:
@@ -46,3 +52,7 @@ class Report:
     def _print(self, text: str) -> None:
         print(text, flush=True)
         sys.stdout.flush()
+
+
+def _bound(bound: float) -> str:
+    return f"{bound:,.0f}" if bound >= 10 or bound == int(bound) else f"{bound:,.2f}".rstrip("0")

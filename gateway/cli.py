@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from gateway import commands
 from gateway.app import create_app
 from gateway.auth import cli as auth_cli
 from gateway.auth.bootstrap import CREDENTIALS_FILE
+from gateway.commands import workers
 from gateway.demo_receiver import DemoReceiver
 from gateway.demo_receiver.mover import TaskMover
 from gateway.errors import GatewayError
@@ -52,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="referral-gateway", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the gateway (starts the embedded broker when no KAFKA_BOOTSTRAP_SERVERS)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the HTTP and MLLP ports (SO_REUSEPORT); more than 1 needs PostgreSQL",
+    )
     serve.set_defaults(func=_serve)
     commands.add_commands(sub)
     auth_cli.add_commands(sub)
@@ -70,8 +78,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(_: argparse.Namespace, settings: Settings) -> int:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers != 1:
+        try:
+            return workers.serve(settings, args.workers)
+        except workers.Refused as exc:
+            print(f"referral-gateway: {exc}", file=sys.stderr)
+            return 2
     log_context.configure(settings.log_level)
+    try:
+        sockets = [_shared_socket(settings.api.host, settings.api.port)] if settings.api.reuse_port else None
+    except OSError as exc:
+        print(f"referral-gateway: cannot listen on {settings.api.host}:{settings.api.port}: {exc}", file=sys.stderr)
+        return 1
     config = uvicorn.Config(
         create_app(settings),
         host=settings.api.host,
@@ -82,11 +101,23 @@ def _serve(_: argparse.Namespace, settings: Settings) -> int:
     )
     server = uvicorn.Server(config)
     _settle_garbage_collector()
-    asyncio.run(server.serve())
+    asyncio.run(server.serve(sockets=sockets))
     if not server.started:
         print("referral-gateway: the gateway did not start; see the errors above", file=sys.stderr)
         return 1
     return 0
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    """The HTTP port bound with SO_REUSEPORT: each worker of `serve --workers` binds its own."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 _GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)

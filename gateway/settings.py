@@ -105,6 +105,7 @@ class ApiSettings(BaseModel):
     port: int = 8080
     base_url: str | None = None  # how callers reach us, for Location headers; default from host:port
     max_body_bytes: int = 5 * 1024 * 1024
+    reuse_port: bool = False  # SO_REUSEPORT: `serve --workers N` sets it in each worker process
 
     @property
     def public_url(self) -> str:
@@ -154,6 +155,7 @@ class MllpSettings(BaseModel):
     sender_organisations: list[Hl7SenderOrganisations] = Field(default_factory=list)
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+    reuse_port: bool = False  # SO_REUSEPORT: `serve --workers N` sets it in each worker process
 
     @model_validator(mode="after")
     def _one_entry_per_sender(self) -> MllpSettings:

@@ -5,6 +5,6 @@
     out: canonical ServiceRequest / Task --encode (encode_datatypes)--> writer --> REF^I12 / RRI^I12
 
 Code tables, identifier rules and the profile (versions, message types) are data in schemas/hl7v2,
-loaded by `tables.load`. Must not: do I/O (gateway/mllp and adapters/outbound do), route, store or
-commit.
+loaded by `tables.load`. Must not: do I/O (gateway/mllp, adapters/mllp and adapters/outbound do), route,
+store or commit.
 """

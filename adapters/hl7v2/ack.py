@@ -21,19 +21,26 @@ field the element came from (profile.json fhir_locations).
 
 These are written with the project's ER7 writer, not hl7apy: building one ACK with hl7apy costs
 about 3 ms, more than the whole ingest budget per message; hl7apy checks these ACKs in the tests.
+The MSH of an ACK is written once per sender (MSH-3/4 of the message, answered in MSH-5/6) and kind of
+answer (trigger, processing id, version, encoding characters) and kept as a template
+(`MshTemplate`); each ACK fills in only MSH-7, MSH-10 and its MSA. MSH-10 is this process's prefix
+(random, new after a fork) and a counter, not a uuid4 per reply.
 Must not: decide whether a message is accepted (the handler does, from the intake's answer).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from adapters.hl7v2 import writer
 from adapters.hl7v2.header import Header
-from adapters.hl7v2.parser import STANDARD
+from adapters.hl7v2.parser import STANDARD, Encoding
 from adapters.hl7v2.tables import Hl7Tables
 from adapters.hl7v2.writer import Component, Value
 from gateway.errors import GatewayError, Issue, SenderError
@@ -91,23 +98,100 @@ def unreadable(error: GatewayError, hl7: Hl7Tables) -> str:
 
 
 def _ack(head: Header, code: str, text: str, issues: tuple[Issue, ...], hl7: Hl7Tables) -> str:
-    enc, profile = head.encoding, hl7.profile
-    version = head.version or DEFAULT_VERSION
-    msh: list[Value] = [
-        profile.sending_application,
-        profile.sending_facility,
-        head.sending_application,
-        head.sending_facility,
-        datetime.now(UTC).strftime("%Y%m%d%H%M%S+0000"),
-        None,
-        ("ACK", head.trigger_event or None, "ACK"),
-        uuid.uuid4().hex[:20].upper(),
-        head.processing_id or "P",
-        version,
+    enc = head.encoding
+    template = MshTemplate.of(head, hl7)
+    segments = [
+        template.fill(timestamp(), control_id()),
+        writer.segment("MSA", [code, head.control_id, text or None], enc),
     ]
-    segments = [writer.msh(msh, enc), writer.segment("MSA", [code, head.control_id, text or None], enc)]
-    segments += _err_segments(issues if code not in ("AA", "CA") else (), version, head, hl7)
+    segments += _err_segments(issues if code not in ("AA", "CA") else (), template.version, head, hl7)
     return writer.message(segments)
+
+
+@dataclass(frozen=True)
+class MshTemplate:
+    """An ACK's MSH for one sender and kind of answer, written once: the text before MSH-7, between
+    MSH-7 and MSH-10, and after MSH-10."""
+
+    before_time: str
+    before_control_id: str
+    after_control_id: str
+    version: str
+
+    @classmethod
+    def of(cls, head: Header, hl7: Hl7Tables) -> MshTemplate:
+        profile = hl7.profile
+        key = (
+            profile.sending_application,
+            profile.sending_facility,
+            head.sending_application,
+            head.sending_facility,
+            head.trigger_event,
+            head.processing_id,
+            head.version,
+            head.encoding,
+        )
+        template = _TEMPLATES.get(key)
+        if template is None:
+            if len(_TEMPLATES) >= _MAX_TEMPLATES:  # senders that vary MSH-3/4 per message: start again
+                _TEMPLATES.clear()
+            template = _TEMPLATES[key] = cls.write(head, hl7)
+        return template
+
+    @classmethod
+    def write(cls, head: Header, hl7: Hl7Tables) -> MshTemplate:
+        enc, profile = head.encoding, hl7.profile
+        version = head.version or DEFAULT_VERSION
+        msh: list[Value] = [
+            profile.sending_application,
+            profile.sending_facility,
+            head.sending_application,
+            head.sending_facility,
+            "MSH-7",  # placeholders, never empty: the writer drops only trailing empty fields
+            None,
+            ("ACK", head.trigger_event or None, "ACK"),
+            "MSH-10",
+            head.processing_id or "P",
+            version,
+        ]
+        fields = writer.msh(msh, enc).split(enc.field)  # an escaped separator is \F\, so this splits fields only
+        bar = enc.field
+        return cls(bar.join(fields[:6]) + bar, bar + bar.join(fields[7:9]) + bar, bar + bar.join(fields[10:]), version)
+
+    def fill(self, time_: str, control_id_: str) -> str:
+        """This MSH with MSH-7 and MSH-10 (neither holds a separator: digits, `+`, letters)."""
+        return f"{self.before_time}{time_}{self.before_control_id}{control_id_}{self.after_control_id}"
+
+
+_MAX_TEMPLATES = 1024
+_TEMPLATES: dict[tuple[str, str, str, str, str, str, str, Encoding], MshTemplate] = {}
+
+
+def timestamp() -> str:
+    """MSH-7 of an ACK: now, to the second (written once a second)."""
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, datetime.fromtimestamp(second, UTC).strftime("%Y%m%d%H%M%S+0000"))
+    return _stamp[1]
+
+
+_stamp = (0, "")
+
+
+def control_id() -> str:
+    """MSH-10 of an ACK: 20 characters, unique to this process (8 random hex) and reply (a counter)."""
+    return f"{_prefix}{next(_counter):012X}"
+
+
+def _new_process() -> None:
+    global _prefix, _counter
+    _prefix, _counter = uuid.uuid4().hex[:8].upper(), itertools.count(1)
+
+
+_prefix, _counter = "", itertools.count(1)
+_new_process()
+os.register_at_fork(after_in_child=_new_process)
 
 
 def _err_segments(issues: tuple[Issue, ...], version: str, head: Header, hl7: Hl7Tables) -> list[str]:

@@ -34,10 +34,10 @@ from adapters.hl7v2 import encode as hl7v2
 from adapters.hl7v2 import parser
 from adapters.hl7v2.parser import Message
 from adapters.hl7v2.tables import Hl7Tables
+from adapters.mllp.connection import FrameTooLarge, MllpConnection
+from adapters.mllp.streams import read_frame
 from adapters.outbound.receipt import Outgoing, Receipt
 from gateway.errors import DeliveryFailed, MalformedInput
-from gateway.mllp.connection import FrameTooLarge, MllpConnection
-from gateway.mllp.streams import read_frame
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 
 from adapters.hl7v2 import parser, writer
 from adapters.hl7v2.parser import Message
+from adapters.mllp.connection import FrameTooLarge, MllpConnection
+from adapters.mllp.streams import read_frame
 from gateway.demo_receiver.ledger import ReceivedReferrals
 from gateway.errors import MalformedInput
-from gateway.mllp.connection import FrameTooLarge, MllpConnection
-from gateway.mllp.streams import read_frame
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ on each, answered in order with what the handler returns.
 A connection is closed when the sender closes it, after `idle_timeout_s` without a byte, or after a
 frame longer than `max_frame_bytes` (answered AR first). Frames are decoded as UTF-8, else Latin-1,
 and answered in the same encoding. `start()` and `stop()` are idempotent; `stop()` stops accepting
-and closes every open connection.
+and closes every open connection. With `reuse_port` (MLLP_REUSE_PORT, set by `serve --workers N`)
+the port is bound with SO_REUSEPORT, so each worker process listens on it too.
 Must not: parse HL7 or decide anything about a message (the handler does).
 """
 
@@ -20,9 +21,9 @@ from contextlib import suppress
 
 from adapters.hl7v2 import ack
 from adapters.hl7v2.tables import Hl7Tables
+from adapters.mllp.connection import NEED_DATA, FrameTooLarge, MllpConnection
 from gateway.audit import context as audit_context
 from gateway.inbound_log.arrival import frame_received
-from gateway.mllp.connection import NEED_DATA, FrameTooLarge, MllpConnection
 from gateway.mllp.handler import Handler
 from gateway.settings import MllpSettings
 
@@ -53,7 +54,12 @@ class MllpListener:
             return
         tls = self._tls()
         self._server = await asyncio.start_server(
-            self._serve, self.settings.host, self.settings.port, ssl=tls, limit=_READ_SIZE
+            self._serve,
+            self.settings.host,
+            self.settings.port,
+            ssl=tls,
+            limit=_READ_SIZE,
+            reuse_port=self.settings.reuse_port or None,  # worker processes share the port (serve --workers)
         )
         log.info("MLLP listening on %s:%d%s", self.settings.host, self.port, " (TLS)" if tls else "")
 

@@ -14,13 +14,13 @@ import pytest
 
 from adapters.hl7v2 import parser
 from adapters.hl7v2 import tables as hl7_tables
+from adapters.mllp.connection import MllpConnection
+from adapters.mllp.streams import read_frame
 from adapters.outbound import hl7v2_mllp
 from adapters.outbound.receipt import Outgoing
 from gateway.demo_receiver import Behaviour, DemoReceiver
 from gateway.demo_receiver import mllp as demo_mllp
 from gateway.errors import DeliveryFailed
-from gateway.mllp.connection import MllpConnection
-from gateway.mllp.streams import read_frame
 from gateway.settings import SCHEMAS_DIR
 from tests.delivery.receivers import demo_receiver
 from tests.samples import service_request

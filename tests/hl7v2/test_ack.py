@@ -4,13 +4,15 @@ version's ACK structure, and by python-hl7: two readers that share no code with 
 
 from __future__ import annotations
 
+import os
+
 import hl7
 import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 from hl7apy.validation import Validator
 
-from adapters.hl7v2 import ack, header, parser
+from adapters.hl7v2 import ack, header, parser, writer
 from adapters.hl7v2.header import Header
 from gateway.errors import (
     GatewayError,
@@ -237,3 +239,50 @@ def test_python_hl7_reads_our_acks() -> None:
     message = hl7.parse(answer)
     assert str(message.segment("MSA")[1]) == "AE" and str(message.segment("MSA")[2]) == "EMIS000123"
     assert str(message.segment("ERR")[3][0][0]) == "101"
+
+
+# -- the MSH template and control ids ---------------------------------------------------------
+
+
+def test_each_sender_is_answered_in_its_own_msh_5_and_msh_6_from_its_own_template() -> None:
+    emis = head()
+    vision = head(with_field(with_field(sample(MSK), "MSH", 3, "VISION"), "MSH", 4, "C84012"))
+    for _ in range(3):  # the templates are written once each, then reused: never one sender's for another
+        for sender, expected in ((emis, ("EMISWeb", "A81001")), (vision, ("VISION", "C84012"))):
+            msh = parser.parse(ack.accepted(sender, HL7)[0]).msh
+            assert (msh.text(5), msh.text(6)) == expected
+            assert parser.parse(ack.accepted(sender, HL7)[0]).first("MSA").text(2) == sender.control_id  # type: ignore[union-attr]
+    assert ack.MshTemplate.of(emis, HL7) is ack.MshTemplate.of(emis, HL7)
+    assert ack.MshTemplate.of(emis, HL7) != ack.MshTemplate.of(vision, HL7)
+
+
+@pytest.mark.parametrize("name", [MSK, CUSTOM])
+def test_the_template_writes_the_msh_the_writer_would(name: str) -> None:
+    sender = head(with_field(sample(MSK), "MSH", 3, "EMIS\\F\\Web")) if name == MSK else head(sample(CUSTOM))
+    template = ack.MshTemplate.write(sender, HL7)
+    enc, profile = sender.encoding, HL7.profile
+    fields = [profile.sending_application, profile.sending_facility, sender.sending_application]
+    fields += [sender.sending_facility, "20260102030405+0000", None, ("ACK", sender.trigger_event, "ACK")]
+    fields += ["ABCDEF01000000000001", sender.processing_id, sender.version]
+    assert template.fill("20260102030405+0000", "ABCDEF01000000000001") == writer.msh(fields, enc)
+
+
+def test_ack_control_ids_are_unique_twenty_characters_with_one_prefix_per_process() -> None:
+    ids = [parser.parse(ack.accepted(head(), HL7)[0]).msh.text(10) for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert {len(i) for i in ids} == {20} and len({i[:8] for i in ids}) == 1
+    assert all(i.isalnum() for i in ids)
+
+
+def test_a_forked_process_numbers_its_acks_under_a_prefix_of_its_own() -> None:
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child writes one control id and leaves at once
+        os.write(write, ack.control_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    theirs = os.read(read, 64).decode()
+    os.close(read)
+    ours = ack.control_id()
+    assert len(theirs) == 20 and theirs[:8] != ours[:8]

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import MalformedInput
-from gateway.mllp.connection import (
+from adapters.mllp.connection import (
     END_BLOCK,
     NEED_DATA,
     START_BLOCK,
@@ -16,6 +15,7 @@ from gateway.mllp.connection import (
     MllpConnection,
     Unframable,
 )
+from gateway.errors import MalformedInput
 
 VT, END = b"\x0b", b"\x1c\x0d"
 

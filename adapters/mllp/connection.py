@@ -49,38 +49,54 @@ class MllpConnection:
     def __init__(self, max_frame_bytes: int) -> None:
         self.max_frame_bytes = max_frame_bytes
         self.broken = False
-        self._buffer = bytearray()
+        # A read that starts at a frame boundary (the usual case: a sender waits for each ACK) is kept
+        # as it came and its frames sliced out of it, one copy each; only a frame that spans reads is
+        # gathered in a bytearray. Frames are found in place: `_at` is where the unread bytes begin.
+        self._buffer: bytes | bytearray = b""
+        self._at = 0
         self._searched = 0  # how far the buffer has been searched for the end block
 
     def receive_data(self, data: bytes) -> None:
         self._readable()
+        if self._at >= len(self._buffer):
+            self._buffer, self._at, self._searched = data, 0, 0
+            return
+        if isinstance(self._buffer, bytes):
+            self._buffer = bytearray(self._buffer)
+        del self._buffer[: self._at]  # what the frames before took, dropped once per read
+        self._searched = max(0, self._searched - self._at)
+        self._at = 0
         self._buffer += data
 
     @property
     def buffered(self) -> int:
         """Bytes received and not yet returned as a frame (a partial frame at end of stream)."""
-        return len(self._buffer)
+        return len(self._buffer) - self._at
 
     def next_frame(self) -> bytes | _Need:
+        """The next whole frame, copied once out of the buffer (nothing else is sliced); or NEED_DATA."""
         self._readable()
-        start = self._buffer.find(START_BLOCK)
+        buffer = self._buffer
+        start = buffer.find(START_BLOCK, self._at)
         if start < 0:
-            self._buffer.clear()  # nothing but noise between frames
-            self._searched = 0
+            self._reset()  # nothing but noise between frames
             return NEED_DATA
-        if start > 0:
-            del self._buffer[:start]
-            self._searched = max(0, self._searched - start)
-        end = self._buffer.find(END_BLOCK, max(1, self._searched))
+        self._at = start
+        end = buffer.find(END_BLOCK, max(start + 1, self._searched))
         if end < 0:
-            self._searched = max(1, len(self._buffer) - 1)  # the FS may be the last byte so far
-            self._check_size(len(self._buffer) - 1 - self._buffer.endswith(_FS))
+            self._searched = max(start + 1, len(buffer) - 1)  # the FS may be the last byte so far
+            self._check_size(len(buffer) - start - 1 - buffer.endswith(_FS))
             return NEED_DATA
-        begin = self._buffer.rfind(START_BLOCK, 0, end)  # a peer that gave up on a frame and began again
-        frame = bytes(self._buffer[begin + 1 : end])
-        del self._buffer[: end + len(END_BLOCK)]
-        self._searched = 0
-        self._check_size(len(frame))
+        begin = buffer.rfind(START_BLOCK, start, end)  # a peer that gave up on a frame and began again
+        self._check_size(end - begin - 1)
+        if isinstance(buffer, bytes):
+            frame = buffer[begin + 1 : end]
+        else:
+            with memoryview(buffer) as view:
+                frame = bytes(view[begin + 1 : end])
+        self._at = self._searched = end + len(END_BLOCK)
+        if self._at == len(buffer):
+            self._reset()
         return frame
 
     def send(self, message: bytes) -> bytes:
@@ -93,10 +109,13 @@ class MllpConnection:
         if self.broken:
             raise ConnectionBroken("this MLLP connection refused an oversize frame and must be closed")
 
+    def _reset(self) -> None:
+        self._buffer = b""
+        self._at = self._searched = 0
+
     def _check_size(self, size: int) -> None:
         if size > self.max_frame_bytes:
-            self._buffer.clear()
-            self._searched = 0
+            self._reset()
             self.broken = True
             raise FrameTooLarge(
                 f"an MLLP frame is longer than {self.max_frame_bytes} bytes",

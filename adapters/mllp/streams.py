@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.mllp.connection import NEED_DATA, MllpConnection
+from adapters.mllp.connection import NEED_DATA, MllpConnection
 
 READ_SIZE = 64 * 1024
 
