@@ -18,6 +18,9 @@ renders it.
     │   ├── NotFound             404                                         AE  REC_NOT_FOUND
     │   ├── DuplicateRequest     409 a request id already processed (BaRS)   AE  REC_CONFLICT
     │   ├── Conflict             409 the change does not fit the state       AE  REC_CONFLICT
+    │   │   └── StaleWrite       409 another change committed first (the store:
+    │   │                            a version moved on, or a unique key taken);
+    │   │                            retriable: read again and try again      AE  REC_CONFLICT
     │   └── PreconditionFailed   412 If-Match names another version          AE  REC_PRECONDITION_FAILED
     └── ReceiverError            the gateway could not do its part (retriable)       REC_SERVICE_UNAVAILABLE
         ├── StoreUnavailable     503 the store did not commit: nothing was accepted
@@ -181,6 +184,18 @@ class Conflict(SenderError):
     http_status = 409
     issue_code = "conflict"
     bars_code = "REC_CONFLICT"
+
+
+class StaleWrite(Conflict):
+    """The store found that another change committed first: the row's version moved on, or (with
+    `unique_key`) the key this write claims (a sender's message id) was taken meanwhile. Raised by
+    the store for every optimistic write; reading again and trying again can succeed."""
+
+    retriable = True
+
+    def __init__(self, message: str, *issues: Issue, unique_key: bool = False) -> None:
+        super().__init__(message, *issues)
+        self.unique_key = unique_key
 
 
 class PreconditionFailed(SenderError):

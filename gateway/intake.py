@@ -23,7 +23,6 @@ from functools import cached_property
 from typing import Any
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
-from sqlalchemy.exc import IntegrityError
 
 from gateway.audit import spines
 from gateway.audit.trail import AuditTrail
@@ -32,7 +31,7 @@ from gateway.canonical import patient, ukcore
 from gateway.canonical import referral as ref
 from gateway.canonical.referral import InboundReferral
 from gateway.canonical.task import initial_task
-from gateway.errors import Conflict, DuplicateRequest, GatewayError, Issue, NotFound, PreconditionFailed
+from gateway.errors import Conflict, DuplicateRequest, GatewayError, Issue, NotFound, PreconditionFailed, StaleWrite
 from gateway.inbound_log import arrival as arrivals
 from gateway.observability import metrics
 from gateway.observability.log_context import bind_correlation, correlation
@@ -214,19 +213,17 @@ class Intake:
             steps.append(("nhs-number-traced", {"patient_key": patient_key}))
         arrival = arrivals.current()
         try:
-            async with self._store.begin() as conn:
-                stored = await self._store.update(
-                    conn,
-                    current,
-                    str(sr.status),
-                    event,
-                    steps,
-                    key,
-                    nhs_number=ref.nhs_number(sr) if traced else None,
-                    inbound=arrival.row() if arrival else None,
-                )
-        except IntegrityError as exc:
-            raise Conflict("the referral changed while this update was being made; read it and try again") from exc
+            stored = await self._store.update(
+                current,
+                str(sr.status),
+                event,
+                steps,
+                key,
+                nhs_number=ref.nhs_number(sr) if traced else None,
+                inbound=arrival.row() if arrival else None,
+            )
+        except StaleWrite as exc:
+            raise StaleWrite("the referral changed while this update was being made; read it and try again") from exc
         if arrival is not None:
             arrival.settled(arrivals.ACCEPTED, stored.id)
         self._on_commit()

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.task import Task
-from sqlalchemy.exc import IntegrityError
 
 from gateway.audit import spines
 from gateway.audit.trail import AuditTrail
@@ -25,10 +24,10 @@ from gateway.bus import events
 from gateway.canonical import task as rules
 from gateway.canonical.referral import referral_id_for
 from gateway.canonical.response import InboundResponse
-from gateway.errors import Conflict, DuplicateRequest, GatewayError, Issue, NotFound, PreconditionFailed
+from gateway.errors import DuplicateRequest, GatewayError, Issue, NotFound, PreconditionFailed, StaleWrite
 from gateway.observability import metrics
 from gateway.store import Store, StoredReferral
-from gateway.store.tasks import StaleTask, StoredTask, TaskStore
+from gateway.store.tasks import StoredTask, TaskStore
 
 log = logging.getLogger(__name__)
 RESPONSE_CHANNEL = "fhir-messaging"
@@ -99,7 +98,7 @@ class StatusUpdates:
     ) -> StoredTask:
         """A change given as a status and its texts (HL7 v2 RRI^I12): the current Task with those set."""
         current = await self.tasks.get(task_id)
-        proposed = current.task() if current else Task(status=status, intent="order")
+        proposed = _task(current) if current else Task(status=status, intent="order")
         proposed.status = status
         if reason:
             proposed.statusReason = CodeableConcept(text=reason)
@@ -116,7 +115,7 @@ class StatusUpdates:
         current = await self.tasks.for_referral(referral.id)
         if current is None:
             raise NotFound(f"ServiceRequest/{referral.id} has no Task to move")
-        proposed = current.task()
+        proposed = _task(current)
         outcome = response.outcome
         proposed.status = outcome.status
         proposed.businessStatus = outcome.business_status or proposed.businessStatus
@@ -163,7 +162,7 @@ class StatusUpdates:
     ) -> StoredTask:
         if if_match is not None and if_match != current.version:
             raise PreconditionFailed(f"If-Match names version {if_match}; the current version is {current.version}")
-        before = current.task()
+        before = _task(current)
         after = rules.next_version(before, proposed, self._rules)
         if _same_state(before, after):
             return current
@@ -177,7 +176,7 @@ class StatusUpdates:
         ending = _ENDINGS.get(referral.status) if referral is not None else None
         if current is None or ending is None or ending[0] not in self._rules.transitions.get(current.status, []):
             return
-        proposed = current.task()
+        proposed = _task(current)
         proposed.status, reason = ending
         proposed.statusReason = CodeableConcept(text=reason)
         await self.change(current.id, proposed, channel="gateway", sender="referrer-cancellation")
@@ -213,12 +212,13 @@ class StatusUpdates:
         }
         key = (message.sender, message.message_id) if message else None
         try:
-            async with self._store.begin() as conn:
-                stored = await self.tasks.save_version(conn, current, task, event, [("status", step)], key)
-        except StaleTask as exc:
-            raise Conflict("the Task changed while this update was being made; read it and try again") from exc
-        except IntegrityError as exc:  # the same message id, committed by another request meanwhile
-            raise _duplicate(message.message_id if message else "") from exc
+            stored = await self.tasks.save_version(
+                current, task.model_dump_json(), str(task.status), event, [("status", step)], key
+            )
+        except StaleWrite as exc:
+            if exc.unique_key:  # the same message id, committed by another request meanwhile
+                raise _duplicate(message.message_id if message else "") from exc
+            raise StaleWrite("the Task changed while this update was being made; read it and try again") from exc
         log.info("task %s is now %s", task.id, task.status)
         metrics.status_changed(str(task.status), channel)
         self._on_commit()
@@ -242,6 +242,10 @@ def _duplicate(message_id: str) -> DuplicateRequest:
         f"request {message_id} has already been processed, with another body or correlation id",
         Issue("a message with this X-Request-Id was processed before", "X-Request-Id", "duplicate"),
     )
+
+
+def _task(stored: StoredTask) -> Task:
+    return Task.model_validate_json(stored.resource)
 
 
 def _same_state(before: Task, after: Task) -> bool:

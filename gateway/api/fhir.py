@@ -23,6 +23,7 @@ from gateway.audit.events import REFUSED, Entity
 from gateway.auth import access
 from gateway.auth.guard import principal_of
 from gateway.canonical import nhs_number, patient, systems
+from gateway.canonical.referral import stored_service_request
 from gateway.errors import Forbidden, Issue, MalformedInput, NotFound
 from gateway.intake import Acceptance
 from gateway.store import StoredReferral
@@ -205,7 +206,7 @@ def _searchset(request: Request, found: list[StoredReferral]) -> Bundle:
         BundleEntry.model_validate(
             {
                 "fullUrl": f"{base_url(request)}/ServiceRequest/{s.id}",
-                "resource": s.service_request().model_dump(),
+                "resource": stored_service_request(s.resource).model_dump(),
                 "search": {"mode": "match"},
             }
         )

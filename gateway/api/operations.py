@@ -11,7 +11,6 @@ from dataclasses import asdict
 from datetime import datetime
 
 from fastapi import APIRouter, Response
-from sqlalchemy import text
 
 from gateway.api.deps import RuntimeDep
 from gateway.bus.topics import broker_answers
@@ -48,8 +47,8 @@ def _jsonable(fields: dict[str, object]) -> dict[str, object]:
 
 async def _store_ready(runtime: RuntimeDep) -> bool:
     try:
-        async with asyncio.timeout(2), runtime.store.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(2):
+            await runtime.store.ping()
     except Exception:
         return False
     return True

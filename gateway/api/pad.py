@@ -32,7 +32,7 @@ from gateway.api.deps import CorrelationDep, RuntimeDep
 from gateway.api.links import base_url
 from gateway.api.pad_receipt import Receipt, receipt
 from gateway.api.representation import fhir_response
-from gateway.canonical.referral import InboundReferral
+from gateway.canonical.referral import InboundReferral, stored_service_request
 from gateway.errors import Issue, MalformedInput, NotFound, ReceiverError, SenderError, UnsupportedInput
 from gateway.inbound_log.arrival import refused_here
 from gateway.intake import Acceptance
@@ -77,7 +77,7 @@ async def sent(request: Request, runtime: RuntimeDep, referral_id: str, repeat: 
     stored = await runtime.store.get(referral_id)
     if stored is None or stored.channel != CHANNEL:
         raise NotFound(f"no pad referral {referral_id} is known here")
-    shown = receipt(stored.service_request(), stored.topic, stored.rule, runtime.settings.pad)
+    shown = receipt(stored_service_request(stored.resource), stored.topic, stored.rule, runtime.settings.pad)
     context = {"receipt": shown, "repeat": repeat, "again": PATHS[shown.variant], "title": "Referral sent"}
     return templates.TemplateResponse(request, "pad/sent.html", context)
 

@@ -14,11 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
-
-from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
 
 from gateway.audit import context
 from gateway.audit.context import Actor
@@ -27,8 +24,6 @@ from gateway.bus import events
 from gateway.errors import StoreUnavailable
 from gateway.store import Store
 from gateway.store.audit import AuditLog, AuditRow
-from gateway.store.group_commit import GroupCommitter
-from gateway.store.rows import write_audit
 from gateway.store.store import now
 
 log = logging.getLogger(__name__)
@@ -38,22 +33,15 @@ AUDIT_RECORDED = "uk.nhs.referral.audit.recorded"
 
 class AuditTrail:
     def __init__(self, store: Store, wake_relay: Callable[[], None], batch_max: int = 256, *, topic: str) -> None:
-        self._store = store
         self._topic = topic  # settings.topics.audit
         self._wake_relay = wake_relay
-        self._batch_max = batch_max
-        self._committer: GroupCommitter[AuditRow, None] | None = None
-        self.log = AuditLog(store)
+        self.log = AuditLog(store, batch_max)
 
     async def start(self) -> None:
-        if self._committer is None:
-            self._committer = GroupCommitter(self._store.batch_transaction(_append), self._batch_max)
-            self._committer.start()
+        self.log.start()
 
     async def stop(self) -> None:
-        committer, self._committer = self._committer, None
-        if committer is not None:
-            await committer.stop()
+        await self.log.stop()
 
     async def record(
         self,
@@ -67,14 +55,7 @@ class AuditTrail:
         row = self.row(
             interaction, *entities, outcome=outcome, description=description, actor=actor, recipient=recipient
         )
-        if self._committer is None:
-            raise StoreUnavailable("the audit trail is not started")
-        try:
-            await self._committer.submit(row)
-        except RuntimeError as exc:  # the store stopped before the write committed
-            raise StoreUnavailable(f"the audit trail did not commit: {exc}") from exc
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"the audit trail did not commit: {exc.orig}") from exc
+        await self.log.append(row)
         self._wake_relay()
 
     async def note(
@@ -150,7 +131,3 @@ def _entity_rows(record: AuditRecord) -> tuple[dict[str, Any], ...]:
             }
     return tuple(rows.values())
 
-
-def _append(conn: Connection, rows: Sequence[AuditRow]) -> list[None]:
-    write_audit(conn, rows)
-    return [None] * len(rows)

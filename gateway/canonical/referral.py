@@ -58,6 +58,11 @@ class InboundReferral:
     claims: dict[str, str] = field(default_factory=dict, compare=False)
 
 
+def stored_service_request(resource: str) -> ServiceRequest:
+    """A referral's ServiceRequest from its JSON as the store keeps it (the store itself parses no FHIR)."""
+    return ServiceRequest.model_validate_json(resource)
+
+
 def identifier_value(reference: object, system: str) -> str | None:
     """The value of a logical reference's identifier when it is in `system`."""
     ident = getattr(reference, "identifier", None)

@@ -27,14 +27,13 @@ from adapters.inbound.fhir.parse import parse
 from gateway.delivery import envelope
 from gateway.delivery.consumer import DeliveryConsumer
 from gateway.delivery.dead_letter import dead_letter_record
-from gateway.errors import Conflict, Issue, MalformedInput, SenderError
+from gateway.errors import Issue, MalformedInput, SenderError, StaleWrite
 from gateway.inbound_log.arrival import Arrival
 from gateway.inbound_log.log import InboundLog
 from gateway.settings import Settings
 from gateway.status import StatusUpdates
 from gateway.store import Store
 from gateway.store.deliveries import Deliveries
-from gateway.store.tasks import StaleTask
 
 log = logging.getLogger(__name__)
 
@@ -123,4 +122,4 @@ class StatusUpdateHandler:
 
 def _raced(error: SenderError) -> bool:
     """A conflict with a concurrent change (a stale write), not a move the life cycle refuses."""
-    return isinstance(error, Conflict) and isinstance(error.__cause__, StaleTask)
+    return isinstance(error, StaleWrite) and not error.unique_key

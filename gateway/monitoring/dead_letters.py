@@ -16,22 +16,18 @@ Must not: send anything to a receiver or publish to Kafka itself (the relay and 
 
 from __future__ import annotations
 
-import json
 import sys
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import Row, select
-from sqlalchemy.exc import IntegrityError
 
 from gateway.delivery.dead_letter import replay as original_event
 from gateway.errors import Conflict, Issue, MalformedInput, NotFound
 from gateway.store import Store
-from gateway.store.store import OutboxEvent, insert_events, insert_steps
-from gateway.store.tables import deliveries, history, outbox, pairs_among
+from gateway.store import dead_letters as kept
+from gateway.store.outbox import OutboxRow
+from gateway.store.store import OutboxEvent
 
 REPLAYED = "dead-letter-replayed"
 DISCARDED = "dead-letter-discarded"
@@ -104,15 +100,7 @@ class DeadLetters:
         limit: int = LIST_LIMIT,
     ) -> list[DeadLetter]:
         """Newest first; `state` is open, replayed or discarded (None: all)."""
-        query = select(outbox).where(outbox.c.topic == self.topic).order_by(outbox.c.created_at.desc())
-        if since is not None:
-            query = query.where(outbox.c.created_at >= since)
-        if until is not None:
-            query = query.where(outbox.c.created_at < until)
-        if receiver is not None:  # a coarse filter in SQL; the exact one follows
-            query = query.where(outbox.c.headers.contains(json.dumps(receiver)))
-        async with self._store.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await kept.on_topic(self._store, self.topic, since, until, receiver)  # coarse; the exact one follows
         letters = [_dead_letter(r) for r in rows]
         letters = [d for d in letters if receiver is None or d.receiver == receiver]
         found = await self._with_state(letters)
@@ -123,9 +111,7 @@ class DeadLetters:
         return len(await self.search(state=OPEN, limit=sys.maxsize))
 
     async def get(self, dead_letter_id: str) -> DeadLetter:
-        query = select(outbox).where(outbox.c.event_id == dead_letter_id, outbox.c.topic == self.topic)
-        async with self._store.connect() as conn:
-            row = (await conn.execute(query)).first()
+        row = await kept.one_on_topic(self._store, self.topic, dead_letter_id)
         if row is None:
             raise NotFound(f"no dead letter {dead_letter_id} is kept here")
         (found,) = await self._with_state([_dead_letter(row)])
@@ -171,13 +157,8 @@ class DeadLetters:
         replay_id = str(uuid.uuid5(_REPLAY_NAMESPACE, f"{letter.id}|{receiver or ''}"))
         record = OutboxEvent(replay_id, topic, letter.key, {**headers, "replayed_from": letter.id}, letter.value)
         step = {"dead_letter": letter.id, "receiver": receiver, "topic": topic, "replay_event": replay_id, "by": by}
-        try:
-            async with self._store.begin() as conn:
-                await insert_events(conn, [record], letter.referral_id)
-                await insert_steps(conn, letter.referral_id, [(REPLAYED, step)])
-        except IntegrityError:
-            return Replayed(letter.id, receiver, replay_id, queued=False)
-        return Replayed(letter.id, receiver, replay_id, queued=True)
+        queued = await kept.queue_replay(self._store, record, letter.referral_id, (REPLAYED, step))
+        return Replayed(letter.id, receiver, replay_id, queued=queued)
 
     def _check_receiver(self, receiver: str) -> None:
         if self._known is not None and not self._known(receiver):
@@ -194,35 +175,22 @@ class DeadLetters:
         ]
 
     async def _actions(self, referral_ids: set[str]) -> dict[str, list[Action]]:
-        query = (
-            select(history)
-            .where(history.c.referral_id.in_(referral_ids), history.c.step.in_((REPLAYED, DISCARDED)))
-            .order_by(history.c.seq)
-        )
-        async with self._store.connect() as conn:
-            rows = (await conn.execute(query)).all()
         found: dict[str, list[Action]] = {}
-        for row in rows:
-            detail = json.loads(row.detail)
+        for row in await kept.steps_of(self._store, referral_ids, (REPLAYED, DISCARDED)):
+            detail = row.detail
             kind = REPLAYED_STATE if row.step == REPLAYED else DISCARDED_STATE
             action = Action(row.at, kind, detail.get("by", ""), detail.get("reason"), detail.get("receiver"))
             found.setdefault(detail.get("dead_letter", ""), []).append(action)
         return found
 
     async def _delivery_statuses(self, letters: list[DeadLetter]) -> dict[tuple[str, str | None], str]:
-        keys = [(d.event_id, d.receiver) for d in letters if d.receiver]
-        if not keys:
-            return {}
-        query = select(deliveries.c.event_id, deliveries.c.receiver, deliveries.c.status).where(
-            pairs_among(deliveries.c.event_id, deliveries.c.receiver, keys)
-        )
-        async with self._store.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return {(r.event_id, r.receiver): r.status for r in rows}
+        keys = [(d.event_id, d.receiver) for d in letters if d.receiver is not None]
+        statuses = await kept.delivery_statuses(self._store, keys)
+        return {(event_id, receiver): status for (event_id, receiver), status in statuses.items()}
 
 
-def _dead_letter(row: Row[Any]) -> DeadLetter:
-    h: dict[str, str] = json.loads(row.headers)
+def _dead_letter(row: OutboxRow) -> DeadLetter:
+    h = row.headers
     original = "/".join(h.get(k, "?") for k in ("dlq_original_topic", "dlq_original_partition", "dlq_original_offset"))
     return DeadLetter(
         id=row.event_id,

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.observability.masking import scrub_text
-from gateway.store import Store
+from gateway.store import Store, traffic
 from gateway.store.deliveries import DEAD_LETTERED, DELIVERED, RETRYING
-from gateway.store.tables import deliveries, outbox
 
 HEALTH = {DELIVERED: "healthy", RETRYING: "retrying", DEAD_LETTERED: "failing"}
 _RECENT_FAILURES = 500
@@ -47,10 +42,7 @@ class ReceiverStats:
 
 
 async def backlog(store: Store) -> Backlog:
-    query = select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.published_at.is_(None))
-    async with store.connect() as conn:
-        waiting, oldest = (await conn.execute(query)).one()
-    return Backlog(int(waiting), oldest)
+    return Backlog(*await traffic.backlog(store))
 
 
 async def receiver_stats(store: Store) -> dict[str, ReceiverStats]:
@@ -63,36 +55,16 @@ async def format_stats(store: Store) -> dict[str, ReceiverStats]:
     return await _stats(store, "format")
 
 
-async def _stats(store: Store, by: str) -> dict[str, ReceiverStats]:
-    column = deliveries.c[by]
-    query = select(
-        column,
-        deliveries.c.status,
-        func.count(),
-        func.sum(deliveries.c.attempts),
-        func.max(deliveries.c.updated_at),
-    ).group_by(column, deliveries.c.status)
-    async with store.connect() as conn:
-        rows = (await conn.execute(query)).all()
-        errors = await _last_errors(conn, column)
+async def _stats(store: Store, by: traffic.By) -> dict[str, ReceiverStats]:
+    counts, failures = await traffic.delivery_counts(store, by, _RECENT_FAILURES)
+    errors: dict[str, str] = {}
+    for failed, error in failures:
+        errors.setdefault(failed or "none", scrub_text(error))
     stats: dict[str, ReceiverStats] = {}
-    for name, status, count, attempts, last in rows:
-        name = name or "none"
-        stats[name] = _add(stats.get(name) or ReceiverStats(name), status, count, attempts, last)
+    for c in counts:
+        name = c.name or "none"
+        stats[name] = _add(stats.get(name) or ReceiverStats(name), c.status, c.count, c.attempts, c.last)
     return {r: _with_error(s, errors.get(r)) for r, s in stats.items()}
-
-
-async def _last_errors(conn: AsyncConnection, column: ColumnElement[Any]) -> dict[str, str]:
-    query = (
-        select(column, deliveries.c.last_error)
-        .where(deliveries.c.last_error.is_not(None))
-        .order_by(deliveries.c.updated_at.desc())
-        .limit(_RECENT_FAILURES)
-    )
-    found: dict[str, str] = {}
-    for name, error in (await conn.execute(query)).all():
-        found.setdefault(name or "none", scrub_text(error))
-    return found
 
 
 def _add(stats: ReceiverStats, status: str, count: int, attempts: int | None, last: datetime) -> ReceiverStats:

@@ -15,21 +15,15 @@ deleted. Idempotent `start()`/`stop()`; `prune(now)` is what the job runs, and w
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from gateway.errors import StoreUnavailable
 from gateway.monitoring.dead_letters import DISCARDED, REPLAYED
 from gateway.settings import RetentionSettings
-from gateway.store import Store
-from gateway.store.deliveries import RETRYING
+from gateway.store import Store, retention
 from gateway.store.store import now
-from gateway.store.tables import deliveries, history, mesh_sent, outbox
 
 log = logging.getLogger(__name__)
 
@@ -62,44 +56,15 @@ class Pruner:
 
     async def prune(self, at: datetime | None = None) -> Pruned:
         at = at or now()
-        histories = at - timedelta(days=self._settings.history_days)
-        async with self._store.begin() as conn:
-            events = await self._prune_events(conn, at - timedelta(days=self._settings.outbox_days))
-            steps, kept = await self._prune_histories(conn, histories)
-            sent = await conn.execute(delete(mesh_sent).where(mesh_sent.c.sent_at < histories))
+        cutoffs = retention.Cutoffs(
+            events=at - timedelta(days=self._settings.outbox_days),
+            histories=at - timedelta(days=self._settings.history_days),
+            dead_letter_topic=self._dead_letters,
+            settled_steps=(REPLAYED, DISCARDED),
+        )
+        deleted = await retention.prune(self._store, cutoffs)
         inbound = await self._store.inbound.prune(at - timedelta(days=self._settings.inbound_days))
-        return Pruned(events, steps, kept, inbound, int(sent.rowcount or 0))
-
-    async def _prune_events(self, conn: AsyncConnection, before: datetime) -> int:
-        settled = await self._settled_dead_letters(conn, before)
-        result = await conn.execute(
-            delete(outbox).where(
-                outbox.c.published_at < before,
-                (outbox.c.topic != self._dead_letters) | outbox.c.event_id.in_(settled),
-            )
-        )
-        return int(result.rowcount or 0)
-
-    async def _prune_histories(self, conn: AsyncConnection, before: datetime) -> tuple[int, int]:
-        """Deliveries first: which referrals are stale is read from the history deleted after."""
-        stale = (
-            select(history.c.referral_id).group_by(history.c.referral_id).having(func.max(history.c.at) < before)
-        ).scalar_subquery()
-        kept = await conn.execute(
-            delete(deliveries).where(deliveries.c.referral_id.in_(stale), deliveries.c.status != RETRYING)
-        )
-        steps = await conn.execute(delete(history).where(history.c.referral_id.in_(stale)))
-        return int(steps.rowcount or 0), int(kept.rowcount or 0)
-
-    async def _settled_dead_letters(self, conn: AsyncConnection, before: datetime) -> list[str]:
-        """Dead letters published before `before` that were replayed or discarded."""
-        candidates = select(outbox.c.referral_id).where(
-            outbox.c.topic == self._dead_letters, outbox.c.published_at < before
-        )
-        query = select(history.c.detail).where(
-            history.c.step.in_((REPLAYED, DISCARDED)), history.c.referral_id.in_(candidates)
-        )
-        return [json.loads(r.detail).get("dead_letter", "") for r in (await conn.execute(query)).all()]
+        return Pruned(deleted.outbox, deleted.history, deleted.deliveries, inbound, deleted.mesh_sent)
 
     async def _run(self) -> None:
         while True:

@@ -18,15 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-
 from gateway.canonical import nhs_number
 from gateway.monitoring.dead_letters import DISCARDED, REPLAYED
 from gateway.observability.masking import NHS_NUMBER_MASK, scrub_text
-from gateway.store import Store
+from gateway.store import Store, lookup
 from gateway.store.inbound import Page
+from gateway.store.lookup import Found as Found  # re-exported: a line of the list the view shows
 from gateway.store.store import HistoryEntry
-from gateway.store.tables import referrals, tasks
 
 PAGE_SIZE = 20
 Facts = tuple[tuple[str, str], ...]
@@ -40,20 +38,6 @@ class Hop:
     facts: Facts
     elapsed: timedelta  # since the first hop
     outcome: str  # ok, warn, fail or info: how the page marks it
-
-
-@dataclass(frozen=True)
-class Found:
-    """A referral a query matched, as a line in a list."""
-
-    id: str
-    identifier: str
-    channel: str
-    status: str
-    topic: str
-    created_at: datetime
-    requester: str | None
-    performer: str | None
 
 
 @dataclass(frozen=True)
@@ -79,29 +63,11 @@ async def find(
     """Referrals whose id, identifier value, NHS number or correlation id is `q` (with `organisation`,
     only those it sent or that are addressed to it): `limit` of them from `offset`, and the total."""
     q = q.strip()
-    matches = or_(
-        referrals.c.id == q,
-        referrals.c.identifier_value == q,
-        referrals.c.nhs_number == nhs_number.normalise(q),
-        referrals.c.correlation_id == q,
-    )
-    if organisation is not None:
-        matches = and_(matches, or_(referrals.c.requester == organisation, referrals.c.performer == organisation))
-    query = select(referrals).where(matches).order_by(referrals.c.created_at.desc(), referrals.c.id)
-    async with store.connect() as conn:
-        total = int((await conn.execute(select(func.count()).select_from(referrals).where(matches))).scalar_one())
-        rows = (await conn.execute(query.offset(max(offset, 0)).limit(limit))).all()
-    found = [
-        Found(r.id, r.identifier_value, r.channel, r.status, r.topic, r.created_at, r.requester, r.performer)
-        for r in rows
-    ]
-    return Page(found, total, max(offset, 0), limit)
+    return await lookup.find(store, q, nhs_number.normalise(q), organisation, max(offset, 0), limit)
 
 
 async def trace(store: Store, referral_id: str, unmasked: bool = False) -> Trace | None:
-    async with store.connect() as conn:
-        row = (await conn.execute(select(referrals).where(referrals.c.id == referral_id))).first()
-        task = (await conn.execute(select(tasks.c.status).where(tasks.c.referral_id == referral_id))).first()
+    row = await lookup.referral(store, referral_id)
     if row is None:
         return None
     history = await store.history(referral_id)
@@ -117,7 +83,7 @@ async def trace(store: Store, referral_id: str, unmasked: bool = False) -> Trace
         topic=row.topic,
         rule=row.rule,
         ruleset_version=_ruleset(history),
-        task_status=task.status if task else None,
+        task_status=row.task_status,
         created_at=row.created_at,
         hops=hops(history, shown),
     )

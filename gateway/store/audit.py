@@ -9,13 +9,18 @@ Must not: build AuditEvents (gateway/audit does) or decide who may read them bey
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import Connection, Select, exists, or_, select
+from sqlalchemy.exc import DBAPIError
 
+from gateway.errors import StoreUnavailable
+from gateway.store.group_commit import GroupCommitter
 from gateway.store.rows import AuditRow as AuditRow  # re-exported: the rows live with the other writers
+from gateway.store.rows import write_audit
 from gateway.store.store import Store
 from gateway.store.tables import audit_entities, audit_events
 
@@ -32,20 +37,50 @@ class AuditQuery:
 
 
 class AuditLog:
-    def __init__(self, store: Store) -> None:
+    """Appends through a group commit of its own (many requests' events, one transaction) and searches."""
+
+    def __init__(self, store: Store, batch_max: int = 256) -> None:
         self._store = store
+        self._batch_max = batch_max
+        self._committer: GroupCommitter[AuditRow, None] | None = None
+
+    def start(self) -> None:
+        if self._committer is None:
+            self._committer = GroupCommitter(self._store.door.batch(_append), self._batch_max)
+            self._committer.start()
+
+    async def stop(self) -> None:
+        committer, self._committer = self._committer, None
+        if committer is not None:
+            await committer.stop()
+
+    async def append(self, row: AuditRow) -> None:
+        """Append one event with its outbox record; returns after the commit."""
+        if self._committer is None:
+            raise StoreUnavailable("the audit trail is not started")
+        try:
+            await self._committer.submit(row)
+        except RuntimeError as exc:  # the store stopped before the write committed
+            raise StoreUnavailable(f"the audit trail did not commit: {exc}") from exc
+        except DBAPIError as exc:
+            raise StoreUnavailable(f"the audit trail did not commit: {exc.orig}") from exc
 
     async def search(self, query: AuditQuery) -> list[str]:
         """The matching AuditEvents (FHIR JSON), newest first."""
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             rows = (await conn.execute(_select(query))).all()
         return [r.resource for r in rows]
 
     async def get(self, audit_id: str, organisation: str | None = None) -> str | None:
         query = _visible(select(audit_events.c.resource).where(audit_events.c.id == audit_id), organisation)
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             row = (await conn.execute(query)).first()
         return str(row.resource) if row else None
+
+
+def _append(conn: Connection, rows: Sequence[AuditRow]) -> list[None]:
+    write_audit(conn, rows)
+    return [None] * len(rows)
 
 
 def _select(query: AuditQuery) -> Select[Any]:

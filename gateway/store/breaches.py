@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, Update, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.store.routed import routed_services
-from gateway.store.store import OutboxEvent, Store, insert_events, insert_steps
+from gateway.store.rows import write_events, write_steps
+from gateway.store.store import OutboxEvent, Store
 from gateway.store.tables import referrals, task_versions, tasks, wait_breaches
 
 
@@ -56,7 +57,7 @@ class Breaches:
 
     async def waiting(self, statuses: Collection[str]) -> list[Waiting]:
         query = select(tasks).where(tasks.c.status.in_(sorted(statuses)))
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             rows = (await conn.execute(query)).all()
             services = await routed_services(conn, [r.referral_id for r in rows])
             moved = {r.id: r.status for r in rows if r.version > 1}
@@ -76,7 +77,7 @@ class Breaches:
 
     async def open(self) -> list[Breach]:
         query = select(wait_breaches).where(wait_breaches.c.cleared_at.is_(None)).order_by(wait_breaches.c.breached_at)
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             return [_breach(r) for r in (await conn.execute(query)).all()]
 
     async def counts(self) -> dict[tuple[str, str, str], int]:
@@ -87,27 +88,27 @@ class Breaches:
             .where(c.cleared_at.is_(None))
             .group_by(c.service, c.priority, c.status)
         )
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             return {(r[0], r[1], r[2]): int(r[3]) for r in (await conn.execute(query)).all()}
 
     async def escalated_before(self, referral_id: str) -> bool:
         query = select(wait_breaches.c.id).where(
             wait_breaches.c.referral_id == referral_id, wait_breaches.c.escalated_to.is_not(None)
         )
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             return (await conn.execute(query.limit(1))).first() is not None
 
     async def referral(self, referral_id: str) -> tuple[str, str, str, str] | None:
         """(resource, topic, NHS number, correlation id) of the referral a breach is about."""
         c = referrals.c
         query = select(c.resource, c.topic, c.nhs_number, c.correlation_id).where(c.id == referral_id)
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             row = (await conn.execute(query)).first()
         return (row[0], row[1], row[2], row[3]) if row else None
 
     async def task(self, task_id: str) -> str | None:
         """The Task as it stands now (FHIR JSON)."""
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             row = (await conn.execute(select(tasks.c.resource).where(tasks.c.id == task_id))).first()
         return str(row[0]) if row else None
 
@@ -119,10 +120,7 @@ class Breaches:
         if events and breach.escalated_to:
             row["escalation_event_id"] = events[-1].event_id
         try:
-            async with self._store.begin() as conn:
-                await conn.execute(insert(wait_breaches).values(**row))
-                await insert_events(conn, events, breach.referral_id)
-                await insert_steps(conn, breach.referral_id, steps)
+            await self._store.write(_raise, row, events, steps)
         except IntegrityError:
             return False
         return True
@@ -136,12 +134,29 @@ class Breaches:
             .where(wait_breaches.c.id == breach.id, wait_breaches.c.cleared_at.is_(None))
             .values(cleared_at=at)
         )
-        async with self._store.begin() as conn:
-            if (await conn.execute(query)).rowcount != 1:
-                return False
-            await insert_events(conn, events, breach.referral_id)
-            await insert_steps(conn, breach.referral_id, steps)
-        return True
+        return await self._store.write(_clear, query, breach.referral_id, events, steps)
+
+
+def _raise(
+    conn: Connection, row: dict[str, Any], events: Sequence[OutboxEvent], steps: Sequence[tuple[str, dict[str, Any]]]
+) -> None:
+    conn.execute(insert(wait_breaches).values(**row))
+    write_events(conn, events, row["referral_id"])
+    write_steps(conn, row["referral_id"], steps)
+
+
+def _clear(
+    conn: Connection,
+    query: Update,
+    referral_id: str,
+    events: Sequence[OutboxEvent],
+    steps: Sequence[tuple[str, dict[str, Any]]],
+) -> bool:
+    if conn.execute(query).rowcount != 1:
+        return False
+    write_events(conn, events, referral_id)
+    write_steps(conn, referral_id, steps)
+    return True
 
 
 async def _status_since(conn: Any, current: dict[str, str]) -> dict[str, datetime]:

@@ -14,6 +14,7 @@ from sqlalchemy import Row, Table, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import Conflict
+from gateway.store.door import run_statements
 from gateway.store.store import Store, now
 from gateway.store.tables import auth_clients, auth_users
 
@@ -50,31 +51,29 @@ class Credentials:
             "created_at": now(),
         }
         try:
-            async with self._store.begin() as conn:
-                await conn.execute(insert(table).values(**row))
+            await self._store.write(run_statements, insert(table).values(**row))
         except IntegrityError as exc:
             raise Conflict(f"{_noun(credential.kind)} '{credential.id}' exists already") from exc
 
     async def get(self, kind: Kind, identifier: str) -> Credential | None:
         table, key, _ = _columns(kind)
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             row = (await conn.execute(select(table).where(table.c[key] == identifier))).first()
         return _credential(kind, row) if row else None
 
     async def all(self, kind: Kind) -> list[Credential]:
         table, key, _ = _columns(kind)
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             rows = (await conn.execute(select(table).order_by(table.c[key]))).all()
         return [_credential(kind, r) for r in rows]
 
     async def remove(self, kind: Kind, identifier: str) -> bool:
         table, key, _ = _columns(kind)
-        async with self._store.begin() as conn:
-            result = await conn.execute(delete(table).where(table.c[key] == identifier))
-        return bool(result.rowcount)
+        (removed,) = await self._store.write(run_statements, delete(table).where(table.c[key] == identifier))
+        return bool(removed)
 
     async def count(self) -> int:
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             clients = (await conn.execute(select(func.count()).select_from(auth_clients))).scalar_one()
             users = (await conn.execute(select(func.count()).select_from(auth_users))).scalar_one()
         return int(clients) + int(users)

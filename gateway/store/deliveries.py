@@ -16,10 +16,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.store.rows import outbox_rows
-from gateway.store.store import OutboxEvent, Store, insert_events, insert_steps, now
+from gateway.store.rows import outbox_rows, write_events, write_steps
+from gateway.store.store import OutboxEvent, Store, now
 from gateway.store.tables import deliveries, history, outbox
 
 DELIVERED = "delivered"
@@ -100,27 +99,21 @@ class Deliveries:
         query = select(deliveries.c.receiver).where(
             deliveries.c.referral_id == referral_id, deliveries.c.event_type != ESCALATED
         )
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             found = (await conn.execute(query.order_by(deliveries.c.seq.desc()).limit(1))).first()
         return str(found.receiver) if found else None
 
     async def for_referral(self, referral_id: str) -> list[DeliveryRow]:
         query = select(deliveries).where(deliveries.c.referral_id == referral_id).order_by(deliveries.c.seq)
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             return [_row(r) for r in (await conn.execute(query)).all()]
 
     async def record(self, key: DeliveryKey, current: DeliveryRow | None, outcome: Outcome) -> bool:
         """Write the outcome; False when another consumer (or an earlier run) already moved this delivery."""
         try:
-            async with self._store.begin() as conn:
-                if not await _write_row(conn, key, current, outcome):
-                    return False
-                await insert_steps(conn, key.referral_id, outcome.steps)
-                if outcome.record is not None:
-                    await insert_events(conn, [outcome.record], key.referral_id)
+            return await self._store.write(_record, key, current, outcome)
         except IntegrityError:
             return False
-        return True
 
     async def look_up(
         self, wanted: Sequence[tuple[str, str, str]]
@@ -136,7 +129,7 @@ class Deliveries:
             .where(deliveries.c.referral_id.in_({r for _, _, r in wanted}), deliveries.c.status == RETRYING)
             .order_by(deliveries.c.seq)
         )
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             rows = {(r.event_id, r.receiver): _row(r) for r in (await conn.execute(events)).all()}
             retrying = [_row(r) for r in (await conn.execute(waiting)).all()]
         found = []
@@ -171,29 +164,43 @@ class Deliveries:
     ) -> bool:
         """A dead letter for an event no receiver can be named for; False if it was written before."""
         try:
-            async with self._store.begin() as conn:
-                await insert_steps(conn, referral_id, steps)
-                await insert_events(conn, [record], referral_id)
+            await self._store.write(_record_unaddressed, referral_id, steps, record)
         except IntegrityError:
             return False
         return True
 
     async def _one(self, query: Any) -> DeliveryRow | None:
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             found = (await conn.execute(query)).first()
         return _row(found) if found else None
 
 
-async def _write_row(conn: AsyncConnection, key: DeliveryKey, current: DeliveryRow | None, outcome: Outcome) -> bool:
+def _record(conn: Connection, key: DeliveryKey, current: DeliveryRow | None, outcome: Outcome) -> bool:
+    if not _write_row(conn, key, current, outcome):
+        return False
+    write_steps(conn, key.referral_id, outcome.steps)
+    if outcome.record is not None:
+        write_events(conn, [outcome.record], key.referral_id)
+    return True
+
+
+def _record_unaddressed(
+    conn: Connection, referral_id: str, steps: tuple[tuple[str, dict[str, Any]], ...], record: OutboxEvent
+) -> None:
+    write_steps(conn, referral_id, steps)
+    write_events(conn, [record], referral_id)
+
+
+def _write_row(conn: Connection, key: DeliveryKey, current: DeliveryRow | None, outcome: Outcome) -> bool:
     at = now()
     values = _values(key, current, outcome, at)
     if current is None:
         identity = {"event_id": key.event_id, "receiver": key.receiver, "referral_id": key.referral_id}
-        await conn.execute(
+        conn.execute(
             insert(deliveries).values(**identity, event_type=key.event_type, version=1, created_at=at, **values)
         )
         return True
-    result = await conn.execute(
+    result = conn.execute(
         update(deliveries)
         .where(deliveries.c.seq == current.seq, deliveries.c.version == current.version)
         .values(version=current.version + 1, **values)

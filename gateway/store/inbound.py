@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Boolean, ColumnElement, Connection, Select, and_, delete, func, literal, or_, select
 from sqlalchemy.exc import DBAPIError
@@ -22,11 +22,9 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from gateway.errors import StoreUnavailable
 from gateway.store.bulk import insert_all
+from gateway.store.door import Door, run_statements
 from gateway.store.group_commit import GroupCommitter
 from gateway.store.tables import inbound_messages
-
-if TYPE_CHECKING:
-    from gateway.store.store import Store
 
 T = TypeVar("T")
 
@@ -89,14 +87,14 @@ class LoggedMessage:
 class InboundMessages:
     """`store.inbound`: the log's one door."""
 
-    def __init__(self, store: Store, batch_max: int) -> None:
-        self._store = store
+    def __init__(self, door: Door, batch_max: int) -> None:
+        self._door = door
         self._batch_max = batch_max
         self._committer: GroupCommitter[dict[str, Any], None] | None = None
 
     def start(self) -> None:
         if self._committer is None:
-            self._committer = GroupCommitter(self._store.batch_transaction(_append), self._batch_max)
+            self._committer = GroupCommitter(self._door.batch(_append), self._batch_max)
             self._committer.start()
 
     async def stop(self) -> None:
@@ -116,7 +114,7 @@ class InboundMessages:
             raise StoreUnavailable(f"the inbound log did not commit: {exc.orig}") from exc
 
     async def get(self, message_id: str) -> LoggedMessage | None:
-        async with self._store.connect() as conn:
+        async with self._door.read() as conn:
             row = (await conn.execute(select(inbound_messages).where(inbound_messages.c.id == message_id))).first()
         return _logged(row) if row else None
 
@@ -125,16 +123,17 @@ class InboundMessages:
         where = _filtered(select(inbound_messages), query)
         count = _filtered(select(func.count()).select_from(inbound_messages), query)
         page = where.order_by(inbound_messages.c.seq.desc()).offset(offset).limit(limit)
-        async with self._store.connect() as conn:
+        async with self._door.read() as conn:
             total = int((await conn.execute(count)).scalar_one())
             rows = (await conn.execute(page)).all()
         return Page([_logged(r) for r in rows], total, offset, limit)
 
     async def prune(self, before: datetime) -> int:
         """Delete what was received before `before` (retention); the only delete there is."""
-        async with self._store.begin() as conn:
-            result = await conn.execute(delete(inbound_messages).where(inbound_messages.c.received_at < before))
-        return int(result.rowcount or 0)
+        (pruned,) = await self._door.write(
+            run_statements, delete(inbound_messages).where(inbound_messages.c.received_at < before)
+        )
+        return pruned
 
 
 def _filtered(query: Select[Any], criteria: InboundQuery) -> Select[Any]:

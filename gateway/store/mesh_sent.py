@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
 
+from gateway.store.door import run_statements
 from gateway.store.store import Store, now
 from gateway.store.tables import mesh_sent
 
@@ -34,7 +35,7 @@ class MeshSentLog:
 
     async def find(self, event_id: str, recipient: str) -> SentMessage | None:
         query = select(mesh_sent).where(mesh_sent.c.event_id == event_id, mesh_sent.c.recipient == recipient)
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             row = (await conn.execute(query)).first()
         return SentMessage(**row._mapping) if row else None
 
@@ -59,25 +60,22 @@ class MeshSentLog:
             "status": "accepted",
             "sent_at": now(),
         }
-        async with self._store.begin() as conn:
-            await conn.execute(delete(mesh_sent).where(key))
-            await conn.execute(insert(mesh_sent).values(**values))
+        await self._store.write(run_statements, delete(mesh_sent).where(key), insert(mesh_sent).values(**values))
 
     async def referral_of(self, event_id: str) -> str | None:
         """The referral an event the channel sent was about (a receiver's answer names the event)."""
         query = select(mesh_sent.c.referral_id).where(mesh_sent.c.event_id == event_id).limit(1)
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             found = (await conn.execute(query)).scalar_one_or_none()
         return str(found) if found else None
 
     async def tracked(self, event_id: str, recipient: str, status: str) -> None:
         key = (mesh_sent.c.event_id == event_id) & (mesh_sent.c.recipient == recipient)
-        async with self._store.begin() as conn:
-            await conn.execute(update(mesh_sent).where(key).values(status=status, tracked_at=now()))
+        await self._store.write(run_statements, update(mesh_sent).where(key).values(status=status, tracked_at=now()))
 
     async def awaiting(self) -> list[SentMessage]:
         """Messages sent and not yet reported downloaded or failed (the dashboard's 'waiting out')."""
         query = select(mesh_sent).where(mesh_sent.c.status == "accepted").order_by(mesh_sent.c.sent_at)
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             rows = (await conn.execute(query)).all()
         return [SentMessage(**r._mapping) for r in rows]

@@ -15,8 +15,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Integer, Update, bindparam, exists, func, insert, select, update
 
+from gateway.store.bulk import execute_many
 from gateway.store.deliveries import RETRYING
 from gateway.store.store import Store, now
 from gateway.store.tables import deliveries, history, outbox
@@ -65,19 +66,29 @@ class Claim:
             )
 
 
+#: The relay's mark, built once: each row's values go to the driver as they are (store/bulk.py).
+_MARK = (
+    update(outbox)
+    .where(outbox.c.seq == bindparam("b_seq", type_=outbox.c.seq.type))
+    .values(
+        published_at=bindparam("b_at", type_=outbox.c.published_at.type),
+        partition=bindparam("b_partition", type_=outbox.c.partition.type),
+        offset=bindparam("b_offset", type_=outbox.c.offset.type),
+    )
+)
+_HISTORY = insert(history)
+
+
 def _mark_published(conn: Connection, done: Sequence[tuple[OutboxRow, int, int]]) -> None:
     at = now()
-    conn.execute(
-        update(outbox)
-        .where(outbox.c.seq == bindparam("b_seq"))
-        .values(published_at=at, partition=bindparam("b_partition"), offset=bindparam("b_offset")),
-        [{"b_seq": row.seq, "b_partition": p, "b_offset": o} for row, p, o in done],
-    )
+    marks = [{"b_seq": row.seq, "b_at": at, "b_partition": p, "b_offset": o} for row, p, o in done]
+    execute_many(conn, _MARK, marks)
     about_referrals = [(row, p, o) for row, p, o in done if row.referral_id]  # audit events are about none
     if not about_referrals:
         return
-    conn.execute(
-        insert(history),
+    execute_many(
+        conn,
+        _HISTORY,
         [
             {
                 "referral_id": row.referral_id,
@@ -98,20 +109,29 @@ def _mark_published(conn: Connection, done: Sequence[tuple[OutboxRow, int, int]]
     )
 
 
+#: The relay's claim, built once (its compiled form is cached; the limit is a parameter).
+_CLAIM = (
+    select(outbox)
+    .where(outbox.c.published_at.is_(None))
+    .order_by(outbox.c.seq)
+    .limit(bindparam("b_limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+
+
 def _unpublished(conn: Connection, limit: int) -> list[OutboxRow]:
-    query = (
-        select(outbox)
-        .where(outbox.c.published_at.is_(None))
-        .order_by(outbox.c.seq)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
     return [
         OutboxRow(
             r.seq, r.event_id, r.referral_id, r.topic, r.key, json.loads(r.headers), r.value, r.attempts, r.created_at
         )
-        for r in conn.execute(query).all()
+        for r in conn.execute(_CLAIM, {"b_limit": limit}).all()
     ]
+
+
+def _republish(conn: Connection, again: Update, forget: Update) -> int:
+    count = int(conn.execute(again).rowcount)
+    conn.execute(forget)
+    return count
 
 
 class Outbox:
@@ -125,7 +145,7 @@ class Outbox:
             yield claim
             await self._store.write(claim.write)
             return
-        async with self._store.begin() as conn:  # FOR UPDATE SKIP LOCKED: held until the marks commit
+        async with self._store.door.locking() as conn:  # FOR UPDATE SKIP LOCKED: held until the marks commit
             claim = Claim(await conn.run_sync(_unpublished, limit))
             yield claim
             await conn.run_sync(claim.write)
@@ -144,7 +164,7 @@ class Outbox:
             .where(marked.c.published_at == marked.c.latest)
             .group_by(marked.c.topic, marked.c.partition)
         )
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             rows = (await conn.execute(query)).all()
         return {(topic, partition): int(top) + 1 for topic, partition, top in rows}
 
@@ -167,7 +187,4 @@ class Outbox:
         )
         again = update(outbox).where(gone, waited_for).values(published_at=None, partition=None, offset=None)
         forget = update(outbox).where(gone, outbox.c.offset.is_not(None)).values(partition=None, offset=None)
-        async with self._store.begin() as conn:
-            count = int((await conn.execute(again)).rowcount)
-            await conn.execute(forget)
-        return count
+        return await self._store.write(_republish, again, forget)

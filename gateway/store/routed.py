@@ -28,7 +28,7 @@ class Routed:
 async def accepted_since(store: Store, since: datetime) -> list[Routed]:
     """Every referral accepted at or after `since`, oldest first."""
     query = select(referrals).where(referrals.c.created_at >= since).order_by(referrals.c.created_at)
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         rows = (await conn.execute(query)).all()
         services = await routed_services(conn, [r.id for r in rows])
     return [

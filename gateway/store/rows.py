@@ -2,8 +2,8 @@
 the caller's transaction. The referral intake, Task changes, delivery and the audit trail all use
 these, so one transaction can carry a change, its event and its audit record together.
 
-Each write is one synchronous function over a SQLAlchemy `Connection`, so a batch can run whole on a
-writer thread (store/writer.py); `insert_events` and `insert_steps` run them in an async transaction.
+Each write is one synchronous function over a SQLAlchemy `Connection`, run in a transaction on the
+store's writer (store/door.py `write`, store/writer.py).
 Must not: open or commit a transaction (the caller owns it), or build FHIR resources.
 """
 
@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from gateway.store.bulk import Rows, insert_all
 from gateway.store.tables import audit_entities, audit_events, history, outbox
@@ -63,16 +62,14 @@ def outbox_rows(events: Sequence[OutboxEvent], referral_id: str, created: dateti
 
 
 def write_events(conn: Connection, events: Sequence[OutboxEvent], referral_id: str) -> None:
-    conn.execute(insert(outbox), outbox_rows(events, referral_id, now()))
+    insert_all(conn, {outbox: outbox_rows(events, referral_id, now())})
 
 
 def write_steps(conn: Connection, referral_id: str, steps: Sequence[tuple[str, dict[str, Any]]]) -> None:
     if steps:
         at = now()
-        conn.execute(
-            insert(history),
-            [{"referral_id": referral_id, "at": at, "step": s, "detail": json.dumps(d)} for s, d in steps],
-        )
+        rows = [{"referral_id": referral_id, "at": at, "step": s, "detail": json.dumps(d)} for s, d in steps]
+        insert_all(conn, {history: rows})
 
 
 def write_audit(conn: Connection, rows: Sequence[AuditRow]) -> None:
@@ -89,14 +86,3 @@ def audit_rows(rows: Sequence[AuditRow]) -> Rows:
         audit_entities: [e for r in rows for e in r.entities],
         outbox: outbox_rows([r.record for r in rows], "", now()),
     }
-
-
-# The same writes inside an async transaction.
-
-
-async def insert_events(conn: AsyncConnection, events: Sequence[OutboxEvent], referral_id: str) -> None:
-    await conn.run_sync(write_events, events, referral_id)
-
-
-async def insert_steps(conn: AsyncConnection, referral_id: str, steps: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    await conn.run_sync(write_steps, referral_id, steps)

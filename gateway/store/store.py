@@ -9,40 +9,32 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from fhir.resources.R4B.servicerequest import ServiceRequest
-from sqlalchemy import Connection, Row, event, func, insert, or_, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Row, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from gateway.errors import StoreUnavailable
+from gateway.errors import StaleWrite, StoreUnavailable
+from gateway.store import duplicates
 from gateway.store.bulk import Rows, insert_all, merged
-from gateway.store.group_commit import GroupCommitter, Item, Result, Transaction
+from gateway.store.door import Door
+from gateway.store.group_commit import GroupCommitter, Result
 from gateway.store.inbound import InboundMessages
-from gateway.store.migrate import upgrade_to_head
-from gateway.store.rows import AuditRow, audit_rows, outbox_rows
+from gateway.store.rows import AuditRow, audit_rows, outbox_rows, write_events, write_steps
 from gateway.store.rows import OutboxEvent as OutboxEvent  # re-exported: the writers' shared rows
-from gateway.store.rows import insert_events as insert_events
-from gateway.store.rows import insert_steps as insert_steps
 from gateway.store.rows import now as now
 from gateway.store.tables import (
     history,
     inbound_messages,
     outbox,
-    pairs_among,
     processed_messages,
     referrals,
     task_versions,
     tasks,
 )
-from gateway.store.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +58,6 @@ class StoredReferral:
     topic: str
     rule: str
     updated_at: datetime
-
-    def service_request(self) -> ServiceRequest:
-        return ServiceRequest.model_validate_json(self.resource)
 
 
 @dataclass
@@ -105,33 +94,21 @@ class HistoryEntry:
 
 
 class Store:
+    """The referrals' repository, and the door (store/door.py) the other repositories share."""
+
     def __init__(self, url: str, batch_max: int = 256, schema: str | None = None) -> None:
         self.url = url
         self.schema = schema
-        self._shared = make_url(url).get_backend_name() != "sqlite"
+        self.door = Door(url, schema)
         self._batch_max = batch_max
-        self._engine: AsyncEngine | None = None
-        self._writer: BatchWriter | None = None
         self._committer: GroupCommitter[NewReferral, AcceptResult] | None = None
-        self.inbound = InboundMessages(self, batch_max)
+        self.inbound = InboundMessages(self.door, batch_max)
 
     async def start(self) -> None:
-        if self._engine is not None:
+        if self.door.started:
             return
-        engine = _create_engine(self.url, self.schema)
-        try:
-            await upgrade_to_head(engine, self.schema)
-        except DBAPIError as exc:
-            await engine.dispose()
-            raise StoreUnavailable(
-                f"the store at {make_url(self.url).render_as_string()} cannot be opened: {exc.orig}"
-            ) from exc
-        except BaseException:
-            await engine.dispose()
-            raise
-        self._engine = engine
-        self._writer = BatchWriter(engine, self.url, _sqlite_pragmas)
-        self._committer = GroupCommitter(self.batch_transaction(_apply_accepts), self._batch_max)
+        await self.door.open()
+        self._committer = GroupCommitter(self.door.batch(_apply_accepts), self._batch_max)
         self._committer.start()
         self.inbound.start()
 
@@ -140,60 +117,21 @@ class Store:
         if self._committer is not None:
             await self._committer.stop()
             self._committer = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
-
-    @property
-    def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            raise StoreUnavailable("the store is not started")
-        return self._engine
+        await self.door.close()
 
     @property
     def locks_rows(self) -> bool:
         """Whether writers in several processes share the store, claiming rows with FOR UPDATE SKIP
         LOCKED (PostgreSQL); SQLite serves one process."""
-        return self._shared
+        return self.door.shared
 
     async def write(self, work: Callable[..., Result], *args: Any) -> Result:
-        """`work(conn, *args)` in one transaction on the store's writer (store/writer.py)."""
-        with _committing():
-            return await self._started_writer().run(work, *args)
+        """The one write entry point: `work(conn, *args)` in one transaction on the store's writer."""
+        return await self.door.write(work, *args)
 
-    def batch_transaction(
-        self, work: Callable[[Connection, Sequence[Item]], list[Result]]
-    ) -> Transaction[Item, Result]:
-        """A group committer's transaction: `work` over a batch on the store's writer, the driver's
-        errors left as they are (the committer replays a batch that hit a constraint)."""
-
-        async def transaction(items: Sequence[Item]) -> list[Result]:
-            return await self._started_writer().run(work, items)
-
-        return transaction
-
-    def _started_writer(self) -> BatchWriter:
-        if self._writer is None:
-            raise StoreUnavailable("the store is not started")
-        return self._writer
-
-    @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; library errors become `StoreUnavailable`."""
-        with _committing():
-            async with self.engine.begin() as conn:
-                yield conn
-
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self.engine.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreUnavailable(f"the store cannot be read: {exc.orig}") from exc
+    async def ping(self) -> None:
+        """Answers when the database does (readiness); `StoreUnavailable` when it does not."""
+        await self.door.ping()
 
     # -- referrals --------------------------------------------------------------------------
 
@@ -207,7 +145,7 @@ class Store:
             raise StoreUnavailable(f"the store did not commit the referral: {exc.orig}") from exc
 
     async def get(self, referral_id: str) -> StoredReferral | None:
-        async with self.connect() as conn:
+        async with self.door.read() as conn:
             row = (await conn.execute(select(referrals).where(referrals.c.id == referral_id))).first()
         return _stored(row) if row else None
 
@@ -224,7 +162,7 @@ class Store:
                 query = query.where(referrals.c[column].startswith(str(value), autoescape=True))
             else:
                 query = query.where(referrals.c[column] == value)
-        async with self.connect() as conn:
+        async with self.door.read() as conn:
             rows = (await conn.execute(query)).all()
         return [_stored(r) for r in rows]
 
@@ -235,13 +173,12 @@ class Store:
             .join(processed_messages, processed_messages.c.referral_id == referrals.c.id)
             .where(processed_messages.c.sender == sender, processed_messages.c.message_id == message_id)
         )
-        async with self.connect() as conn:
+        async with self.door.read() as conn:
             row = (await conn.execute(query)).first()
         return _stored(row) if row else None
 
     async def update(
         self,
-        conn: AsyncConnection,
         referral: StoredReferral,
         status: str,
         event: OutboxEvent,
@@ -250,51 +187,26 @@ class Store:
         nhs_number: str | None = None,
         inbound: dict[str, Any] | None = None,
     ) -> StoredReferral:
-        """Write a new version of a referral with its event (whose value is the new resource), inside
-        the caller's transaction; with `inbound`, the log's row of the message that asked for it.
-        `nhs_number`: the patient was traced, the referral is found by it now."""
-        values: dict[str, Any] = {
-            "version": referral.version + 1,
-            "status": status,
-            "resource": event.value,
-            "updated_at": now(),
-        }
-        if nhs_number is not None:
-            values["nhs_number"] = nhs_number
-        result = await conn.execute(
-            update(referrals)
-            .where(referrals.c.id == referral.id, referrals.c.version == referral.version)
-            .values(**values)
-        )
-        if result.rowcount != 1:
-            raise IntegrityError("concurrent update", None, Exception(referral.id))
-        if nhs_number is not None:  # its Task is found by the NHS number too
-            await conn.execute(update(tasks).where(tasks.c.referral_id == referral.id).values(nhs_number=nhs_number))
-        await insert_events(conn, [event], referral.id)
-        await insert_steps(conn, referral.id, steps)
-        if message_key:
-            await conn.execute(
-                insert(processed_messages).values(
-                    sender=message_key[0], message_id=message_key[1], referral_id=referral.id, created_at=now()
-                )
-            )
-        if inbound is not None:
-            await conn.execute(insert(inbound_messages).values(**inbound, outcome="accepted", referral_id=referral.id))
-        row = (await conn.execute(select(referrals).where(referrals.c.id == referral.id))).one()
-        return _stored(row)
+        """Commit a new version of a referral with its event (whose value is the new resource); with
+        `inbound`, the log's row of the message that asked for it. `nhs_number`: the patient was traced,
+        the referral is found by it now. `StaleWrite` when another change committed first (its version,
+        or the same sender's message id)."""
+        change = _Change(referral, status, event, steps, message_key, nhs_number, inbound)
+        try:
+            return await self.door.write(_apply_update, change)
+        except IntegrityError as exc:
+            raise StaleWrite(f"referral {referral.id} changed meanwhile", unique_key=True) from exc
 
     async def enqueue(self, events: Sequence[OutboxEvent], referral_id: str) -> None:
         """Commit events to the outbox on their own (not part of a referral change)."""
-        async with self.begin() as conn:
-            await insert_events(conn, events, referral_id)
+        await self.door.write(write_events, events, referral_id)
 
     async def add_step(self, referral_id: str, step: str, detail: dict[str, Any]) -> None:
-        async with self.begin() as conn:
-            await insert_steps(conn, referral_id, [(step, detail)])
+        await self.door.write(write_steps, referral_id, [(step, detail)])
 
     async def history(self, referral_id: str) -> list[HistoryEntry]:
         query = select(history).where(history.c.referral_id == referral_id).order_by(history.c.seq)
-        async with self.connect() as conn:
+        async with self.door.read() as conn:
             rows = (await conn.execute(query)).all()
         return [HistoryEntry(r.at, r.step, json.loads(r.detail)) for r in rows]
 
@@ -302,40 +214,52 @@ class Store:
 
     async def outbox_backlog(self) -> int:
         query = select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
-        async with self.connect() as conn:
+        async with self.door.read() as conn:
             return int((await conn.execute(query)).scalar_one())
 
 
-@contextmanager
-def _committing() -> Iterator[None]:
-    """A write's library errors as `StoreUnavailable`; a constraint violation stays itself (callers
-    answer it as a conflict or a resend)."""
-    try:
-        yield
-    except IntegrityError:
-        raise
-    except DBAPIError as exc:
-        raise StoreUnavailable(f"the store did not commit: {exc.orig}") from exc
+@dataclass(frozen=True)
+class _Change:
+    referral: StoredReferral
+    status: str
+    event: OutboxEvent
+    steps: list[tuple[str, dict[str, Any]]]
+    message_key: tuple[str, str] | None
+    nhs_number: str | None
+    inbound: dict[str, Any] | None
 
 
-def _create_engine(url: str, schema: str | None) -> AsyncEngine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        settings = {"search_path": schema} if schema else {}
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, connect_args={"server_settings": settings})
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets the relay read while intake writes; FULL sync makes a commit survive power loss.
-    cursor = dbapi_conn.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000", "foreign_keys=ON"):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
+def _apply_update(conn: Connection, change: _Change) -> StoredReferral:
+    referral, at = change.referral, now()
+    values: dict[str, Any] = {
+        "version": referral.version + 1,
+        "status": change.status,
+        "resource": change.event.value,
+        "updated_at": at,
+    }
+    if change.nhs_number is not None:
+        values["nhs_number"] = change.nhs_number
+    result = conn.execute(
+        update(referrals)
+        .where(referrals.c.id == referral.id, referrals.c.version == referral.version)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise StaleWrite(f"referral {referral.id} changed meanwhile")
+    if change.nhs_number is not None:  # its Task is found by the NHS number too
+        conn.execute(update(tasks).where(tasks.c.referral_id == referral.id).values(nhs_number=change.nhs_number))
+    write_events(conn, [change.event], referral.id)
+    write_steps(conn, referral.id, change.steps)
+    if change.message_key:
+        sender, message_id = change.message_key
+        conn.execute(
+            insert(processed_messages).values(
+                sender=sender, message_id=message_id, referral_id=referral.id, created_at=at
+            )
+        )
+    if change.inbound is not None:
+        conn.execute(insert(inbound_messages).values(**change.inbound, outcome="accepted", referral_id=referral.id))
+    return _stored(conn.execute(select(referrals).where(referrals.c.id == referral.id)).one())
 
 
 def _stored(row: Row[Any]) -> StoredReferral:
@@ -415,23 +339,11 @@ def _fresh_rows(fresh: list[NewReferral]) -> Rows:
 
 
 def _existing_by_identifier(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredReferral]:
-    query = select(referrals).where(pairs_among(referrals.c.identifier_system, referrals.c.identifier_value, keys))
-    return {(r.identifier_system, r.identifier_value): _stored(r) for r in conn.execute(query).all()}
+    return {(found[0], found[1]): StoredReferral(*found[2:]) for found in duplicates.by_identifier(conn, keys)}
 
 
 def _existing_by_message(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredReferral]:
-    if not keys:
-        return {}
-    query = (
-        select(
-            referrals,
-            processed_messages.c.sender.label("msg_sender"),
-            processed_messages.c.message_id.label("msg_id"),
-        )
-        .join(processed_messages, processed_messages.c.referral_id == referrals.c.id)
-        .where(pairs_among(processed_messages.c.sender, processed_messages.c.message_id, keys))
-    )
-    return {(r.msg_sender, r.msg_id): _stored(r) for r in conn.execute(query).all()}
+    return {(found[0], found[1]): StoredReferral(*found[2:]) for found in duplicates.by_message(conn, keys)}
 
 
 def _stored_from_row(row: dict[str, Any]) -> StoredReferral:

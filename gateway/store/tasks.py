@@ -1,4 +1,8 @@
-"""Stored Tasks: the current version of each referral's Task and all its versions."""
+"""Stored Tasks: the current version of each referral's Task and all its versions.
+
+A Task is kept as its FHIR JSON; parsing it is the status spine's business (gateway/status.py).
+Must not: import a FHIR model, or hand a connection out.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fhir.resources.R4B.task import Task
-from sqlalchemy import Row, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Row, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from gateway.store.store import OutboxEvent, Store, insert_events, insert_steps, now
+from gateway.errors import StaleWrite
+from gateway.store.rows import write_events, write_steps
+from gateway.store.store import OutboxEvent, Store, now
 from gateway.store.tables import processed_messages, task_versions, tasks
 
 
@@ -24,9 +29,6 @@ class StoredTask:
     version: int
     resource: str
     updated_at: datetime
-
-    def task(self) -> Task:
-        return Task.model_validate_json(self.resource)
 
 
 def task_rows(task: dict[str, Any], referral_id: str, nhs_number: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -66,52 +68,67 @@ class TaskStore:
             query = query.where(or_(tasks.c.owner == organisation, tasks.c.requester == organisation))
         for column, value in equals.items():
             query = query.where(tasks.c[column] == value)
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             return [_stored(r) for r in (await conn.execute(query)).all()]
 
     async def versions(self, task_id: str) -> list[str]:
         query = (
             select(task_versions.c.resource).where(task_versions.c.task_id == task_id).order_by(task_versions.c.version)
         )
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             return [r.resource for r in (await conn.execute(query)).all()]
 
     async def save_version(
         self,
-        conn: AsyncConnection,
         current: StoredTask,
-        task: Task,
+        resource: str,
+        status: str,
         event: OutboxEvent,
         steps: Sequence[tuple[str, dict[str, Any]]],
         message_key: tuple[str, str] | None = None,
     ) -> StoredTask:
-        """Write the next version with its status event, inside the caller's transaction; with the
-        sender's message id (a BaRS response's X-Request-Id) kept, so it is not taken twice."""
-        resource, at, version = task.model_dump_json(), now(), current.version + 1
-        result = await conn.execute(
-            update(tasks)
-            .where(tasks.c.id == current.id, tasks.c.version == current.version)
-            .values(status=task.status, version=version, resource=resource, updated_at=at)
-        )
-        if result.rowcount != 1:
-            raise StaleTask(current.id)
-        await conn.execute(insert(task_versions).values(task_id=current.id, version=version, resource=resource, at=at))
-        await insert_events(conn, [event], current.referral_id)
-        await insert_steps(conn, current.referral_id, steps)
-        if message_key:
-            sender, message_id = message_key
-            row = {"sender": sender, "message_id": message_id, "referral_id": current.referral_id, "created_at": at}
-            await conn.execute(insert(processed_messages).values(**row))
-        return StoredTask(current.id, current.referral_id, str(task.status), version, resource, at)
+        """Commit the next version (its FHIR JSON and status) with its status event; with the sender's
+        message id (a BaRS response's X-Request-Id) kept, so it is not taken twice. `StaleWrite` when
+        another change committed first (`unique_key`: that message id)."""
+        version = _Version(current, resource, status, event, tuple(steps), message_key)
+        try:
+            return await self._store.write(_save_version, version)
+        except IntegrityError as exc:
+            raise StaleWrite(f"task {current.id} changed meanwhile", unique_key=True) from exc
 
     async def _one(self, query: Any) -> StoredTask | None:
-        async with self._store.connect() as conn:
+        async with self._store.door.read() as conn:
             row = (await conn.execute(query)).first()
         return _stored(row) if row else None
 
 
-class StaleTask(Exception):
-    """Another change to the Task committed first."""
+@dataclass(frozen=True)
+class _Version:
+    current: StoredTask
+    resource: str
+    status: str
+    event: OutboxEvent
+    steps: tuple[tuple[str, dict[str, Any]], ...]
+    message_key: tuple[str, str] | None
+
+
+def _save_version(conn: Connection, new: _Version) -> StoredTask:
+    current, at, version = new.current, now(), new.current.version + 1
+    result = conn.execute(
+        update(tasks)
+        .where(tasks.c.id == current.id, tasks.c.version == current.version)
+        .values(status=new.status, version=version, resource=new.resource, updated_at=at)
+    )
+    if result.rowcount != 1:
+        raise StaleWrite(f"task {current.id} changed meanwhile")
+    conn.execute(insert(task_versions).values(task_id=current.id, version=version, resource=new.resource, at=at))
+    write_events(conn, [new.event], current.referral_id)
+    write_steps(conn, current.referral_id, new.steps)
+    if new.message_key:
+        sender, message_id = new.message_key
+        row = {"sender": sender, "message_id": message_id, "referral_id": current.referral_id, "created_at": at}
+        conn.execute(insert(processed_messages).values(**row))
+    return StoredTask(current.id, current.referral_id, new.status, version, new.resource, at)
 
 
 def _stored(row: Row[Any]) -> StoredTask:

@@ -86,7 +86,7 @@ async def test_status_updates_wait_out_an_unreachable_store_and_are_each_applied
         await eventually(all_applied, 60, "every update applied once the store is back")
         await asyncio.sleep(2)  # room for a second, wrong, application or a dead letter to show
         assert await applied() == [("accepted", 2)] * UPDATES, "each update applied once"
-        async with runtime.store.connect() as conn:
+        async with runtime.store.door.read() as conn:
             query = select(outbox.c.value).where(outbox.c.topic == gateway_settings.delivery.dead_letter_topic)
             dead = (await conn.execute(query)).all()
         ours = [row for row in dead if any(task["id"] in row.value for _, task in made)]

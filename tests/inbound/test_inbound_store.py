@@ -75,8 +75,7 @@ async def test_the_log_refuses_an_update_and_retention_prunes_only_what_is_old(e
         async with log.receiving(arrival):
             pass
     with pytest.raises((DBAPIError, StoreUnavailable)):
-        async with each_store.begin() as conn:
-            await conn.execute(text("UPDATE inbound_messages SET outcome = 'accepted'"))
+        await each_store.write(lambda conn: conn.execute(text("UPDATE inbound_messages SET outcome = 'accepted'")))
     pruned = await Pruner(each_store, RetentionSettings(inbound_days=90), "referrals.deadletter").prune()
     assert pruned.inbound == 1
     assert await each_store.inbound.get(old.id) is None and await each_store.inbound.get(new.id) is not None

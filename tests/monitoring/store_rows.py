@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from aiokafka import ConsumerRecord
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 
 from gateway.delivery import envelope
 from gateway.delivery.dead_letter import dead_letter_record
 from gateway.store import Store
 from gateway.store.deliveries import Deliveries, DeliveryKey, Outcome
-from gateway.store.rows import OutboxEvent, insert_events, now
+from gateway.store.rows import OutboxEvent, now, write_events
 from gateway.store.tables import outbox
 
 DEAD_LETTER_TOPIC = "referrals.deadletter"
@@ -20,9 +20,11 @@ DEAD_LETTER_TOPIC = "referrals.deadletter"
 
 async def queue(store: Store, event_id: str, topic: str, headers: dict[str, str], waited: timedelta) -> None:
     """An outbox event committed `waited` ago and not yet published."""
-    async with store.begin() as conn:
-        await insert_events(conn, [OutboxEvent(event_id, topic, "9434765919", headers, "{}")], f"ref-{event_id}")
-        await conn.execute(update(outbox).where(outbox.c.event_id == event_id).values(created_at=now() - waited))
+    def write(conn: Connection) -> None:
+        write_events(conn, [OutboxEvent(event_id, topic, "9434765919", headers, "{}")], f"ref-{event_id}")
+        conn.execute(update(outbox).where(outbox.c.event_id == event_id).values(created_at=now() - waited))
+
+    await store.write(write)
 
 
 async def dead_letter(store: Store, event_id: str, receiver: str) -> str:
@@ -48,8 +50,7 @@ async def dead_letter(store: Store, event_id: str, receiver: str) -> str:
         details="503",
         attempts=8,
     )
-    async with store.begin() as conn:
-        await insert_events(conn, [given_up], f"ref-{event_id}")
+    await store.write(write_events, [given_up], f"ref-{event_id}")
     return given_up.event_id
 
 

@@ -65,8 +65,8 @@ async def test_a_receiver_stops_failing_and_dead_letters_close_once_dealt_with(
 
     await deliver(store, "e1", "physio-north", DELIVERED)
     await DeadLetters(store, DEAD_LETTER_TOPIC).discard(letter, "delivered by hand", by="tester")
-    async with store.begin() as conn:  # the relay published everything: nothing waits
-        await conn.execute(update(outbox).values(published_at=now()))
+    # the relay published everything: nothing waits
+    await store.write(lambda conn: conn.execute(update(outbox).values(published_at=now())))
     await watching.sample_once()
     assert gauge("gateway_receiver_failing", receiver="physio-north") == 0
     assert gauge("gateway_dead_letters_open") == 0
@@ -94,8 +94,8 @@ async def test_a_receiver_whose_deliveries_are_gone_from_the_store_is_no_longer_
     await watching.sample_once()
     assert gauge("gateway_receiver_failing", receiver="physio-south") == 1
 
-    async with store.begin() as conn:  # the pruner removed the receiver's kept deliveries
-        await conn.execute(delete(deliveries).where(deliveries.c.receiver == "physio-south"))
+    # the pruner removed the receiver's kept deliveries
+    await store.write(lambda conn: conn.execute(delete(deliveries).where(deliveries.c.receiver == "physio-south")))
     await watching.sample_once()
     assert gauge("gateway_receiver_failing", receiver="physio-south") == 0
     assert gauge("gateway_delivery_ledger", receiver="physio-south", status=RETRYING) == 0

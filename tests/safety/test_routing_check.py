@@ -79,7 +79,7 @@ async def _published(gateway: RunningGateway) -> bool:
 
 
 async def sent_and_traced(gateway: RunningGateway) -> tuple[int, int]:
-    async with gateway.runtime.store.connect() as conn:
+    async with gateway.runtime.store.door.read() as conn:
         events = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
         steps = (await conn.execute(select(func.count()).select_from(history))).scalar_one()
     return int(events), int(steps)

@@ -33,7 +33,7 @@ async def stores(postgres_schema: str) -> AsyncIterator[list[Store]]:
 
 
 async def count(store: Store, table: object) -> int:
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
 
 
@@ -43,7 +43,7 @@ async def wait_until_blocked_on_a_lock(store: Store, timeout: float = 10) -> Non
     )
     async with asyncio.timeout(timeout):
         while True:
-            async with store.connect() as conn:
+            async with store.door.read() as conn:
                 if (await conn.execute(query)).scalar_one():
                     return
             await asyncio.sleep(0.02)
@@ -60,7 +60,7 @@ async def test_a_referral_committed_first_by_another_process_is_found_not_failed
     first, second = new_referral(ubrn), new_referral(ubrn)
     others = [new_referral(uuid.uuid4().hex) for _ in range(3)]  # share A's batch, must not suffer
     caplog.set_level(logging.INFO, logger="gateway.store.group_commit")
-    async with b.engine.connect() as held:
+    async with b.door.engine.connect() as held:
         await held.execute(insert(referrals).values(first.row))
         racing = asyncio.gather(*(a.accept(n) for n in [second, *others]))
         await wait_until_blocked_on_a_lock(b)

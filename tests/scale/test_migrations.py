@@ -30,7 +30,7 @@ async def started(settings: StoreSettings, tmp_path: Path) -> Store:
 
 
 async def revision(store: Store) -> str | None:
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
     assert len(rows) <= 1
     return rows[0] if rows else None
@@ -42,7 +42,7 @@ async def test_a_migrated_database_matches_tables_py(store_settings: StoreSettin
     store = await started(store_settings, tmp_path)
     try:
         assert await revision(store) == head_revision()
-        async with store.connect() as conn:
+        async with store.door.read() as conn:
             diffs = await conn.run_sync(differences)
         assert diffs == [], f"tables.py and the migrations disagree; write a revision: {diffs}"
     finally:
@@ -64,7 +64,7 @@ async def test_the_check_sees_tables_and_columns_without_a_migration(
 ) -> None:
     store = await started(store_settings, tmp_path)
     try:
-        async with store.connect() as conn:
+        async with store.door.read() as conn:
             diffs = await conn.run_sync(lambda sync: differences(sync, with_changes(metadata)))
     finally:
         await store.stop()
@@ -85,7 +85,7 @@ async def test_a_restart_finds_the_database_at_head(store_settings: StoreSetting
 async def test_every_migration_goes_down_and_up_again(store_settings: StoreSettings, tmp_path: Path) -> None:
     store = await started(store_settings, tmp_path)
     try:
-        async with store.engine.begin() as conn:
+        async with store.door.engine.begin() as conn:
             await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), "base"))
             assert await conn.run_sync(tables_in) == {"alembic_version"}
             await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
@@ -104,7 +104,7 @@ async def test_stores_in_several_processes_migrate_one_postgresql_schema_once(po
     try:
         await asyncio.gather(*(s.start() for s in stores))
         assert [await revision(s) for s in stores] == [head_revision()] * 4
-        async with stores[0].connect() as conn:
+        async with stores[0].door.read() as conn:
             assert await conn.run_sync(differences) == []
     finally:
         await asyncio.gather(*(s.stop() for s in stores))

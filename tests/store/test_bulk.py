@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway.store.bulk import insert_all, merged
+from gateway.store.bulk import execute_many, insert_all, merged
 from gateway.store.store import Store
 from gateway.store.tables import history, outbox, processed_messages
 
@@ -35,7 +35,7 @@ def outbox_row(n: int, **changes: Any) -> dict[str, Any]:
 
 
 async def rows_of(store: Store, table: Any) -> list[Any]:
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         return list((await conn.execute(select(table).order_by(*table.primary_key.columns))).all())
 
 
@@ -82,3 +82,36 @@ async def test_rows_of_one_table_must_have_the_same_columns(store: Store) -> Non
 async def test_nothing_to_write_is_no_statement(store: Store) -> None:
     await store.write(lambda conn: insert_all(conn, {outbox: [], history: []}))
     assert await rows_of(store, outbox) == []
+
+
+async def test_the_prepared_path_writes_what_sqlalchemy_would_write(store: Store) -> None:
+    """The statements compiled once and fed plain tuples (SQLite) store every value exactly as a
+    SQLAlchemy insert and update of the same rows do: read back raw, the two are the same text."""
+    steps = [{"referral_id": f"r{n}", "at": AT, "step": "received", "detail": "{}"} for n in (1, 2)]
+    mark = (
+        update(outbox)
+        .where(outbox.c.event_id == bindparam("b_event", type_=outbox.c.event_id.type))
+        .values(published_at=bindparam("b_at", type_=outbox.c.published_at.type))
+    )
+
+    def write(conn: Connection) -> None:
+        execute_many(conn, insert(history), steps[:1])
+        conn.execute(insert(history), steps[1:])
+        execute_many(conn, insert(outbox), [outbox_row(1)])
+        conn.execute(insert(outbox), [outbox_row(2)])
+        execute_many(conn, mark, [{"b_event": "e1", "b_at": AT}])
+        conn.execute(update(outbox).where(outbox.c.event_id == "e2").values(published_at=AT))
+
+    await store.write(write)
+
+    async with store.door.read() as conn:
+        raw = (await conn.execute(text("SELECT CAST(at AS TEXT) FROM referral_history ORDER BY seq"))).scalars().all()
+        marked = (
+            await conn.execute(
+                text("SELECT CAST(published_at AS TEXT), CAST(created_at AS TEXT) FROM outbox ORDER BY seq")
+            )
+        ).all()
+    assert raw[0] == raw[1]
+    assert marked[0] == marked[1]
+    assert [(r.at, r.step) for r in await rows_of(store, history)] == [(AT, "received")] * 2
+    assert {r.published_at for r in await rows_of(store, outbox)} == {AT}

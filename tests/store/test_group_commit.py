@@ -4,6 +4,7 @@ constraint violation in one write never fails the others — on SQLite and Postg
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from typing import Any
@@ -13,7 +14,8 @@ from sqlalchemy import func, select
 
 from gateway.bus.events import new_event
 from gateway.settings import StoreSettings
-from gateway.store.store import NewReferral, Store, now
+from gateway.store import duplicates
+from gateway.store.store import NewReferral, Store, StoredReferral, now
 from gateway.store.tables import outbox, pairs_among, referrals
 
 
@@ -61,7 +63,7 @@ async def store(store_settings: StoreSettings, tmp_path: Any) -> Any:
 
 
 async def counts(store: Store) -> tuple[int, int]:
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         r = (await conn.execute(select(func.count()).select_from(referrals))).scalar_one()
         o = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
     return int(r), int(o)
@@ -128,6 +130,34 @@ async def test_the_duplicate_check_searches_the_index_rather_than_scanning(store
         pairs_among(referrals.c.identifier_system, referrals.c.identifier_value, [("urn:A", "1"), ("urn:B", "2")])
     )
     sql = str(query.compile(compile_kwargs={"literal_binds": True}))
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         plan = " ".join(str(row[-1]) for row in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")).all())
     assert "USING INDEX" in plan and "SCAN referrals" not in plan, plan
+
+
+@pytest.mark.parametrize("joined", [False, True], ids=["by identifier", "by message id"])
+async def test_the_prepared_duplicate_checks_search_the_index_too(store: Store, joined: bool) -> None:
+    """SQLite's checks are SQL written once per batch shape; their plans search the indexes as well."""
+    if store.locks_rows:
+        pytest.skip("the query plan checked here is SQLite's")
+    first, second = ("sender", "message_id") if joined else ("identifier_system", "identifier_value")
+    sql = duplicates._sql(first, second, 2, 2, 2, joined)
+    values = ("urn:A", "urn:B", "1", "2", "urn:A", "1", "urn:B", "2")
+    async with store.door.read() as conn:
+        plan = " ".join(str(row[-1]) for row in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", values)).all())
+    assert "SCAN r" not in plan and "SCAN m" not in plan, plan
+
+
+def test_the_duplicate_checks_answer_with_a_stored_referral_s_fields_in_order() -> None:
+    assert duplicates.COLUMNS == tuple(f.name for f in dataclasses.fields(StoredReferral))
+
+
+async def test_a_batch_finds_earlier_referrals_by_identifier_and_by_message_id(store: Store) -> None:
+    ubrn, message = uuid.uuid4().hex, ("GP^A81001", uuid.uuid4().hex)
+    first = await store.accept(new_referral(ubrn))
+    by_message = await store.accept(new_referral(uuid.uuid4().hex, message))
+    again = await asyncio.gather(
+        store.accept(new_referral(ubrn)), store.accept(new_referral(uuid.uuid4().hex, message))
+    )
+    assert [(r.created, r.referral) for r in again] == [(False, first.referral), (False, by_message.referral)]
+    assert again[0].referral.updated_at.tzinfo is not None

@@ -50,7 +50,7 @@ async def settle(store: Store, e: OutboxEvent, status: str, retry: OutboxEvent |
 
 
 async def marks(store: Store) -> dict[str, tuple[bool, int | None]]:
-    async with store.connect() as conn:
+    async with store.door.read() as conn:
         rows = (await conn.execute(select(outbox.c.event_id, outbox.c.published_at, outbox.c.offset))).all()
     return {event_id: (published is not None, offset) for event_id, published, offset in rows}
 
