@@ -207,6 +207,13 @@ class DeliverySettings(BaseModel):
     mllp_connect_timeout_s: float = Field(default=5.0, gt=0)  # open a connection to an MLLP receiver
     mllp_max_ack_bytes: int = Field(default=64 * 1024, ge=256)  # a longer answer closes the connection
     max_waiting: int = Field(default=1000, ge=1)  # retries held in memory per partition before it pauses
+    # Deliveries sent to one receiver at once (its HTTP connections and MLLP connections, at most as many).
+    # Events of one key (the patient) still go one after another, in offset order; other keys in parallel.
+    in_flight_per_receiver: int = Field(default=8, ge=1)
+    max_in_flight: int = Field(default=64, ge=1)  # records one group member handles at once, all receivers
+    # Connections open to one MLLP receiver (each carries one message at a time, up to its ACK). Many HL7
+    # v2 interfaces take one connection per sender, so one by default; more where the receiver allows.
+    mllp_connections_per_receiver: int = Field(default=1, ge=1)
     # Where a delivery group with no committed offsets starts. "earliest": nothing published is ever
     # skipped (the ledger keeps a second look harmless). "latest" only for throwaway groups (tests, demos)
     # on a broker with history they must not replay.

@@ -8,8 +8,11 @@ No connection, no ACK within the timeout, an ACK larger than the limit, or an an
 HL7: retriable. The ACK is read with the project's HL7 v2 parser (hl7apy is too slow for every
 delivery).
 
-`MllpClient` keeps one connection per receiver open and sends each message on it in turn, waiting for
-its ACK before the next, so several messages to one receiver go over one connection in order. An
+`MllpClient` keeps connections to each receiver open, up to `connections` of them (one by default),
+and sends each message on one not in use, waiting for its ACK before that connection carries the
+next: several messages go to one receiver at once, one per connection, each connection in order (the
+caller keeps one patient's messages one after another). The connection used last is used first, so a
+steady trickle keeps to one connection and only a burst opens more. An
 answer to another message (an enhanced-mode receiver's application ACK after its commit ACK, say) is
 passed over while the ACK to this one is awaited. A connection that fails in any way is closed, and
 the next message opens a new one. A connection reused from earlier that the receiver has closed
@@ -25,7 +28,7 @@ import hashlib
 import json
 import logging
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from adapters.hl7v2 import encode as hl7v2
 from adapters.hl7v2 import parser
@@ -53,9 +56,8 @@ class _Closed(ConnectionError):
 
 @dataclass
 class _Link:
-    """One receiver's connection: used by one message at a time (the lock), in the order they came."""
+    """One connection to a receiver: used by one message at a time (its pool hands it out)."""
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     mllp: MllpConnection | None = None
@@ -68,23 +70,47 @@ class _Link:
                 await writer.wait_closed()
 
 
+class _Pool:
+    """A receiver's connections: each handed to one message at a time, the one given back last first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free: asyncio.LifoQueue[_Link] = asyncio.LifoQueue()
+        for _ in range(size):
+            self._free.put_nowait(_Link())  # opened when first used
+
+    async def take(self) -> _Link:
+        return await self._free.get()
+
+    def give_back(self, link: _Link) -> None:
+        self._free.put_nowait(link)
+
+    async def close(self) -> None:
+        """Close every connection, waiting for those in use to be given back."""
+        for _ in range(self.size):
+            link = await self._free.get()
+            await link.close()
+
+
 class MllpClient:
-    """Connections to MLLP receivers, one per host:port, kept open between messages.
+    """Connections to MLLP receivers, up to `connections` per host:port, kept open between messages.
 
     `connect_timeout_s` bounds opening a connection, `read_timeout_s` the wait for the ACK once the
     message is written, `max_ack_bytes` the ACK frame (a larger one closes the connection)."""
 
-    def __init__(self, connect_timeout_s: float, read_timeout_s: float, max_ack_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self, connect_timeout_s: float, read_timeout_s: float, max_ack_bytes: int = 64 * 1024, connections: int = 1
+    ) -> None:
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
         self.max_ack_bytes = max_ack_bytes
-        self._links: dict[tuple[str, int], _Link] = {}
+        self.connections = connections
+        self._pools: dict[tuple[str, int], _Pool] = {}
 
     async def close(self) -> None:
-        links, self._links = list(self._links.values()), {}
-        for link in links:
-            async with link.lock:
-                await link.close()
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.close()
 
     async def __aenter__(self) -> MllpClient:
         return self
@@ -95,13 +121,15 @@ class MllpClient:
     async def exchange(self, address: str, message: str, msh_10: str) -> Message:
         """Send `message` (control id `msh_10`) to the receiver at `address`; its ACK, read."""
         host, port = _host_port(address)
-        link = self._links.setdefault((host, port), _Link())
-        async with link.lock:
-            try:
-                return await self._exchange(link, host, port, message.encode(), msh_10)
-            except BaseException:
-                await link.close()  # out of step or gone: the next message starts afresh
-                raise
+        pool = self._pools.setdefault((host, port), _Pool(self.connections))
+        link = await pool.take()
+        try:
+            return await self._exchange(link, host, port, message.encode(), msh_10)
+        except BaseException:
+            await link.close()  # out of step or gone: the next message on it starts afresh
+            raise
+        finally:
+            pool.give_back(link)
 
     async def _exchange(self, link: _Link, host: str, port: int, payload: bytes, msh_10: str) -> Message:
         reused = link.writer is not None and link.reader is not None and not link.reader.at_eof()

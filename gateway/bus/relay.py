@@ -4,6 +4,19 @@ It only ever reads what the store has committed, so Kafka is never written befor
 crash it simply starts again from the rows not yet marked; after a broker outage it backs off, lets
 the caller restore the topics (an embedded broker forgets them), and carries on.
 
+A batch is one claim, its sends pipelined (each handed to the producer without waiting for the one
+before; then all acknowledgements awaited together), and one mark of exactly the rows the broker
+acknowledged. Within a batch one key's rows go in claim order to one partition, which keeps them in
+order (the producer sends a partition's records in the order given, acks=all); a row that failed is
+not marked, and the next claim sends it again, with what came after it.
+
+Whether the broker has the batch's topics (one that restarted empty would acknowledge writes to
+topics it lacks, and lose them) is asked once a poll interval and for a topic not yet seen there,
+not per batch; after a broker error or `broker_back` it is asked again before the next send. Each
+batch first makes sure the producer's connections are up (no request while they are): a broker that
+went away fails the batch before anything is handed to the producer, which would otherwise hold
+those records and send them, late, to whatever broker comes back.
+
 A row marked published is only as safe as the broker's log. The relay watches that log (log_ends.py):
 each batch's acknowledgements, and, once a poll interval, the metadata and the log ends, against how
 far each partition had reached. A broker that lost records (restarted empty, a topic deleted or
@@ -22,7 +35,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from gateway.bus.kafka_config import client_options, producer_options
 from gateway.bus.log_ends import LogEnds
@@ -56,6 +69,8 @@ class OutboxRelay:
         self._log: LogEnds | None = None  # from the store's marks at the first round, then from the acks
         self._lost: dict[str, datetime] = {}  # found lost, not yet taken note of by the caller
         self._log_checked = 0.0
+        self._topics_there: set[str] = set()  # topics the broker had when last asked
+        self._topics_checked = float("-inf")
         self.published = 0
 
     @property
@@ -70,6 +85,7 @@ class OutboxRelay:
         """The broker is there again (the embedded one restarted, empty): publish now, and check in
         this round what its log still holds, so what it lost is published again at once."""
         self._log_checked = float("-inf")
+        self._topics_checked = float("-inf")
         self._retry_now.set()
         self._wake.set()
 
@@ -128,19 +144,14 @@ class OutboxRelay:
             if not claim.rows:
                 return 0
             producer = await self._producer_started()
-            await _topics_exist(producer, {r.topic for r in claim.rows})
+            await self._topics_exist(producer, {r.topic for r in claim.rows})
             sent_at = now()
             sends = [
                 await producer.send(r.topic, r.value.encode(), key=r.key.encode(), headers=_headers(r))
                 for r in claim.rows
             ]
             results = await _acks(sends, self._settings.ack_timeout_s)
-            done = [
-                (row, res.partition, res.offset)
-                for row, res in zip(claim.rows, results, strict=True)
-                if not isinstance(res, BaseException)
-            ]
-            failed = [row for row, res in zip(claim.rows, results, strict=True) if isinstance(res, BaseException)]
+            done, failed = _in_key_order(claim.rows, results)
             # this batch is the first thing in a new log; what was published before it is gone
             self._note_lost(log_ends.acknowledged((TopicPartition(r.topic, p), o) for r, p, o in done), sent_at)
             claim.published(done)
@@ -152,6 +163,20 @@ class OutboxRelay:
         if errors:
             raise errors[0] if isinstance(errors[0], KafkaError) else KafkaError(str(errors[0]))
         return len(done)
+
+    async def _topics_exist(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
+        """A broker that restarted empty (the embedded one keeps its log in memory) acknowledges writes
+        to topics it does not have and loses them: ask it, once a poll interval or for a new topic.
+        (Between two asks the log watch finds what such a broker lost: the acks start a new log.)"""
+        fresh = time.monotonic() - self._topics_checked < self._settings.poll_interval_s
+        if fresh and topics <= self._topics_there:
+            await _connected(producer)
+            return
+        there = (await producer.client.fetch_all_metadata()).topics()
+        self._topics_there, self._topics_checked = set(there), time.monotonic()
+        missing = topics - self._topics_there
+        if missing:
+            raise UnknownTopicOrPartitionError(f"the broker has no topic {', '.join(sorted(missing))}")
 
     async def _watch_log(self) -> LogEnds:
         """How far the partitions had reached (from the store's marks, the first time); once a poll
@@ -171,6 +196,9 @@ class OutboxRelay:
     async def _log_now(self, known: list[TopicPartition]) -> tuple[dict[str, set[int]], dict[TopicPartition, int]]:
         """The broker's partitions of the topics of `known`, and the log ends of those of `known` it has."""
         metadata = await (await self._producer_started()).client.fetch_all_metadata()
+        # the batch after this sends only to topics the broker has now: a topic found lost is not
+        # written to again, on a broker that restarted without it, until the topics are restored
+        self._topics_there, self._topics_checked = set(metadata.topics()), time.monotonic()
         partitions = {tp.topic: metadata.partitions_for_topic(tp.topic) or set() for tp in known}
         there = [tp for tp in known if tp.partition in partitions[tp.topic]]
         ends = await (await self._offsets_started()).end_offsets(there) if there else {}
@@ -205,6 +233,7 @@ class OutboxRelay:
         return self._producer
 
     async def _recover(self) -> None:
+        self._topics_checked = float("-inf")  # the broker may have come back without them
         await self._close_producer()
         if self._on_broker_error is not None:
             try:
@@ -221,14 +250,6 @@ class OutboxRelay:
             await offsets.stop()
 
 
-async def _topics_exist(producer: AIOKafkaProducer, topics: set[str]) -> None:
-    """A broker that restarted empty (the embedded one keeps its log in memory) acknowledges writes to
-    topics it does not have and loses them: ask it first, one metadata round trip per batch."""
-    missing = topics - (await producer.client.fetch_all_metadata()).topics()
-    if missing:
-        raise UnknownTopicOrPartitionError(f"the broker has no topic {', '.join(sorted(missing))}")
-
-
 async def _acks(sends: list[asyncio.Future[Any]], timeout: float) -> list[Any]:
     """Each send's metadata or error. A broker that came back without the topics (the embedded one
     forgets them) makes the client retry until its own, much longer, time-out: past `timeout` the
@@ -240,6 +261,31 @@ async def _acks(sends: list[asyncio.Future[Any]], timeout: float) -> list[Any]:
         KafkaTimeoutError("no acknowledgement in time") if f in pending else (f.exception() or f.result())
         for f in sends
     ]
+
+
+async def _connected(producer: AIOKafkaProducer) -> None:
+    """Raise when a broker the producer knows cannot be reached (a live connection is not asked)."""
+    for broker in producer.client.cluster.brokers():
+        if not await producer.client.ready(broker.nodeId):
+            raise KafkaConnectionError(f"the broker {broker.host}:{broker.port} cannot be reached")
+
+
+Sent = tuple[OutboxRow, int, int]  # a row, and where the broker put it: partition, offset
+
+
+def _in_key_order(rows: list[OutboxRow], results: list[Any]) -> tuple[list[Sent], list[OutboxRow]]:
+    """The rows to mark sent (row, partition, offset) and those to send again: a row that failed, and
+    every later row of its key, acknowledged or not, so that one key's events are sent again in order."""
+    done: list[Sent] = []
+    failed: list[OutboxRow] = []
+    stopped: set[str] = set()
+    for row, result in zip(rows, results, strict=True):
+        if isinstance(result, BaseException) or row.key in stopped:
+            failed.append(row)
+            stopped.add(row.key)
+        else:
+            done.append((row, result.partition, result.offset))
+    return done, failed
 
 
 def _count(done: list[tuple[OutboxRow, int, int]], failed: list[OutboxRow]) -> None:

@@ -4,9 +4,12 @@ and commits offsets only past records the spine has handled.
 - Offsets are never auto-committed. A partition is committed up to, not past, its first record not
   yet handled, at most every second, when idle, for the partitions a rebalance takes away, and on stop.
 - A record is taken at its due time (a retry waits; an event is due at once), one per partition at a
-  time, partitions in parallel; so one patient's events keep their order.
-- A rebalance waits for the records in hand, commits what is done and forgets the rest: the next
-  owner reads them again from the committed offset, and the spine makes a second look harmless.
+  time, partitions in parallel; or, `by_key`, one per key (the patient, the record's Kafka key) at a
+  time, in offset order, records of other keys, of the same partition or not, alongside, up to
+  `max_in_flight` at once. Fetching goes on meanwhile. Either way one patient's events keep their order.
+- A rebalance waits for the records in hand of the partitions it takes away, commits what is done
+  and forgets the rest: the next owner reads them again from the committed offset, and the spine
+  makes a second look harmless.
 - When handling fails for a reason that is not the receiver's (the store is down), the partition is
   held and the same record tried again: nothing is skipped.
 - A partition is read again from its earliest offset when the broker lost its topic's log (`rewind`,
@@ -22,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Hashable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -41,6 +44,7 @@ IDLE_POLL_S = 1.0
 HOLD_AFTER_FAILURE_S = 2.0
 FETCH_MAX_RECORDS = 500
 POSITION_WAIT_S = 1.0
+BUSY_POLL_S = 0.05  # with records in hand and room for more: how often to look for new ones
 
 
 class DeliveryConsumer:
@@ -54,6 +58,8 @@ class DeliveryConsumer:
         max_waiting: int,
         stop_grace_s: float,
         start_at: str = "earliest",
+        by_key: bool = False,
+        max_in_flight: int | None = None,
     ) -> None:
         self.group_id = group_id
         self._kafka = kafka
@@ -63,6 +69,10 @@ class DeliveryConsumer:
         self._max_waiting = max_waiting
         self._stop_grace_s = stop_grace_s
         self._start_at = start_at
+        self._by_key = by_key
+        self._max_in_flight = max_in_flight
+        self._in_flight: dict[asyncio.Task[None], TopicPartition] = {}  # records being handled
+        self._busy: set[Hashable] = set()  # their keys: nothing more of these is taken meanwhile
         self.joined = asyncio.Event()  # set once the group gave this member its partitions
         self._schedule: Schedule[ConsumerRecord] = Schedule()
         self._progress = Progress()
@@ -116,40 +126,75 @@ class DeliveryConsumer:
     async def _run(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
-        while not self._stopping:
-            try:
-                await self._round(consumer)
-            except (KafkaError, OSError) as exc:
-                log.warning("delivery group %s: %s; trying again", self.group_id, exc)
-                await asyncio.sleep(IDLE_POLL_S)
+        try:
+            while not self._stopping:
+                try:
+                    await self._round(consumer)
+                except (KafkaError, OSError) as exc:
+                    log.warning("delivery group %s: %s; trying again", self.group_id, exc)
+                    await asyncio.sleep(IDLE_POLL_S)
+            if self._in_flight:  # stopping: finish what is in hand (stop's grace time bounds this)
+                await asyncio.wait(list(self._in_flight))
+        finally:
+            for task in self._in_flight:  # stopped half way: not handled, so not committed
+                task.cancel()
 
     async def _round(self, consumer: AIOKafkaConsumer) -> None:
         async with self._lock:
             await self._read_again(consumer)  # before fetching: nothing fetched is dropped if this fails
-        batch = await consumer.getmany(timeout_ms=self._wait_ms(), max_records=FETCH_MAX_RECORDS)
+        wait_ms = 0 if self._in_flight else self._wait_ms()  # in hand: look at what came, then wait below
+        batch = await consumer.getmany(timeout_ms=wait_ms, max_records=FETCH_MAX_RECORDS)
         async with self._lock:
             assigned = consumer.assignment()
             for tp, records in batch.items():
                 if tp in assigned and not self._rewinds.stale(tp):  # else read again from the start
                     for record in records:
                         self._progress.fetched(tp, record.offset)
-                        self._schedule.add(tp, record.offset, self._due_at(record), record)
-            due = self._schedule.take_due(time.time())
-            await asyncio.gather(*(self._handle_one(tp, record) for tp, _, record in due))
-            if not due or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
+                        self._schedule.add(tp, record.offset, self._due_at(record), record, self._order_key(tp, record))
+            self._start_due()
+            if not self._in_flight or time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
                 await self._commit(consumer)
             self._throttle(consumer)
+        if self._in_flight:
+            await self._some_finished()
 
-    async def _handle_one(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+    def _start_due(self) -> None:
+        room = None if self._max_in_flight is None else self._max_in_flight - len(self._in_flight)
+        if room is not None and room <= 0:
+            return
+        for tp, _, record in self._schedule.take_due(time.time(), self._busy, room):
+            key = self._order_key(tp, record)
+            self._busy.add(key)
+            task = asyncio.create_task(self._handle_one(tp, record, key))
+            self._in_flight[task] = tp
+            task.add_done_callback(self._in_flight.pop)
+
+    async def _some_finished(self) -> None:
+        """Wait for a record in hand to finish; with room for more, no longer than a short poll (new
+        records may have come, a retry may fall due). Records due but waiting behind one of their key
+        in hand wait for it: they are no reason to look sooner."""
+        full = self._max_in_flight is not None and len(self._in_flight) >= self._max_in_flight
+        timeout = IDLE_POLL_S if full else BUSY_POLL_S
+        await asyncio.wait(list(self._in_flight), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _handle_one(self, tp: TopicPartition, record: ConsumerRecord, key: Hashable) -> None:
         try:
             await self._handle(record)
         except Exception:  # not the receiver's doing (the store, a bug): never skip the record
             log.exception("delivery group %s: handling %s/%s failed; trying again", self.group_id, tp, record.offset)
-            self._schedule.add(tp, record.offset, 0.0, record)
+            self._schedule.add(tp, record.offset, 0.0, record, key)
             self._schedule.hold(tp, time.time() + HOLD_AFTER_FAILURE_S)
             return
+        finally:
+            self._busy.discard(key)
         self._progress.handled(tp, record.offset)
         self.handled += 1
+
+    def _order_key(self, tp: TopicPartition, record: ConsumerRecord) -> Hashable:
+        """What one at a time is kept for: by key, the record's key (one patient's events, on whichever
+        topic), and a record with no key waits for the one before it in its partition; else the partition."""
+        key: bytes | None = record.key
+        return key if self._by_key and key is not None else tp
 
     async def _read_again(self, consumer: AIOKafkaConsumer) -> None:
         """Seek to their earliest offset the partitions of rewound topics and those past their log's end,
@@ -227,6 +272,9 @@ class DeliveryConsumer:
 
     async def _revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
+            in_hand = [task for task, tp in self._in_flight.items() if tp in revoked]
+            if in_hand:  # their outcome is recorded and committed before the next owner reads them
+                await asyncio.wait(in_hand)
             if self._consumer is not None:
                 await self._commit(self._consumer, revoked)
             self._schedule.drop(revoked)

@@ -9,7 +9,8 @@ header names the referrer's service; one with none is for the topic's readers on
 referral it is about, which the RRI^I12 needs.
 
 Each outcome is written with the referral's history and, for a retry or a dead letter, the record to
-publish, in one store transaction; the consumer commits the offset only after `handle` returns. A copy
+publish, in one store transaction (shared with the other deliveries under way: ledger.py); the
+consumer commits the offset only after `handle` returns. A copy
 seen again (redelivery after a crash or a rebalance) finds its delivery settled and does nothing, and
 the receiver is sent the same identity every time, so it never gets one referral as two.
 Must not: commit offsets (consumer.py) or speak a wire format (adapters/outbound).
@@ -30,19 +31,12 @@ from gateway.canonical.referral import Reason
 from gateway.delivery import envelope
 from gateway.delivery.dead_letter import dead_letter_record
 from gateway.delivery.envelope import Delivery
+from gateway.delivery.ledger import Ledger
 from gateway.delivery.outbound import Destination, Destinations, Outbound
 from gateway.delivery.retry import RetryAt, RetryPolicy, retry_record
 from gateway.errors import DeliveryFailed, GatewayError, MalformedInput
 from gateway.settings import DeliverySettings
-from gateway.store.deliveries import (
-    DEAD_LETTERED,
-    DELIVERED,
-    RETRYING,
-    Deliveries,
-    DeliveryKey,
-    DeliveryRow,
-    Outcome,
-)
+from gateway.store.deliveries import DEAD_LETTERED, DELIVERED, RETRYING, DeliveryKey, DeliveryRow, Outcome
 from gateway.store.store import now
 
 log = logging.getLogger(__name__)
@@ -59,7 +53,7 @@ _REASONS: dict[str, Reason] = {
 class Deliverer:
     def __init__(
         self,
-        ledger: Deliveries,
+        ledger: Ledger,
         destinations: Destinations,
         outbound: Outbound,
         settings: DeliverySettings,
@@ -90,13 +84,11 @@ class Deliverer:
             return
         if not self._claims(delivery.receiver):
             return  # another delivery group's receiver
-        current = await self._ledger.get(delivery.event_id, delivery.receiver)
+        current, earlier = await self._ledger.state(delivery.event_id, delivery.receiver, delivery.referral_id)
         reason = settled(current, delivery)
         if reason:
             log.info("event %s for %s: nothing to do, %s", delivery.event_id, delivery.receiver, reason)
             return
-        seq = current.seq if current else None
-        earlier = await self._ledger.waiting_before(delivery.referral_id, delivery.receiver, seq)
         if earlier is not None:
             await self._hold(delivery, current, earlier)
             return

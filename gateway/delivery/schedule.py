@@ -1,7 +1,9 @@
 """What a consumer holds between fetching records and committing their offsets. Pure: no I/O.
 
 `Schedule` keeps fetched records until they are due (a retry waits for its time; an event is due at
-once), per partition, so a retry due in an hour does not block one due now. `Progress` says how far
+once), per partition, so a retry due in an hour does not block one due now. Records of one key (the
+patient) are taken one at a time, in the order they are due, and never past one of that key still in
+hand; records of different keys are taken together, up to a limit. `Progress` says how far
 each partition may be committed: up to, not past, the first record not yet handled, so no record is
 ever skipped even when later ones finish first. `Rewinds` says which partitions must be read again
 from the start of their log, because the broker lost the log their positions were in.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -24,6 +26,7 @@ Item = TypeVar("Item")
 class _Entry(Generic[Item]):
     due: float
     offset: int
+    key: Hashable = field(compare=False)
     item: Item = field(compare=False)
 
 
@@ -32,17 +35,46 @@ class Schedule(Generic[Item]):
         self._waiting: dict[TopicPartition, list[_Entry[Item]]] = defaultdict(list)
         self._held_until: dict[TopicPartition, float] = {}
 
-    def add(self, tp: TopicPartition, offset: int, due: float, item: Item) -> None:
-        heapq.heappush(self._waiting[tp], _Entry(due, offset, item))
+    def add(self, tp: TopicPartition, offset: int, due: float, item: Item, key: Hashable | None = None) -> None:
+        """`key` orders records (one at a time, by due time then offset); none: the partition's."""
+        heapq.heappush(self._waiting[tp], _Entry(due, offset, tp if key is None else key, item))
 
-    def take_due(self, now: float) -> list[tuple[TopicPartition, int, Item]]:
-        """The earliest due record of each partition that is not held: at most one per partition."""
-        taken = []
-        for tp, entries in self._waiting.items():
-            if entries and entries[0].due <= now and self._held_until.get(tp, 0.0) <= now:
-                entry = heapq.heappop(entries)
+    def take_due(
+        self, now: float, busy: Collection[Hashable] = (), limit: int | None = None
+    ) -> list[tuple[TopicPartition, int, Item]]:
+        """Due records of partitions not held, at most one per key and none of a key in `busy` (in
+        hand) or of a key whose earlier record waits: so one key's records keep their order. The
+        partitions take turns, so one with a long backlog does not keep the others waiting."""
+        taken: list[tuple[TopicPartition, int, Item]] = []
+        seen: set[Hashable] = set(busy)
+        skipped: list[tuple[TopicPartition, _Entry[Item]]] = []
+        turns = [tp for tp in self._waiting if self._held_until.get(tp, 0.0) <= now]
+        while turns and (limit is None or len(taken) < limit):
+            for tp in list(turns):
+                entry = self._next_free(tp, now, seen, skipped)
+                if entry is None:
+                    turns.remove(tp)
+                    continue
                 taken.append((tp, entry.offset, entry.item))
+                if limit is not None and len(taken) >= limit:
+                    break
+        for tp, entry in skipped:
+            heapq.heappush(self._waiting[tp], entry)
         return taken
+
+    def _next_free(
+        self, tp: TopicPartition, now: float, seen: set[Hashable], skipped: list[tuple[TopicPartition, _Entry[Item]]]
+    ) -> _Entry[Item] | None:
+        """The partition's next due record of a key not seen yet (that key is seen from then on)."""
+        entries = self._waiting[tp]
+        while entries and entries[0].due <= now:
+            entry = heapq.heappop(entries)
+            if entry.key in seen:
+                skipped.append((tp, entry))
+                continue
+            seen.add(entry.key)
+            return entry
+        return None
 
     def hold(self, tp: TopicPartition, until: float) -> None:
         """Nothing more from this partition before `until` (after a failure that was not the receiver's)."""

@@ -1,6 +1,6 @@
 """The delivery component the runtime starts: one consumer per delivery group, each reading the
-referral topics, referrals.status (Task changes back to referrers) and the retry topic, with one
-outbound HTTP client and the store shared by all.
+referral topics, referrals.status (Task changes back to referrers) and the retry topic, with the
+outbound connections (kept open to each receiver) and the store shared by all.
 
 Idempotent `start()`/`stop()`; disabled by `delivery.enabled = false` (DELIVERY_ENABLED).
 """
@@ -15,6 +15,7 @@ from adapters.hl7v2.tables import Hl7Tables
 from gateway.delivery import envelope
 from gateway.delivery.consumer import DeliveryConsumer
 from gateway.delivery.deliver import Deliverer
+from gateway.delivery.ledger import Ledger
 from gateway.delivery.outbound import Destinations, MeshChannel, Outbound
 from gateway.settings import DeliveryGroup, DeliverySettings, KafkaSettings
 from gateway.store import Store
@@ -37,6 +38,7 @@ class DeliveryService:
     ) -> None:
         self.settings = settings
         self.ledger = Deliveries(store)
+        batched = Ledger(self.ledger)  # one for every group: the deliveries under way share its batches
         self._outbound = Outbound(settings, hl7, mesh)
         grace = max(settings.http_timeout_s, settings.mllp_timeout_s) + 5.0
         topics = [*settings.topics, settings.retry_topic]
@@ -46,7 +48,7 @@ class DeliveryService:
                 group.group_id,
                 topics,
                 Deliverer(
-                    self.ledger,
+                    batched,
                     destinations,
                     self._outbound,
                     settings,
@@ -58,6 +60,8 @@ class DeliveryService:
                 settings.max_waiting,
                 grace,
                 settings.new_group_start,
+                by_key=True,
+                max_in_flight=settings.max_in_flight,
             )
             for group in settings.groups
         ]

@@ -8,6 +8,8 @@ spine does) or talk to Kafka or a receiver.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,9 +17,9 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway.store.rows import write_events, write_steps
+from gateway.store.rows import outbox_rows, write_events, write_steps
 from gateway.store.store import OutboxEvent, Store, now
-from gateway.store.tables import deliveries
+from gateway.store.tables import deliveries, history, outbox
 
 DELIVERED = "delivered"
 RETRYING = "retrying"
@@ -113,6 +115,50 @@ class Deliveries:
         except IntegrityError:
             return False
 
+    async def look_up(
+        self, wanted: Sequence[tuple[str, str, str]]
+    ) -> list[tuple[DeliveryRow | None, DeliveryRow | None]]:
+        """For each (event id, receiver, referral id): its delivery (`get`) and the earliest earlier
+        event of the referral for that receiver still waiting for a retry (`waiting_before`), read
+        for the whole batch in two queries."""
+        if not wanted:
+            return []
+        events = select(deliveries).where(deliveries.c.event_id.in_({e for e, _, _ in wanted}))
+        waiting = (
+            select(deliveries)
+            .where(deliveries.c.referral_id.in_({r for _, _, r in wanted}), deliveries.c.status == RETRYING)
+            .order_by(deliveries.c.seq)
+        )
+        async with self._store.door.read() as conn:
+            rows = {(r.event_id, r.receiver): _row(r) for r in (await conn.execute(events)).all()}
+            retrying = [_row(r) for r in (await conn.execute(waiting)).all()]
+        found = []
+        for event_id, receiver, referral_id in wanted:
+            current = rows.get((event_id, receiver))
+            earlier = next(
+                (
+                    r
+                    for r in retrying
+                    if r.referral_id == referral_id
+                    and r.receiver == receiver
+                    and (current is None or r.seq < current.seq)
+                ),
+                None,
+            )
+            found.append((current, earlier))
+        return found
+
+    async def record_many(self, outcomes: Sequence[tuple[DeliveryKey, DeliveryRow | None, Outcome]]) -> list[bool]:
+        """Many deliveries' outcomes (`record`) in one transaction; for each, False when another
+        consumer (or an earlier run) had moved it. A batch that hits a constraint (a row another
+        consumer inserted first) is written again one outcome at a time, so only that one is refused."""
+        if not outcomes:
+            return []
+        try:
+            return await self._store.write(_write_outcomes, outcomes)
+        except IntegrityError:
+            return [await self.record(*outcome) for outcome in outcomes]
+
     async def record_unaddressed(
         self, referral_id: str, steps: tuple[tuple[str, dict[str, Any]], ...], record: OutboxEvent
     ) -> bool:
@@ -147,19 +193,7 @@ def _record_unaddressed(
 
 def _write_row(conn: Connection, key: DeliveryKey, current: DeliveryRow | None, outcome: Outcome) -> bool:
     at = now()
-    values = {
-        "status": outcome.status,
-        "attempts": outcome.attempts,
-        "format": outcome.format or (current.format if current else None),
-        "retry_id": outcome.retry_id,
-        "next_attempt_at": outcome.next_attempt_at,
-        "last_error": outcome.last_error,
-        "receipt": outcome.receipt,
-        "origin_topic": key.origin_topic,
-        "origin_partition": key.origin_partition,
-        "origin_offset": key.origin_offset,
-        "updated_at": at,
-    }
+    values = _values(key, current, outcome, at)
     if current is None:
         identity = {"event_id": key.event_id, "receiver": key.receiver, "referral_id": key.referral_id}
         conn.execute(
@@ -172,6 +206,70 @@ def _write_row(conn: Connection, key: DeliveryKey, current: DeliveryRow | None, 
         .values(version=current.version + 1, **values)
     )
     return bool(result.rowcount == 1)
+
+
+Outcomes = Sequence[tuple[DeliveryKey, DeliveryRow | None, Outcome]]
+
+
+def _write_outcomes(conn: Connection, outcomes: Outcomes) -> list[bool]:
+    """The rows (new ones in one statement), then every written outcome's history steps and outbox
+    records, one statement a table."""
+    at = now()
+    fresh = [(k, o) for k, c, o in outcomes if c is None]
+    if fresh:
+        conn.execute(
+            insert(deliveries),
+            [
+                {
+                    "event_id": k.event_id,
+                    "receiver": k.receiver,
+                    "referral_id": k.referral_id,
+                    "event_type": k.event_type,
+                    "version": 1,
+                    "created_at": at,
+                    **_values(k, None, o, at),
+                }
+                for k, o in fresh
+            ],
+        )
+    written = [
+        current is None
+        or conn.execute(
+            update(deliveries)
+            .where(deliveries.c.seq == current.seq, deliveries.c.version == current.version)
+            .values(version=current.version + 1, **_values(key, current, outcome, at))
+        ).rowcount
+        == 1
+        for key, current, outcome in outcomes
+    ]
+    done = [(k, o) for (k, _, o), ok in zip(outcomes, written, strict=True) if ok]
+    steps = [
+        {"referral_id": k.referral_id, "at": at, "step": step, "detail": json.dumps(detail)}
+        for k, o in done
+        for step, detail in o.steps
+    ]
+    if steps:
+        conn.execute(insert(history), steps)
+    records = [row for k, o in done if o.record is not None for row in outbox_rows([o.record], k.referral_id, at)]
+    if records:
+        conn.execute(insert(outbox), records)
+    return written
+
+
+def _values(key: DeliveryKey, current: DeliveryRow | None, outcome: Outcome, at: datetime) -> dict[str, Any]:
+    return {
+        "status": outcome.status,
+        "attempts": outcome.attempts,
+        "format": outcome.format or (current.format if current else None),
+        "retry_id": outcome.retry_id,
+        "next_attempt_at": outcome.next_attempt_at,
+        "last_error": outcome.last_error,
+        "receipt": outcome.receipt,
+        "origin_topic": key.origin_topic,
+        "origin_partition": key.origin_partition,
+        "origin_offset": key.origin_offset,
+        "updated_at": at,
+    }
 
 
 def _row(r: Row[Any]) -> DeliveryRow:
