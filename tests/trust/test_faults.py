@@ -120,7 +120,7 @@ async def under_load(tmp_path: Path, fault: Fault) -> None:
         await scene.more_accepted(15, "after the fault")
         scene.load.halt.set()
         await asyncio.to_thread(scene.load.join, 30)
-        await all_arrive(receiver, set(scene.load.accepted))
+        await all_arrive(receiver, scene.load)
         await asyncio.sleep(1)  # room for a late second copy to show
     finally:
         scene.load.halt.set()
@@ -130,7 +130,9 @@ async def under_load(tmp_path: Path, fault: Fault) -> None:
     check_once(tmp_path, scene.load, receiver, what)
 
 
-async def all_arrive(receiver: DemoReceiver, ubrns: set[str]) -> None:
+async def all_arrive(receiver: DemoReceiver, load: SteadyLoad) -> None:
+    ubrns = set(load.accepted)
+
     def arrived() -> set[str]:
         return {identity.split("|")[-1] for identity in receiver.ledger.referrals} & ubrns
 
@@ -138,7 +140,29 @@ async def all_arrive(receiver: DemoReceiver, ubrns: set[str]) -> None:
         await eventually(lambda: arrived() == ubrns, 60, "every accepted referral at the receiver")
     except AssertionError as exc:
         missing = sorted(ubrns - arrived())
-        raise AssertionError(f"{exc}: {len(missing)} of {len(ubrns)} lost, e.g. {missing[:3]}") from exc
+        where = where_they_are(load.data_dir, [load.accepted[ubrn] for ubrn in missing[:3]])
+        raise AssertionError(f"{exc}: {len(missing)} of {len(ubrns)} lost, e.g. {missing[:3]}\n{where}") from exc
+
+
+def where_they_are(data_dir: Path, referral_ids: list[str]) -> str:
+    """What the store holds of these referrals' events and deliveries, and the gateway's warnings: a
+    failure says where each one stopped."""
+    marks = ",".join("?" * len(referral_ids))
+    with sqlite3.connect(data_dir / "gateway.db") as db:
+        events = db.execute(
+            "select referral_id, topic, key, partition, offset, created_at, published_at, attempts, last_error"
+            f" from outbox where referral_id in ({marks}) order by seq",
+            referral_ids,
+        ).fetchall()
+        deliveries = db.execute(
+            "select referral_id, receiver, status, attempts, origin_topic, origin_partition, origin_offset, last_error"
+            f" from deliveries where referral_id in ({marks}) order by seq",
+            referral_ids,
+        ).fetchall()
+    log = data_dir / "gateway.log"
+    warnings = [line for line in log.read_text().splitlines() if '"level": "WARNING"' in line] if log.exists() else []
+    lines = ["outbox:", *map(str, events), "deliveries:", *map(str, deliveries), "warnings:", *warnings[-40:]]
+    return "\n".join(lines)
 
 
 def check_once(tmp_path: Path, load: SteadyLoad, receiver: DemoReceiver, what: str) -> None:
