@@ -149,7 +149,12 @@ class Rewinds:
         self._committed: set[TopicPartition] = set()  # sought, and that start committed, in this assignment
 
     def ask(self, topics: Iterable[str]) -> None:
+        """A log found lost again: what an earlier rewind sought and committed in this assignment was
+        in the log now gone, so the topics' partitions are sought to their start once more."""
+        topics = set(topics)
         self._topics.update(topics)
+        self._sought = {tp for tp in self._sought if tp.topic not in topics}
+        self._committed = {tp for tp in self._committed if tp.topic not in topics}
 
     def assigned(self) -> None:
         """A new assignment: its positions come from committed offsets, which may be the lost log's."""

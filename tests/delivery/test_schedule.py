@@ -88,6 +88,23 @@ def test_a_rewind_is_done_once_its_start_is_committed_within_one_assignment() ->
     assert rewinds.due({P0, P1}) == set(), "done: the next assignment starts from what was committed"
 
 
+def test_a_log_lost_again_within_one_assignment_is_read_again_from_its_start() -> None:
+    """The broker restarted twice while the group kept one assignment: the first rewind's seeks and
+    commits were in the second lost log, so the second rewind seeks every partition again."""
+    rewinds = Rewinds()
+    rewinds.assigned()
+    rewinds.ask({"referrals.retry"})
+    rewinds.sought({P0, P1}, rewinds.assignment)
+    rewinds.committed({P0}, {P0, P1}, rewinds.assignment)  # P1's start not yet committed: not done
+    rewinds.ask({"referrals.retry"})
+    assert rewinds.due({P0, P1}) == {P0, P1}
+    rewinds.sought({P0, P1}, rewinds.assignment)
+    rewinds.committed({P0, P1}, {P0, P1}, rewinds.assignment)
+    assert rewinds.due({P0, P1}) == set()
+    rewinds.ask({"referrals.retry"})  # and after one was done
+    assert rewinds.due({P0, P1}) == {P0, P1}
+
+
 def test_a_rewind_waits_for_partitions_of_its_topic() -> None:
     rewinds = Rewinds()
     rewinds.ask({"referrals.retry"})
