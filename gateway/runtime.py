@@ -166,6 +166,8 @@ class Runtime:
             self.audit, settings.schemas_dir, loaded(settings.schemas_dir, self.router, limits, calendar)
         )
         self._started: list[Component] = []
+        self._renewal: asyncio.Task[None] | None = None  # the consumers joining again after a lost log
+        self._renew_again = False
 
     def components(self) -> list[Component]:
         """In start order. Later capabilities (listeners, consumers) append themselves here."""
@@ -200,6 +202,9 @@ class Runtime:
         log.info("gateway started: Kafka %s, store %s", self.settings.kafka.servers, self.store.url.split("://")[0])
 
     async def stop(self) -> None:
+        if self._renewal is not None:
+            self._renewal.cancel()
+            await asyncio.gather(self._renewal, return_exceptions=True)
         while self._started:
             component = self._started.pop()
             try:
@@ -241,6 +246,25 @@ class Runtime:
             self.relay.wake()
         self.delivery.rewind(topics)
         self.status_updates.rewind(topics)
+        self._renew_consumers()
+
+    def _renew_consumers(self) -> None:
+        """Every consumer group joins again with a new client (delivery/consumer.py `renew`), in the
+        background: the relay, which reported the loss, goes on publishing meanwhile. A loss reported
+        while that is under way has it done once more, after."""
+        if self._renewal is not None and not self._renewal.done():
+            self._renew_again = True
+            return
+        self._renewal = asyncio.create_task(self._renew(), name="consumers-renewal")
+
+    async def _renew(self) -> None:
+        while True:
+            self._renew_again = False
+            results = await asyncio.gather(self.delivery.renew(), self.status_updates.renew(), return_exceptions=True)
+            for failed in (r for r in results if isinstance(r, Exception)):
+                log.error("a consumer group could not join again: %s", failed)
+            if not self._renew_again:
+                return
 
 
 class _Topics:

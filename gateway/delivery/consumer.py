@@ -15,6 +15,9 @@ and commits offsets only past records the spine has handled.
 - A partition is read again from its earliest offset when the broker lost its topic's log (`rewind`,
   which the relay's watch on the log asks for) and when its position lies past its log's end (offsets
   from a lost log): fetching there would wait forever. Positions from a lost log are never committed.
+- When the relay finds the log lost, the member also joins again with a new client (`renew`): a
+  client keeps the partition counts it saw first, and the embedded broker, restarted, makes a topic a
+  client asks for before the gateway restores it with its own default partitions.
 - A new group told to start at "latest" starts where the log ends (bus/end_offsets.py), found before
   the member says it has joined: nothing from before it, nothing after it skipped.
 Must not: decide what becomes of a record (deliver.py does).
@@ -101,6 +104,29 @@ class DeliveryConsumer:
 
     async def stop(self) -> None:
         """Finish the records in hand (within the grace time), commit what is done, leave the group."""
+        await self._halt(commit=True)
+
+    async def renew(self) -> None:
+        """The broker lost the log (restarted empty, a topic made again): join again with a new client.
+        A client keeps the partition counts it saw first, and one that asked the restarted broker for a
+        topic before the gateway restored it had it made with the broker's default partitions; a new
+        client sees the topics as they are. What this member had fetched and would commit belongs to
+        the lost log: it is dropped, not committed, and `rewind` has it read again."""
+        if self._task is None:
+            return
+        await self._halt(commit=False)
+        self._schedule, self._progress = Schedule(), Progress()
+        self.joined.clear()
+        while True:
+            try:
+                await self.start()
+                break
+            except BrokerUnavailable as exc:  # the broker away again: this member must not stay out
+                log.warning("%s; trying again", exc)
+                await asyncio.sleep(IDLE_POLL_S)
+        log.info("delivery group %s: joined again with a new client", self.group_id)
+
+    async def _halt(self, commit: bool) -> None:
         task, self._task = self._task, None
         consumer = self._consumer
         if task is None or consumer is None:
@@ -112,8 +138,9 @@ class DeliveryConsumer:
             log.warning("delivery group %s: stopped a delivery half way; it will be redelivered", self.group_id)
         except Exception:
             log.exception("delivery group %s: the consumer loop had failed", self.group_id)
-        async with self._lock:
-            await self._commit(consumer)
+        if commit:
+            async with self._lock:
+                await self._commit(consumer)
         self._consumer = None
         await consumer.stop()
 

@@ -2,7 +2,8 @@
 itself, says so on /readyz, logs the exit once and the clients' connection errors in summary, and every
 referral it accepted reaches the receiver (the demo receiver on the MSK service's address) once,
 those the broker's lost log held included (the receiver fails for a while before the kill). And the
-supervisor alone: a dead broker is started again and the runtime told; one the gateway stops is not."""
+supervisor alone: a dead broker is started again and the runtime told; one the gateway stops is not.
+And the broker killed three times in a row under load: nothing accepted is lost."""
 
 from __future__ import annotations
 
@@ -91,6 +92,50 @@ async def test_a_killed_embedded_broker_is_started_again_and_every_referral_is_d
     errors = [line for line in lines if '"level": "ERROR"' in line and '"logger": "aiokafka' in line]
     # one per kind of message and minute (about 180 in this outage when each is written)
     assert len(errors) <= 25, f"{len(errors)} client errors written one by one, e.g. {errors[:3]}"
+
+
+async def test_a_broker_killed_again_and_again_under_load_loses_nothing(tmp_path: Path) -> None:
+    """Three kills a few seconds apart, the group keeping one assignment between two of them: each
+    restart the relay finds the log lost, so its partitions are read again from their start, and the
+    groups join again with new clients (the restarted broker made the topics they asked for before
+    the gateway restored them with its default partition count)."""
+    if not port_free(DIRECTORY_PORT):
+        pytest.skip(f"127.0.0.1:{DIRECTORY_PORT}, the MSK receiver's address, is in use")
+    api = free_port()
+    base = f"http://127.0.0.1:{api}"
+    env = gateway_env(tmp_path, api, free_port(), embedded_port=free_port(), DELIVERY_NEW_GROUP_START="earliest")
+    receiver = DemoReceiver(http_port=DIRECTORY_PORT)
+    await receiver.start()
+    gateway = start_gateway(env, tmp_path / "gateway.log")
+    load = SteadyLoad(tmp_path, base)
+    try:
+        await asyncio.to_thread(wait_ready, gateway, base)
+        load.start()
+        for kill in range(1, 4):
+            await accepted_more(load, 15, f"before kill {kill}")
+            receiver.ledger.behaviour = Behaviour(http_status=503)
+            await accepted_more(load, 10, f"while the receiver fails, before kill {kill}")
+            (broker,) = child_pids(gateway.pid)
+            os.kill(broker, signal.SIGKILL)
+            assert await asyncio.to_thread(wait_gone, broker)
+            receiver.ledger.behaviour = Behaviour()
+
+            def back(restarts: int = kill) -> bool:
+                ready = readiness(base)
+                return bool(ready["embedded_broker"]["restarts"] == restarts and ready["status"] == "ready")
+
+            await eventually(lambda: asyncio.to_thread(back), 60, f"the broker started again after kill {kill}")
+            await accepted_more(load, 15, f"after kill {kill}")
+            await all_arrive(receiver, load)
+        load.halt.set()
+        await asyncio.to_thread(load.join, 30)
+        await all_arrive(receiver, load)
+        await asyncio.sleep(1)  # room for a late second copy to show
+    finally:
+        load.halt.set()
+        gateway.kill()
+        await receiver.stop()
+    check_once(tmp_path, load, receiver, "the embedded broker killed three times under load")
 
 
 async def test_the_supervisor_starts_a_dead_broker_again_and_tells_the_runtime(tmp_path: Path) -> None:
