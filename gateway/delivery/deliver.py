@@ -22,7 +22,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
-from time import perf_counter
 
 from aiokafka import ConsumerRecord
 
@@ -36,7 +35,6 @@ from gateway.delivery.ledger import Ledger
 from gateway.delivery.outbound import Destination, Destinations, Outbound
 from gateway.delivery.retry import RetryAt, RetryPolicy, retry_record
 from gateway.errors import DeliveryFailed, GatewayError, MalformedInput
-from gateway.observability import metrics
 from gateway.settings import DeliverySettings
 from gateway.store.deliveries import DEAD_LETTERED, DELIVERED, RETRYING, DeliveryKey, DeliveryRow, Outcome
 from gateway.store.store import now
@@ -106,7 +104,6 @@ class Deliverer:
     async def _attempt(self, delivery: Delivery, current: DeliveryRow | None) -> None:
         assert delivery.receiver is not None
         destination: Destination | None = None
-        started = perf_counter()
         try:
             destination = self._destinations.destination(delivery.receiver)
             receipt = await self._outbound.send(destination, await self._outgoing(delivery))
@@ -118,7 +115,6 @@ class Deliverer:
             unexpected = DeliveryFailed(f"unexpected {type(exc).__name__} in the outbound adapter: {exc}")
             await self._failed(delivery, current, unexpected, destination)
             return
-        metrics.delivery(delivery.receiver, destination.format, "delivered", perf_counter() - started)
         await self._delivered(delivery, current, destination, receipt)
 
     async def _outgoing(self, delivery: Delivery) -> Outgoing:
@@ -173,8 +169,6 @@ class Deliverer:
         log.warning(
             "event %s to %s failed (attempt %d): %s", delivery.event_id, delivery.receiver, attempts, error.message
         )
-        counted = "retried" if isinstance(decision, RetryAt) else "dead-lettered"
-        metrics.delivery(delivery.receiver or "none", fmt, counted)
         if isinstance(decision, RetryAt):
             await self._schedule(delivery, current, attempts, decision, error.message, failed)
         else:

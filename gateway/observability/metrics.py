@@ -150,7 +150,7 @@ def status_changed(status: str, adapter: str) -> None:
     STATUS_CHANGES.labels(status, adapter).inc()
 
 
-def delivery(receiver: str, fmt: str | None, outcome: str, seconds: float | None = None) -> None:
+def delivery(receiver: str, fmt: str, outcome: str, seconds: float | None = None) -> None:
     """One delivery attempt's outcome: delivered, retried or dead-lettered (for the delivery spine)."""
     DELIVERIES.labels(receiver, fmt or "none", outcome).inc()
     if seconds is not None:
