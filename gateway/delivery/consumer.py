@@ -107,7 +107,7 @@ class DeliveryConsumer:
         await self._halt(commit=True)
 
     async def renew(self) -> None:
-        """The broker lost the log (restarted empty, a topic made again): join again with a new client.
+        """The broker lost a log (restarted empty, a topic made again): join again with a new client.
         A client keeps the partition counts it saw first, and one that asked the restarted broker for a
         topic before the gateway restored it had it made with the broker's default partitions; a new
         client sees the topics as they are. What this member had fetched and would commit belongs to
@@ -121,19 +121,20 @@ class DeliveryConsumer:
             try:
                 await self.start()
                 break
-            except BrokerUnavailable as exc:  # the broker away again: this member must not stay out
-                log.warning("%s; trying again", exc)
+            except Exception as exc:  # the broker away again, say: this member must not stay out
+                log.warning("delivery group %s: joining again failed (%s); trying again", self.group_id, exc)
                 await asyncio.sleep(IDLE_POLL_S)
         log.info("delivery group %s: joined again with a new client", self.group_id)
 
     async def _halt(self, commit: bool) -> None:
         task, self._task = self._task, None
         consumer = self._consumer
-        if task is None or consumer is None:
+        if consumer is None:
             return
         self._stopping = True
         try:
-            await asyncio.wait_for(task, timeout=self._stop_grace_s)
+            if task is not None:  # None: a halt cancelled half way, its client not yet stopped
+                await asyncio.wait_for(task, timeout=self._stop_grace_s)
         except TimeoutError:
             log.warning("delivery group %s: stopped a delivery half way; it will be redelivered", self.group_id)
         except Exception:

@@ -91,7 +91,7 @@ class DeliveryService:
             consumer.rewind(topics)
 
     async def renew(self) -> None:
-        """The broker lost these topics' log: every group joins again with a new client (consumer.py)."""
+        """The broker lost a log: every group joins again with a new client (consumer.py `renew`)."""
         await asyncio.gather(*(consumer.renew() for consumer in self.consumers))
 
     async def stop(self) -> None:
