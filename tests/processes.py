@@ -77,7 +77,7 @@ def child_pids(pid: int) -> list[int]:
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone; or reaped between the open and the read
         return False
     return stat.split(")")[-1].split()[0] != "Z"
 
