@@ -213,7 +213,12 @@ class OutboxRelay:
 
     async def _report_lost(self) -> None:
         """Tell the caller what was found lost; what it has not taken note of (the store failing, say) is
-        told again at the next round."""
+        told again at the next round. Then the next batch goes through a new producer: a client keeps
+        the partition counts it saw first, and a topic made again may have others (the restarted
+        embedded broker makes a topic a client asks for with its default partitions), so the old one
+        would go on writing to a partition the topic no longer has, found lost at every round."""
+        if not self._lost:
+            return
         while self._lost:
             since = min(self._lost.values())
             lost = {topic for topic, at in self._lost.items() if at == since}
@@ -221,6 +226,7 @@ class OutboxRelay:
                 await self._on_log_lost(lost, since)
             for topic in lost:
                 del self._lost[topic]
+        await self._close_producer()
 
     async def _offsets_started(self) -> AIOKafkaConsumer:
         if self._offsets is None:
