@@ -252,9 +252,11 @@ class Runtime:
         self._renew_consumers()
 
     def _renew_consumers(self) -> None:
-        """Every consumer group joins again with a new client (delivery/consumer.py `renew`), in the
-        background: the relay, which reported the loss, goes on publishing meanwhile. A loss reported
-        while that is under way has it done once more, after."""
+        """Every consumer group joins again with a new client, in the background: the relay, which
+        reported the loss, goes on publishing meanwhile. In order: every client stopped, the topics
+        restored, then the new clients, so none of them asks for a topic before it is back (a broker
+        that makes a missing topic on request would make it with its own partition count, which a
+        client then keeps). A loss reported while that is under way has it done once more, after."""
         if self._renewal is not None and not self._renewal.done():
             self._renew_again = True
             return
@@ -263,9 +265,13 @@ class Runtime:
     async def _renew(self) -> None:
         while True:
             self._renew_again = False
-            results = await asyncio.gather(self.delivery.renew(), self.status_updates.renew(), return_exceptions=True)
-            for failed in (r for r in results if isinstance(r, Exception)):
-                log.error("a consumer group could not join again: %s", failed)
+            consumers = [*self.delivery.consumers, self.status_updates]
+            running = await asyncio.gather(*(consumer.leave() for consumer in consumers))
+            try:
+                await self.ensure_topics()
+            except Exception as exc:  # the broker away again: the new clients keep trying to join
+                log.warning("topics not restored before the consumer groups join again: %s", exc)
+            await asyncio.gather(*(c.rejoin() for c, was in zip(consumers, running, strict=True) if was))
             if not self._renew_again:
                 return
 

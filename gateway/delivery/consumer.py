@@ -106,22 +106,28 @@ class DeliveryConsumer:
         """Finish the records in hand (within the grace time), commit what is done, leave the group."""
         await self._halt(commit=True)
 
-    async def renew(self) -> None:
-        """The broker lost a log (restarted empty, a topic made again): join again with a new client.
-        A client keeps the partition counts it saw first, and one that asked the restarted broker for a
-        topic before the gateway restored it had it made with the broker's default partitions; a new
-        client sees the topics as they are. What this member had fetched and would commit belongs to
-        the lost log: it is dropped, not committed, and `rewind` has it read again."""
+    async def leave(self) -> bool:
+        """The broker lost a log (restarted empty, a topic made again): stop this member's client, as the
+        first half of joining again with a new one (`rejoin`). A client keeps the partition counts it
+        saw first, and one that asked the restarted broker for a topic before the gateway restored it
+        had it made with the broker's default partitions; a client made after the topics are restored
+        sees them as they are. What this member had fetched and would commit belongs to the lost log:
+        it is dropped, not committed, and `rewind` has it read again. False if it was not running."""
         if self._task is None:
-            return
+            return False
         await self._halt(commit=False)
         self._schedule, self._progress = Schedule(), Progress()
         self.joined.clear()
+        return True
+
+    async def rejoin(self) -> None:
+        """Join again with a new client after `leave`, trying until the broker takes it: this member
+        must not stay out."""
         while True:
             try:
                 await self.start()
                 break
-            except Exception as exc:  # the broker away again, say: this member must not stay out
+            except Exception as exc:
                 log.warning("delivery group %s: joining again failed (%s); trying again", self.group_id, exc)
                 await asyncio.sleep(IDLE_POLL_S)
         log.info("delivery group %s: joined again with a new client", self.group_id)

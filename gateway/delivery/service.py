@@ -90,10 +90,6 @@ class DeliveryService:
         for consumer in self.consumers:
             consumer.rewind(topics)
 
-    async def renew(self) -> None:
-        """The broker lost a log: every group joins again with a new client (consumer.py `renew`)."""
-        await asyncio.gather(*(consumer.renew() for consumer in self.consumers))
-
     async def stop(self) -> None:
         await asyncio.gather(*(consumer.stop() for consumer in self.consumers))
         await self._outbound.stop()
