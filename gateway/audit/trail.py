@@ -12,7 +12,6 @@ Must not: decide whether an action is allowed (gateway/auth does), or update a w
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from gateway.bus import events
 from gateway.errors import StoreUnavailable
 from gateway.store import Store
 from gateway.store.audit import AuditLog, AuditRow
+from gateway.store.rows import appended_id
 from gateway.store.store import now
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class AuditTrail:
         recipient: str | None = None,
     ) -> AuditRow:
         who = actor or context.current_actor() or context.anonymous()
-        record = AuditRecord(str(uuid.uuid4()), now(), interaction, outcome, who, entities, description, recipient)
+        record = AuditRecord(appended_id(), now(), interaction, outcome, who, entities, description, recipient)
         return audit_row(record, self._topic)
 
 

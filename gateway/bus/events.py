@@ -6,9 +6,9 @@ value = the FHIR resource as JSON; headers = CloudEvents-style attributes plus r
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
+from gateway.store.rows import appended_id
 from gateway.store.store import OutboxEvent
 
 __all__ = ["OutboxEvent", "new_event"]
@@ -44,7 +44,7 @@ def new_event(
 ) -> OutboxEvent:
     headers = {
         "ce_specversion": "1.0",
-        "ce_id": str(uuid.uuid4()),
+        "ce_id": appended_id(),
         "ce_type": event_type,
         "ce_source": source,
         "ce_subject": subject,

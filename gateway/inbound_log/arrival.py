@@ -18,7 +18,6 @@ Must not: log patient details (the row holds them; log lines carry ids only).
 from __future__ import annotations
 
 import json
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,7 +38,7 @@ from gateway.errors import (
     UnroutableReferral,
     UnsupportedInput,
 )
-from gateway.store.rows import now
+from gateway.store.rows import appended_id, now
 
 REASONS = ("unreadable", "header", "mapping", "ukcore", "routing", "authorisation", "state")
 ACCEPTED, DUPLICATE, REFUSED, FAILED = "accepted", "duplicate", "refused", "failed"
@@ -65,7 +64,7 @@ class Arrival:
     resubmit_of: str | None = None
     resubmitted_by: str | None = None
     edit_diff: str | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=appended_id)
     received_at: datetime = field(default_factory=now)
     # what happened to it
     nhs_number: str | None = None

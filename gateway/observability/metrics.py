@@ -8,7 +8,6 @@
     relay       gateway_events_published_total{topic}, gateway_publish_failures_total{topic},
                 gateway_outbox_to_kafka_seconds{topic} (commit to broker acknowledgement)
     status      gateway_task_status_changes_total{status,adapter}
-    delivery    gateway_deliveries_total{receiver,format,outcome}, gateway_delivery_seconds{format}
     sampler     gateway_topic_end_offset{topic}, gateway_consumer_lag{group,topic},
                 gateway_outbox_backlog, gateway_outbox_oldest_age_seconds, gateway_broker_up,
                 gateway_delivery_ledger{receiver,status}, gateway_receiver_failing{receiver},
@@ -58,14 +57,6 @@ OUTBOX_TO_KAFKA_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 STATUS_CHANGES = Counter("gateway_task_status_changes", "Task status changes stored", ["status", "adapter"])
-DELIVERIES = Counter(
-    "gateway_deliveries",
-    "Delivery attempts: delivered, retried, dead-lettered",
-    ["receiver", "format", "outcome"],
-)
-DELIVERY_SECONDS = Histogram(
-    "gateway_delivery_seconds", "Sending one event to a receiver", ["format"], buckets=_LATENCY_BUCKETS
-)
 TOPIC_END_OFFSET = Gauge("gateway_topic_end_offset", "Sum of the end offsets of a topic's partitions", ["topic"])
 CONSUMER_LAG = Gauge("gateway_consumer_lag", "Records a consumer group has yet to commit", ["group", "topic"])
 OUTBOX_BACKLOG = Gauge("gateway_outbox_backlog", "Outbox events committed and not yet published")
@@ -148,13 +139,6 @@ def publish_failed(topic: str) -> None:
 
 def status_changed(status: str, adapter: str) -> None:
     STATUS_CHANGES.labels(status, adapter).inc()
-
-
-def delivery(receiver: str, fmt: str, outcome: str, seconds: float | None = None) -> None:
-    """One delivery attempt's outcome: delivered, retried or dead-lettered (for the delivery spine)."""
-    DELIVERIES.labels(receiver, fmt or "none", outcome).inc()
-    if seconds is not None:
-        DELIVERY_SECONDS.labels(fmt or "none").observe(seconds)
 
 
 def wait_breached(service: str, priority: str, status: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import uuid6
 from sqlalchemy import Connection
 
 from gateway.store.bulk import Rows, insert_all
@@ -23,6 +24,13 @@ from gateway.store.tables import audit_entities, audit_events, history, outbox
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def appended_id() -> str:
+    """The id of a row the store appends and never rewrites (an event, an inbound message, an audit
+    record): a UUIDv7, ordered by time, so the table's unique index on it grows at its end. A random
+    UUID put each new row on a random leaf of that index, a page read and written for every row."""
+    return str(uuid6.uuid7())
 
 
 @dataclass(frozen=True)
