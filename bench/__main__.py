@@ -44,6 +44,7 @@ def main() -> int:
     parser.add_argument("--workers-count", type=int, default=4000, help="messages per `serve --workers` run")
     parser.add_argument("--memory-referrals", type=int, default=100_000)
     parser.add_argument("--memory-store", choices=store_kinds(), default=SQLITE)
+    parser.add_argument("--memory-source", choices=memory.SOURCES, default=memory.HL7, help="what the load sends")
     args = parser.parse_args()
     unknown = set(args.names) - set(NAMES)
     if unknown:
@@ -60,7 +61,7 @@ def main() -> int:
         "latency": lambda: latency.run(report, args.latency_seconds, args.latency_rate),
         "delivery": lambda: _delivery(report, args.delivery_count),
         "workers": lambda: workers.run(report, args.workers_count),
-        "memory": lambda: _memory(report, args.memory_referrals, args.memory_store),
+        "memory": lambda: _memory(report, args.memory_referrals, args.memory_store, args.memory_source),
     }
     for name in args.names or NAMES:
         report.heading(name)
@@ -88,8 +89,8 @@ def _delivery(report: Report, count: int) -> None:
         report.figure(f"{name.removesuffix(', events per second')}, against intake", rate, "/s", (">=", best))
 
 
-def _memory(report: Report, count: int, store: str) -> None:
-    memory.run(report, count, store=store)
+def _memory(report: Report, count: int, store: str, source: str) -> None:
+    memory.run(report, count, store=store, source=source)
     for name, growth in report.value("RSS growth per 100k").items():
         report.figure(f"{name}: flat", growth, " MiB", ("<=", FLAT_MIB_PER_100K))
 

@@ -18,6 +18,7 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
@@ -46,8 +47,15 @@ CONNECTIONS = 20  # the end-to-end target's load (issue 18: 1,000 messages a sec
 
 def messages(count: int) -> list[str]:
     """`count` distinct referrals (own MSH-10, RF1-6, NHS number), cycling through the samples."""
+    return list(streamed(count, 0, 1))
+
+
+def streamed(count: int, share: int, shares: int) -> Iterator[str]:
+    """Share `share` of `shares` of `count` distinct referrals, each made as it is asked for: a long
+    run's messages are never all held at once."""
     bases = [(SAMPLES / name).read_bytes().decode().replace("\n", "\r") for name in KINDS]
-    return [_distinct(bases[i % len(bases)], i) for i in range(count)]
+    for i in range(share, count, shares):
+        yield _distinct(bases[i % len(bases)], i)
 
 
 def _distinct(text: str, i: int) -> str:

@@ -23,6 +23,7 @@ from gateway.bus.broker import BrokerHealth, EmbeddedBroker
 from gateway.bus.relay import OutboxRelay
 from gateway.bus.topics import ensure_topics, load_topics
 from gateway.delivery.destinations import DirectoryDestinations
+from gateway.delivery.overdue import OverdueRetries
 from gateway.delivery.service import DeliveryService
 from gateway.delivery.status_updates import status_updates_consumer
 from gateway.inbound_log.log import InboundLog
@@ -161,6 +162,7 @@ class Runtime:
         self.pruner = Pruner(self.store, settings.retention, settings.delivery.dead_letter_topic)
         limits = load_wait_limits(settings.schemas_dir, self.router.directory)
         calendar = load_calendar(settings.schemas_dir)
+        self.overdue = OverdueRetries(self.store, settings.delivery, self.relay.wake)
         self.watcher = WaitWatcher(
             self.store, limits, calendar, self.relay.wake, settings.watcher, settings.topics.status
         )
@@ -180,6 +182,7 @@ class Runtime:
         # broker's rebalance delay, so one after another they would add up
         consumers = [self.delivery, self.status_updates] if self.settings.delivery.enabled else [self.status_updates]
         watchers: list[Component] = [self.sampler, self.pruner, self.watcher]
+        watchers += [self.overdue] if self.settings.delivery.enabled else []
         return [
             *first,
             _Topics(self),

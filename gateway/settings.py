@@ -218,6 +218,9 @@ class DeliverySettings(BaseModel):
     # skipped (the ledger keeps a second look harmless). "latest" only for throwaway groups (tests, demos)
     # on a broker with history they must not replay.
     new_group_start: Literal["earliest", "latest"] = "earliest"
+    # A retrying delivery whose retry is this long past due is taken for lost by the broker, and its
+    # retry is published again (delivery/overdue.py); a copy that was only late the ledger answers.
+    overdue_retry_s: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="after")
     def _groups_do_not_overlap(self) -> DeliverySettings:

@@ -64,6 +64,11 @@ def start_tansu(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
     raise RuntimeError("the test broker did not start")
 
 
+def stop_tansu(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
 @contextmanager
 def tansu_broker() -> Iterator[str]:
     """A broker of its own on a free port, for as long as the block lasts: its bootstrap servers."""
@@ -72,8 +77,7 @@ def tansu_broker() -> Iterator[str]:
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_tansu(proc)
 
 
 class SessionBroker:
@@ -98,8 +102,7 @@ class SessionBroker:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        stop_tansu(self.proc)
 
 
 @pytest.fixture(scope="session")

@@ -131,4 +131,3 @@ def _entity_rows(record: AuditRecord) -> tuple[dict[str, Any], ...]:
                 "performer": e.performer,
             }
     return tuple(rows.values())
-

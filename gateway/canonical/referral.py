@@ -28,6 +28,7 @@ def referral_id_for(system: str, value: str) -> str:
     """Deterministic: the same business identifier always gets the same id, in every process."""
     return str(uuid.uuid5(_ID_NAMESPACE, f"{system}|{value}"))
 
+
 Reason = Literal["new", "update", "delete"]
 
 

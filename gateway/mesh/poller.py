@@ -30,9 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class MeshPoller:
-    def __init__(
-        self, settings: MeshSettings, inbound: MeshInbound, clients: dict[str, MeshMailboxClient]
-    ) -> None:
+    def __init__(self, settings: MeshSettings, inbound: MeshInbound, clients: dict[str, MeshMailboxClient]) -> None:
         self._settings = settings
         self._inbound = inbound
         self._clients = clients

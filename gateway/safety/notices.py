@@ -46,9 +46,7 @@ def breach_event(breach: Breach, task: str, key: str, correlation_id: str, topic
     return _task_event(events.TASK_WAIT_BREACHED, breach, task, key, correlation_id, topic, breach_headers(breach))
 
 
-def cleared_event(
-    breach: Breach, task: str, key: str, correlation_id: str, at: datetime, topic: str
-) -> OutboxEvent:
+def cleared_event(breach: Breach, task: str, key: str, correlation_id: str, at: datetime, topic: str) -> OutboxEvent:
     headers = {**breach_headers(breach), "breach_cleared": at.isoformat()}
     return _task_event(events.TASK_WAIT_CLEARED, breach, task, key, correlation_id, topic, headers)
 

@@ -56,10 +56,7 @@ def _heading(log: HazardLog) -> str:
 
 def _scope(log: HazardLog) -> str:
     not_for = "\n".join(f"- {item}" for item in log.not_intended_for)
-    return (
-        f"## Scope\n\n{log.scope}\n\n## Intended use\n\n{log.intended_use}\n\n"
-        f"It is not intended for:\n\n{not_for}\n"
-    )
+    return f"## Scope\n\n{log.scope}\n\n## Intended use\n\n{log.intended_use}\n\nIt is not intended for:\n\n{not_for}\n"
 
 
 def _method() -> str:

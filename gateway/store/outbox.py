@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Integer, Update, bindparam, exists, func, ins
 
 from gateway.store.bulk import execute_many
 from gateway.store.deliveries import RETRYING
+from gateway.store.door import run_statements
 from gateway.store.store import Store, now
 from gateway.store.tables import deliveries, history, outbox
 
@@ -188,3 +189,20 @@ class Outbox:
         again = update(outbox).where(gone, waited_for).values(published_at=None, partition=None, offset=None)
         forget = update(outbox).where(gone, outbox.c.offset.is_not(None)).values(partition=None, offset=None)
         return await self._store.write(_republish, again, forget)
+
+    async def republish_overdue(self, retries: str, before: datetime) -> int:
+        """The retries (on `retries`) that retrying deliveries wait for, due before `before` and last
+        published before it too, marked unpublished so the relay sends them again: a retry that long
+        overdue was lost by the broker, in a way the relay's look at the log ends could not see (the
+        log grew back past its old end before it looked). A retry only late is harmless twice: the
+        delivery ledger answers the second copy. Returns how many are to be published again."""
+        overdue = select(deliveries.c.retry_id).where(
+            deliveries.c.status == RETRYING, deliveries.c.next_attempt_at < before
+        )
+        again = (
+            update(outbox)
+            .where(outbox.c.topic == retries, outbox.c.event_id.in_(overdue), outbox.c.published_at < before)
+            .values(published_at=None, partition=None, offset=None)
+        )
+        (count,) = await self._store.write(run_statements, again)
+        return count

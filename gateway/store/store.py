@@ -240,9 +240,7 @@ def _apply_update(conn: Connection, change: _Change) -> StoredReferral:
     if change.nhs_number is not None:
         values["nhs_number"] = change.nhs_number
     result = conn.execute(
-        update(referrals)
-        .where(referrals.c.id == referral.id, referrals.c.version == referral.version)
-        .values(**values)
+        update(referrals).where(referrals.c.id == referral.id, referrals.c.version == referral.version).values(**values)
     )
     if result.rowcount != 1:
         raise StaleWrite(f"referral {referral.id} changed meanwhile")

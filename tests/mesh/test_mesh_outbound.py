@@ -126,9 +126,7 @@ async def test_undeliverable_message_is_sent_again_then_dead_lettered(mesh: Sand
     try:
         await gateway.runtime.delivery.joined()
         referral_id, _ = await referral_in(gateway, mesh)
-        await eventually(
-            lambda: _dead_lettered(gateway, referral_id), timeout=40, what="the delivery dead-lettered"
-        )
+        await eventually(lambda: _dead_lettered(gateway, referral_id), timeout=40, what="the delivery dead-lettered")
         attempts = [m for m in mesh.outbox(GATEWAY) if m["recipient"] == CLOSED]
         assert len(attempts) == closed_receiver.delivery.max_attempts  # one MESH message per attempt
         assert {m["status"].lower() for m in attempts} == {"undeliverable"}

@@ -20,6 +20,7 @@ DEAD_LETTER_TOPIC = "referrals.deadletter"
 
 async def queue(store: Store, event_id: str, topic: str, headers: dict[str, str], waited: timedelta) -> None:
     """An outbox event committed `waited` ago and not yet published."""
+
     def write(conn: Connection) -> None:
         write_events(conn, [OutboxEvent(event_id, topic, "9434765919", headers, "{}")], f"ref-{event_id}")
         conn.execute(update(outbox).where(outbox.c.event_id == event_id).values(created_at=now() - waited))

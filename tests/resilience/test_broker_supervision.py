@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,14 @@ from gateway.settings import KafkaSettings
 from tests.conftest import free_port
 from tests.delivery.receivers import eventually
 from tests.processes import child_pids, gateway_env, local_client, start_gateway, wait_gone, wait_ready
-from tests.trust.test_faults import DIRECTORY_PORT, SteadyLoad, all_arrive, check_once, port_free
+from tests.trust.test_faults import (
+    DIRECTORY_PORT,
+    OVERDUE_RETRY_S,
+    SteadyLoad,
+    all_arrive,
+    check_once,
+    port_free,
+)
 
 
 def readiness(base: str) -> dict[str, Any]:
@@ -36,49 +47,82 @@ async def accepted_more(load: SteadyLoad, count: int, what: str) -> None:
     await eventually(lambda: len(load.accepted) >= target, 60, f"{count} referrals accepted {what}")
 
 
-async def test_a_killed_embedded_broker_is_started_again_and_every_referral_is_delivered_once(tmp_path: Path) -> None:
+@dataclass
+class Supervised:
+    """A gateway process running its own broker, the MSK receiver, and a steady load on the gateway."""
+
+    base: str
+    log: Path
+    gateway: subprocess.Popen[bytes]
+    receiver: DemoReceiver
+    load: SteadyLoad
+
+    async def kill_broker(self, kill: int) -> int:
+        """Referrals accepted, then more while the receiver fails (published, not yet delivered: lost
+        with the log), then the broker killed with SIGKILL; its pid."""
+        await accepted_more(self.load, 15, f"before kill {kill}")
+        self.receiver.ledger.behaviour = Behaviour(http_status=503)
+        await accepted_more(self.load, 10, f"while the receiver fails, before kill {kill}")
+        (broker,) = child_pids(self.gateway.pid)
+        os.kill(broker, signal.SIGKILL)
+        assert await asyncio.to_thread(wait_gone, broker)
+        self.receiver.ledger.behaviour = Behaviour()
+        return broker
+
+    async def drained(self) -> None:
+        """The load stopped and everything it had accepted at the receiver."""
+        self.load.halt.set()
+        await asyncio.to_thread(self.load.join, 30)
+        await all_arrive(self.receiver, self.load)
+        await asyncio.sleep(1)  # room for a late second copy to show
+
+
+@asynccontextmanager
+async def supervised(tmp_path: Path) -> AsyncIterator[Supervised]:
     if not port_free(DIRECTORY_PORT):
         pytest.skip(f"127.0.0.1:{DIRECTORY_PORT}, the MSK receiver's address, is in use")
     api = free_port()
     base, log = f"http://127.0.0.1:{api}", tmp_path / "gateway.log"
-    env = gateway_env(tmp_path, api, free_port(), embedded_port=free_port(), DELIVERY_NEW_GROUP_START="earliest")
+    env = gateway_env(
+        tmp_path,
+        api,
+        free_port(),
+        embedded_port=free_port(),
+        DELIVERY_NEW_GROUP_START="earliest",
+        DELIVERY_OVERDUE_RETRY_S=OVERDUE_RETRY_S,
+    )
     receiver = DemoReceiver(http_port=DIRECTORY_PORT)
     await receiver.start()
     gateway = start_gateway(env, log)
     load = SteadyLoad(tmp_path, base)
     try:
         await asyncio.to_thread(wait_ready, gateway, base)
-        (first_broker,) = child_pids(gateway.pid)
         load.start()
-        await accepted_more(load, 15, "before the kill")
-        receiver.ledger.behaviour = Behaviour(http_status=503)  # published, not yet delivered: lost with the log
-        await accepted_more(load, 10, "while the receiver fails")
-        os.kill(first_broker, signal.SIGKILL)
-        assert await asyncio.to_thread(wait_gone, first_broker)
-        receiver.ledger.behaviour = Behaviour()
-
-        seen: list[dict[str, Any]] = []
-
-        def restarted() -> bool:
-            ready = readiness(base)
-            seen.append(ready)
-            return bool(ready["embedded_broker"]["restarts"] == 1 and ready["status"] == "ready")
-
-        await eventually(lambda: asyncio.to_thread(restarted), 60, "the broker started again and the gateway ready")
-        await accepted_more(load, 15, "after the restart")
-        load.halt.set()
-        await asyncio.to_thread(load.join, 30)
-        await all_arrive(receiver, load)
-        await asyncio.sleep(1)  # room for a late second copy to show
-        health = (await asyncio.to_thread(readiness, base))["embedded_broker"]
-        with local_client(tmp_path, base) as client:
-            dashboard = client.get("/monitor/api/overview").json()
-        (second_broker,) = child_pids(gateway.pid)
+        yield Supervised(base, log, gateway, receiver, load)
     finally:
         load.halt.set()
         gateway.kill()
         await receiver.stop()
-    check_once(tmp_path, load, receiver, "the embedded broker killed with SIGKILL under load")
+
+
+async def test_a_killed_embedded_broker_is_started_again_and_every_referral_is_delivered_once(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    async with supervised(tmp_path) as scene:
+        first_broker = await scene.kill_broker(1)
+
+        def restarted() -> bool:
+            ready = readiness(scene.base)
+            seen.append(ready)
+            return bool(ready["embedded_broker"]["restarts"] == 1 and ready["status"] == "ready")
+
+        await eventually(lambda: asyncio.to_thread(restarted), 60, "the broker started again and the gateway ready")
+        await accepted_more(scene.load, 15, "after the restart")
+        await scene.drained()
+        health = (await asyncio.to_thread(readiness, scene.base))["embedded_broker"]
+        with local_client(tmp_path, scene.base) as client:
+            dashboard = client.get("/monitor/api/overview").json()
+        (second_broker,) = child_pids(scene.gateway.pid)
+    check_once(tmp_path, scene.load, scene.receiver, "the embedded broker killed with SIGKILL under load")
     outage = [r for r in seen if not r["embedded_broker"]["running"]]
     assert outage, "/readyz showed the outage while the broker was down"
     assert all(r["status"] == "not ready" and r["embedded_broker"]["down_since"] for r in outage)
@@ -87,7 +131,7 @@ async def test_a_killed_embedded_broker_is_started_again_and_every_referral_is_d
     assert health["last_restart_at"] is not None
     shown = dashboard["cells"]["broker process"]
     assert shown.startswith("running, restarted once (last at ") and shown.endswith("it was killed by SIGKILL)")
-    lines = log.read_text().splitlines()
+    lines = scene.log.read_text().splitlines()
     assert len([line for line in lines if "was killed by SIGKILL; starting it again" in line]) == 1, "logged once"
     errors = [line for line in lines if '"level": "ERROR"' in line and '"logger": "aiokafka' in line]
     # one per kind of message and minute (about 180 in this outage when each is written)
@@ -99,43 +143,19 @@ async def test_a_broker_killed_again_and_again_under_load_loses_nothing(tmp_path
     restart the relay finds the log lost, so its partitions are read again from their start, and the
     groups join again with new clients (the restarted broker made the topics they asked for before
     the gateway restored them with its default partition count)."""
-    if not port_free(DIRECTORY_PORT):
-        pytest.skip(f"127.0.0.1:{DIRECTORY_PORT}, the MSK receiver's address, is in use")
-    api = free_port()
-    base = f"http://127.0.0.1:{api}"
-    env = gateway_env(tmp_path, api, free_port(), embedded_port=free_port(), DELIVERY_NEW_GROUP_START="earliest")
-    receiver = DemoReceiver(http_port=DIRECTORY_PORT)
-    await receiver.start()
-    gateway = start_gateway(env, tmp_path / "gateway.log")
-    load = SteadyLoad(tmp_path, base)
-    try:
-        await asyncio.to_thread(wait_ready, gateway, base)
-        load.start()
+    async with supervised(tmp_path) as scene:
         for kill in range(1, 4):
-            await accepted_more(load, 15, f"before kill {kill}")
-            receiver.ledger.behaviour = Behaviour(http_status=503)
-            await accepted_more(load, 10, f"while the receiver fails, before kill {kill}")
-            (broker,) = child_pids(gateway.pid)
-            os.kill(broker, signal.SIGKILL)
-            assert await asyncio.to_thread(wait_gone, broker)
-            receiver.ledger.behaviour = Behaviour()
+            await scene.kill_broker(kill)
 
             def back(restarts: int = kill) -> bool:
-                ready = readiness(base)
+                ready = readiness(scene.base)
                 return bool(ready["embedded_broker"]["restarts"] == restarts and ready["status"] == "ready")
 
             await eventually(lambda: asyncio.to_thread(back), 60, f"the broker started again after kill {kill}")
-            await accepted_more(load, 15, f"after kill {kill}")
-            await all_arrive(receiver, load)
-        load.halt.set()
-        await asyncio.to_thread(load.join, 30)
-        await all_arrive(receiver, load)
-        await asyncio.sleep(1)  # room for a late second copy to show
-    finally:
-        load.halt.set()
-        gateway.kill()
-        await receiver.stop()
-    check_once(tmp_path, load, receiver, "the embedded broker killed three times under load")
+            await accepted_more(scene.load, 15, f"after kill {kill}")
+            await all_arrive(scene.receiver, scene.load)
+        await scene.drained()
+    check_once(tmp_path, scene.load, scene.receiver, "the embedded broker killed three times under load")
 
 
 async def test_the_supervisor_starts_a_dead_broker_again_and_tells_the_runtime(tmp_path: Path) -> None:

@@ -1,14 +1,18 @@
 """When the broker lost a log, the outbox sends again exactly the copies unconfirmed deliveries wait
 for: an event not yet read, the retry a retrying delivery waits on; never what a receiver confirmed,
-nor what went to the new log. On each store."""
+nor what went to the new log. And a retry long overdue is sent again whether or not a loss was seen
+(delivery/overdue.py). On each store."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from gateway.bus.events import new_event
+from gateway.delivery.overdue import OverdueRetries
+from gateway.settings import DeliverySettings
 from gateway.store.deliveries import DEAD_LETTERED, DELIVERED, RETRYING, Deliveries, DeliveryKey, Outcome
 from gateway.store.outbox import Outbox
 from gateway.store.store import OutboxEvent, Store, now
@@ -42,10 +46,12 @@ async def publish(store: Store, *events: OutboxEvent, first: int = 0) -> None:
         claim.published(marked)
 
 
-async def settle(store: Store, e: OutboxEvent, status: str, retry: OutboxEvent | None = None) -> None:
+async def settle(
+    store: Store, e: OutboxEvent, status: str, retry: OutboxEvent | None = None, due: datetime | None = None
+) -> None:
     key = DeliveryKey(e.event_id, "svc", "r", "t", MSK, 0, 0)
     steps: tuple[tuple[str, dict[str, object]], ...] = (("test", {}),)
-    outcome = Outcome(status, 1, steps, retry_id=retry.event_id if retry else None, record=retry)
+    outcome = Outcome(status, 1, steps, retry_id=retry.event_id if retry else None, next_attempt_at=due, record=retry)
     assert await Deliveries(store).record(key, None, outcome)
 
 
@@ -82,3 +88,25 @@ async def test_how_far_each_log_reached_is_the_first_offset_of_its_latest_batch(
     assert await Outbox(store).reached() == {(MSK, 0): 1}
     await publish(store, event(MSK), event(MSK), event(AUDIT), first=3)
     assert await Outbox(store).reached() == {(MSK, 0): 4, (AUDIT, 0): 4}
+
+
+async def test_a_retry_long_overdue_is_published_again_and_one_due_later_or_settled_is_not(store: Store) -> None:
+    late, waiting, settled = event(MSK), event(MSK), event(MSK)
+    await publish(store, late, waiting, settled)
+    late_retry, waiting_retry, settled_retry = event(RETRY), event(RETRY), event(RETRY)
+    at = now()
+    await settle(store, late, RETRYING, late_retry, due=at - timedelta(seconds=400))
+    await settle(store, waiting, RETRYING, waiting_retry, due=at + timedelta(seconds=200))
+    await settle(store, settled, DELIVERED, settled_retry, due=at - timedelta(seconds=400))  # tried, and taken
+    await publish(store)  # the retry records
+    woken: list[bool] = []
+    overdue = OverdueRetries(store, DeliverySettings(overdue_retry_s=300), lambda: woken.append(True))
+
+    assert await overdue.sweep(at + timedelta(seconds=1)) == 0, "published too recently to be taken for lost"
+    assert await overdue.sweep(at + timedelta(seconds=301)) == 1
+    after = await marks(store)
+    assert after[late_retry.event_id] == (False, None), "the retry 400 s overdue goes out again"
+    assert after[waiting_retry.event_id][0] and after[settled_retry.event_id][0]
+    assert woken == [True]
+    await publish(store)
+    assert await overdue.sweep() == 0, "published again just now: not again for another 300 s"

@@ -29,6 +29,9 @@ from tests.processes import gateway_env, local_client, start_gateway, wait_ready
 from tests.samples import service_request
 
 DIRECTORY_PORT = 8090  # schemas/directory/directory.json: the MSK service's FHIR endpoint
+# A retry the broker lost is published again this long after it was due (delivery/overdue.py): well
+# inside the tests' minute for every referral to arrive, where the default five minutes is not.
+OVERDUE_RETRY_S = "15"
 
 
 class SteadyLoad(threading.Thread):
@@ -110,6 +113,7 @@ async def under_load(tmp_path: Path, fault: Fault) -> None:
     base = f"http://127.0.0.1:{api}"
     env = gateway_env(tmp_path, api, free_port(), kafka=f"127.0.0.1:{broker_port}")
     env["DELIVERY_NEW_GROUP_START"] = "earliest"  # nothing published while the group first joins is skipped
+    env["DELIVERY_OVERDUE_RETRY_S"] = OVERDUE_RETRY_S
     gateway = await asyncio.to_thread(start_gateway, env, tmp_path / "gateway.log")
     scene = Scene(tmp_path, env, base, broker_port, broker, gateway, receiver, SteadyLoad(tmp_path, base))
     try:
