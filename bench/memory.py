@@ -12,6 +12,7 @@ that growth would come to over a million.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -117,6 +118,11 @@ async def _send(port: int, texts: Iterator[str], acked: list[int]) -> None:
 
 
 async def _sample(pid: int, samples: Samples, answered: Callable[[], int]) -> None:
+    """RSS each second; each 100k referrals a line on stderr, so a run of an hour shows its progress."""
+    shown = 0
     while True:
         samples.points.append((answered(), rss_kib(pid)[0]))
+        if samples.points[-1][0] >= shown + 100_000:
+            shown = samples.points[-1][0] // 100_000 * 100_000
+            print(f"  {samples.points[-1][0]:,} referrals: RSS {samples.points[-1][1] / 1024:.0f} MiB", file=sys.stderr)
         await asyncio.sleep(1.0)

@@ -23,6 +23,8 @@ from gateway.store.door import run_statements
 from gateway.store.store import Store, now
 from gateway.store.tables import deliveries, history, outbox
 
+_OVERDUE_BATCH = 1000  # overdue retries published again in one round, at most
+
 
 @dataclass(frozen=True)
 class OutboxRow:
@@ -195,13 +197,20 @@ class Outbox:
         published before it too, marked unpublished so the relay sends them again: a retry that long
         overdue was lost by the broker, in a way the relay's look at the log ends could not see (the
         log grew back past its old end before it looked). A retry only late is harmless twice: the
-        delivery ledger answers the second copy. Returns how many are to be published again."""
-        overdue = select(deliveries.c.retry_id).where(
-            deliveries.c.status == RETRYING, deliveries.c.next_attempt_at < before
+        delivery ledger answers the second copy. Returns how many are to be published again.
+        The ledger is read first, outside the store's writer: most rounds find nothing to write."""
+        overdue = (
+            select(deliveries.c.retry_id)
+            .where(deliveries.c.status == RETRYING, deliveries.c.next_attempt_at < before)
+            .limit(_OVERDUE_BATCH)
         )
+        async with self._store.door.read() as conn:
+            ids = [retry_id for (retry_id,) in (await conn.execute(overdue)).all() if retry_id]
+        if not ids:
+            return 0
         again = (
             update(outbox)
-            .where(outbox.c.topic == retries, outbox.c.event_id.in_(overdue), outbox.c.published_at < before)
+            .where(outbox.c.topic == retries, outbox.c.event_id.in_(ids), outbox.c.published_at < before)
             .values(published_at=None, partition=None, offset=None)
         )
         (count,) = await self._store.write(run_statements, again)
