@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -34,6 +34,7 @@ from gateway.store.breaches import Breach, Breaches, Waiting
 from gateway.store.store import OutboxEvent
 
 log = logging.getLogger(__name__)
+_PAGE = 1000  # Tasks a pass reads at once
 HOLIDAYS_WARNING_DAYS = 90  # warn at start-up when the bank holidays listed end sooner than this
 _BREACH_NAMESPACE = uuid.UUID("5b0e8a8e-7c1d-4f0a-9a63-2d8f6c1e4b17")
 Clock = Callable[[], datetime]
@@ -86,12 +87,15 @@ class WaitWatcher:
     async def check(self, at: datetime | None = None) -> Pass:
         """One pass: raise what is due, clear what moved, set the open-breach gauge."""
         at = at or self.clock()
-        waiting = await self.breaches.waiting(self.limits.watched_statuses())
         open_now = await self.breaches.open()
         opened = {(b.task_id, b.since) for b in open_now}
-        fresh = [item for item in waiting if (item.task_id, item.since) not in opened]
-        raised = [b for item in fresh if (b := await self._if_due(item, at)) is not None]
-        current = {(w.task_id, w.since, w.status) for w in waiting}
+        in_breach = {b.task_id for b in open_now}
+        raised: list[Breach] = []
+        current: set[tuple[str, datetime, str]] = set()  # where the Tasks in breach stand now
+        async for page in self._waiting():
+            fresh = [item for item in page if (item.task_id, item.since) not in opened]
+            raised += [b for item in fresh if (b := await self._if_due(item, at)) is not None]
+            current |= {(w.task_id, w.since, w.status) for w in page if w.task_id in in_breach}
         moved = [b for b in open_now if (b.task_id, b.since, b.status) not in current]
         cleared = [b.id for b in moved if await self._clear(b, at)]
         metrics.wait_breaches_open(await self.breaches.counts())
@@ -99,6 +103,18 @@ class WaitWatcher:
             self._wake_relay()
         escalated = tuple(b.id for b in raised if b.escalated_to)
         return Pass(tuple(b.id for b in raised), escalated, tuple(cleared))
+
+    async def _waiting(self) -> AsyncIterator[list[Waiting]]:
+        """Every Task at a watched status, a page at a time: a pass holds one page of the open
+        referrals, not all of them (a whole waiting list of Tasks, each with its JSON, every minute)."""
+        after = None
+        while True:
+            page = await self.breaches.waiting(self.limits.watched_statuses(), after=after, limit=_PAGE)
+            if page:
+                yield page
+            if len(page) < _PAGE:
+                return
+            after = page[-1].task_id
 
     async def _if_due(self, item: Waiting, at: datetime) -> Breach | None:
         """The breach raised for `item`, if it is due; one referral's failure is logged and the pass

@@ -55,8 +55,16 @@ class Breaches:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def waiting(self, statuses: Collection[str]) -> list[Waiting]:
+    async def waiting(
+        self, statuses: Collection[str], after: str | None = None, limit: int | None = None
+    ) -> list[Waiting]:
+        """Tasks at `statuses`; with `limit`, at most that many in id order, from the first id past
+        `after` (a page: the watcher walks every open referral a page at a time)."""
         query = select(tasks).where(tasks.c.status.in_(sorted(statuses)))
+        if after is not None:
+            query = query.where(tasks.c.id > after)
+        if limit is not None:
+            query = query.order_by(tasks.c.id).limit(limit)
         async with self._store.door.read() as conn:
             rows = (await conn.execute(query)).all()
             services = await routed_services(conn, [r.referral_id for r in rows])

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from gateway.demo_receiver import DemoReceiver
+from gateway.safety import watcher as watcher_module
 from gateway.safety.notices import ESCALATION_EXTENSION
 from gateway.settings import DeliverySettings, Settings, WatcherSettings
 from tests.conftest import RunningGateway
@@ -88,8 +89,9 @@ async def steps(gateway: RunningGateway, referral_id: str) -> list[str]:
 
 
 async def test_an_urgent_pad_referral_nobody_picks_up_breaches_escalates_once_and_clears_when_the_task_moves(
-    gateway: RunningGateway, duty_team: DemoReceiver, crisis_line: DemoReceiver
+    gateway: RunningGateway, duty_team: DemoReceiver, crisis_line: DemoReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(watcher_module, "_PAGE", 1)  # a pass walks the Tasks a page at a time: here one each
     runtime = gateway.runtime
     async with gateway.client() as client:
         posted = await client.post("/pad", json=physio_fields({"risk.self-harm-thoughts": True}))
